@@ -1,0 +1,77 @@
+"""The claims registry: every claim of the paper (and of ../THEORY) that the package checks.
+
+A claim is registered with :func:`claim` in a module of :mod:`blindspot.checks`; its check
+returns an :class:`Outcome` (passed, evidence text) or raises :class:`Skip` with a reason.
+:mod:`blindspot.verify` runs the checks and prints the verdict table.
+
+Each claim names where its support lives (``certificate``, ``test``, ``experiment``,
+``page``); ``tests/test_claims.py`` fails when a named object no longer exists, so the
+claims table in the README and the book cannot point at something deleted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+TIERS = ("quick", "full", "gpu")
+"""Tiers are cumulative: ``full`` runs the quick claims too, ``gpu`` runs everything."""
+
+
+class Skip(Exception):
+    """Raised by a check that cannot run here (e.g. no GPU, no results); the message says why."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    passed: bool
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    paper_ref: str
+    tier: str
+    check: Callable[[], Outcome]
+    certificate: str | None = None  # dotted name in blindspot.symbolic (or another module)
+    test: str | None = None  # "tests/test_x.py::test_name"
+    experiment: str | None = None  # e.g. "table1"
+    page: str | None = None  # book page path relative to the repo root, e.g. "proofs/euler.md"
+
+
+_REGISTRY: dict[str, Claim] = {}
+
+
+def claim(id: str, statement: str, *, paper_ref: str, tier: str = "quick",
+          certificate: str | None = None, test: str | None = None,
+          experiment: str | None = None, page: str | None = None):
+    """Register the decorated zero-argument function as the check of a claim."""
+    if tier not in TIERS:
+        raise ValueError(f"claim {id!r}: unknown tier {tier!r}; valid tiers: {', '.join(TIERS)}")
+
+    def decorate(fn: Callable[[], Outcome]) -> Callable[[], Outcome]:
+        if id in _REGISTRY and _REGISTRY[id].check.__qualname__ != fn.__qualname__:
+            raise ValueError(f"claim id {id!r} registered twice")
+        _REGISTRY[id] = Claim(id, statement, paper_ref, tier, fn, certificate, test,
+                              experiment, page)
+        return fn
+
+    return decorate
+
+
+def load_all() -> dict[str, Claim]:
+    """Import every module of :mod:`blindspot.checks` (which registers its claims)."""
+    import blindspot.checks as checks
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(checks.__path__)):
+        if not mod.startswith("_"):
+            importlib.import_module(f"blindspot.checks.{mod}")
+    return dict(_REGISTRY)
+
+
+def tier_includes(selected: str, claim_tier: str) -> bool:
+    return TIERS.index(claim_tier) <= TIERS.index(selected)

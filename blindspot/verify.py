@@ -1,0 +1,124 @@
+"""``python -m blindspot.verify``: check every registered claim and print a verdict table.
+
+Exit status: 0 when no claim FAILs (SKIPPED is not a failure), 1 on any FAIL, 2 on bad
+arguments (unknown tier or claim id).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from blindspot.claims import TIERS, Claim, Outcome, Skip, load_all, tier_includes
+
+
+@dataclass
+class Verdict:
+    id: str
+    statement: str
+    tier: str
+    verdict: str  # PASS | FAIL | SKIPPED
+    evidence: str
+    seconds: float
+
+
+def run_claim(c: Claim) -> Verdict:
+    t0 = time.perf_counter()
+    try:
+        out = c.check()
+        if not isinstance(out, Outcome):
+            raise TypeError(f"check of {c.id} returned {type(out).__name__}, not Outcome")
+        verdict, evidence = ("PASS" if out.passed else "FAIL"), out.evidence
+    except Skip as s:
+        verdict, evidence = "SKIPPED", str(s)
+    except Exception as e:  # a crashing check is a failure, reported with its cause
+        tb = traceback.extract_tb(e.__traceback__)[-1]
+        verdict = "FAIL"
+        evidence = f"error: {type(e).__name__}: {e} ({tb.filename.split('/')[-1]}:{tb.lineno})"
+    return Verdict(c.id, c.statement, c.tier, verdict, evidence, time.perf_counter() - t0)
+
+
+def select(claims: dict[str, Claim], tier: str, only: list[str] | None) -> list[Claim]:
+    if only:
+        unknown = [i for i in only if i not in claims]
+        if unknown:
+            raise KeyError(
+                f"unknown claim id(s): {', '.join(unknown)}. Valid ids:\n  "
+                + "\n  ".join(sorted(claims))
+            )
+        return [claims[i] for i in only]
+    return list(claims.values())
+
+
+def format_table(verdicts: list[Verdict], width: int = 60) -> str:
+    def cut(s: str, n: int) -> str:
+        s = " ".join(s.split())
+        return s if len(s) <= n else s[: n - 1] + "…"
+
+    idw = max([len(v.id) for v in verdicts] + [2])
+    lines = [f"{'id':<{idw}}  {'verdict':<7}  {'s':>6}  {'claim':<{width}}  evidence",
+             "-" * (idw + width + 40)]
+    for v in verdicts:
+        lines.append(f"{v.id:<{idw}}  {v.verdict:<7}  {v.seconds:6.2f}  "
+                     f"{cut(v.statement, width):<{width}}  {cut(v.evidence, 200)}")
+    counts = {k: sum(v.verdict == k for v in verdicts) for k in ("PASS", "FAIL", "SKIPPED")}
+    lines.append("-" * (idw + width + 40))
+    lines.append(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIPPED']} skipped"
+                 f" in {sum(v.seconds for v in verdicts):.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m blindspot.verify", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tier", default="quick",
+                   help=f"which claims to run, cumulative: {' < '.join(TIERS)} (default quick)")
+    p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
+    p.add_argument("--json", metavar="PATH", help="also write the verdicts (with a run card)")
+    p.add_argument("--list", action="store_true", help="list claim ids and exit")
+    args = p.parse_args(argv)
+    if args.tier not in TIERS:
+        print(f"error: unknown tier {args.tier!r}; valid tiers: {', '.join(TIERS)}",
+              file=sys.stderr)
+        return 2
+    claims = load_all()
+    if args.list:
+        for c in claims.values():
+            print(f"{c.id:<40} {c.tier:<6} {c.statement}")
+        return 0
+    try:
+        chosen = select(claims, args.tier, args.only)
+    except KeyError as e:
+        print(f"error: {e.args[0]}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print("error: no claims are registered; a verify that checks nothing must not pass",
+              file=sys.stderr)
+        return 1
+    verdicts = []
+    for c in chosen:
+        if args.only or tier_includes(args.tier, c.tier):
+            v = run_claim(c)
+        else:
+            v = Verdict(c.id, c.statement, c.tier, "SKIPPED",
+                        f"tier {c.tier}: run with --tier {c.tier}", 0.0)
+        verdicts.append(v)
+        print(f"  {v.verdict:<7} {v.id} ({v.seconds:.2f} s)", file=sys.stderr, flush=True)
+    print(format_table(verdicts))
+    if args.json:
+        from dataclasses import asdict
+
+        from blindspot.provenance import atomic_write_json, run_card
+
+        atomic_write_json(args.json, {
+            "verdicts": [asdict(v) for v in verdicts],
+            "run_card": run_card(config={"tier": args.tier, "only": args.only}, seed=None),
+        })
+    return 1 if any(v.verdict == "FAIL" for v in verdicts) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
