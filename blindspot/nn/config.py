@@ -1,0 +1,36 @@
+"""``ModelConfig``: every architectural switch of a looped LM, one field each.
+
+Frozen so that a config is a value (hashable, safe to share); presets and YAML overrides
+live in :mod:`blindspot.train.config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Readout = Literal["norm", "raw", "final_only_norm"]
+NormKind = Literal["rmsnorm", "layernorm"]
+BlockNorm = Literal["pre", "sandwich"]
+Injection = Literal["none", "add", "concat"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 256  # CPU presets use bytes/characters; the paper's GPU presets 20k words
+    max_seq_len: int = 128  # learned position embeddings up to this length
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2  # layers in the shared stack applied once per loop
+    ff_mult: float = 4.0  # SwiGLU hidden width = ff_mult * d_model
+    num_loops: int = 4  # K: how many times the shared stack is applied
+    dropout: float = 0.0
+    norm: NormKind = "rmsnorm"  # kind of every norm (blocks, readout, inter-loop)
+    norm_eps: float = 1e-6  # ε of every norm; ε > 0 leaks a little scale (THEORY §3)
+    readout: Readout = "norm"  # norm: N(H_k) then W; raw: W·H_k; final_only_norm: raw but N at loop K
+    inter_loop_norm: bool = False  # normalize H_k before feeding loop k+1 (scale-removing recurrence)
+    block_norm: BlockNorm = "pre"  # pre: x + f(N(x)); sandwich: x + N(f(N(x)))
+    prelude_layers: int = 0  # Huginn-style unshared layers before the loop
+    coda_layers: int = 0  # unshared layers after the loop (before every readout)
+    input_injection: Injection = "none"  # re-inject the prelude output e at every loop
+    tie_embeddings: bool = True  # readout matrix W = token embedding
