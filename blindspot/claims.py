@@ -75,3 +75,47 @@ def load_all() -> dict[str, Claim]:
 
 def tier_includes(selected: str, claim_tier: str) -> bool:
     return TIERS.index(claim_tier) <= TIERS.index(selected)
+
+
+def markdown_table(claims: dict[str, Claim] | None = None) -> str:
+    """The claims table of the README and the book: claim -> tier, paper reference and the
+    certificate, test, experiment and page that support it. Regenerate with
+    ``python -m blindspot.claims``; ``tests/test_readme.py`` fails when the README's copy is stale."""
+    claims = load_all() if claims is None else claims
+
+    def code(x: str | None) -> str:
+        return f"`{x}`" if x else "—"
+
+    rows = ["| id | claim | paper | tier | certificate | test | experiment | page |",
+            "|---|---|---|---|---|---|---|---|"]
+    for c in claims.values():
+        statement = " ".join(c.statement.split()).replace("|", "\\|")
+        rows.append(f"| `{c.id}` | {statement} | {c.paper_ref} | {c.tier} | {code(c.certificate)} "
+                    f"| {code(c.test)} | {code(c.experiment)} | {code(c.page)} |")
+    return "\n".join(rows)
+
+
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+
+
+def replace_table(text: str, table: str) -> str:
+    """Put ``table`` between the claims markers of a markdown document."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"no {BEGIN} ... {END} markers in the document")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:2] == ["--update"] and len(sys.argv) == 3:
+        from pathlib import Path
+
+        from blindspot.provenance import atomic_write_text
+
+        path = Path(sys.argv[2])
+        atomic_write_text(path, replace_table(path.read_text(), markdown_table()))
+    else:
+        print(markdown_table())
