@@ -27,8 +27,8 @@ class ModelConfig:
     dropout: float = 0.0
     norm: NormKind = "rmsnorm"  # kind of every norm (blocks, readout, inter-loop)
     norm_eps: float = 1e-6  # ε of every norm; ε > 0 leaks a little scale (THEORY §3)
-    readout: Readout = "norm"  # norm: N(H_k) then W; raw: W·H_k; final_only_norm: raw but N at loop K
-    inter_loop_norm: bool = False  # normalize H_k before feeding loop k+1 (scale-removing recurrence)
+    readout: Readout = "norm"  # norm: W·N(H_k); raw: W·H_k; final_only_norm: raw, N at loop K
+    inter_loop_norm: bool = False  # feed N(H_k) to loop k+1 (scale-removing recurrence)
     block_norm: BlockNorm = "pre"  # pre: x + f(N(x)); sandwich: x + N(f(N(x)))
     prelude_layers: int = 0  # Huginn-style unshared layers before the loop
     coda_layers: int = 0  # unshared layers after the loop (before every readout)
