@@ -1,0 +1,174 @@
+"""What the book (``book/``) computes about itself: its table of contents, the claims chapter
+and the checks that keep the two in step.
+
+Pure functions over plain data (the parsed ``_toc.yml``, the claims registry, a ``verify
+--json`` file), so ``tests/test_book.py`` can test them without building the book; the local
+Sphinx extension ``book/_ext/blindspot_book.py`` calls :func:`book_problems` at the end of
+every build and turns each problem into a warning, which ``jupyter-book build -W`` makes an
+error. Imports only point downward: this module sits beside :mod:`blindspot.verify`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from blindspot.claims import Claim
+
+SOURCE_SUFFIXES = (".md", ".ipynb", ".rst")
+CLAIMS_PAGE = "notebooks/claims"
+"""The docname of chapter 8, the claims table."""
+
+
+def docname(path: str) -> str:
+    """``proofs/euler.md`` -> ``proofs/euler``: a repository path as a Sphinx docname."""
+    for suffix in SOURCE_SUFFIXES:
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def _source_docnames(book_dir: Path) -> list[str]:
+    """Docnames of every source file under ``book_dir`` (following the notebooks/ and proofs/
+    symlinks), excluding the build folder."""
+    names = []
+    for root, dirs, files in os.walk(book_dir, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        for f in sorted(files):
+            if f.endswith(SOURCE_SUFFIXES):
+                rel = (Path(root) / f).relative_to(book_dir).as_posix()
+                names.append(docname(rel))
+    return names
+
+
+def toc_docnames(toc: Mapping[str, Any], book_dir: str | os.PathLike) -> list[str]:
+    """Every docname a parsed jb-book ``_toc.yml`` includes, in reading order.
+
+    ``file:`` entries are taken as written; ``glob:`` entries are matched against the source
+    files under ``book_dir``, excluding the page that holds the glob (as Sphinx's toctree
+    glob does) and pages listed explicitly elsewhere.
+    """
+    if "root" not in toc:
+        raise ValueError("_toc.yml has no 'root:' entry; a jb-book toc starts with root: index")
+    sources = _source_docnames(Path(book_dir))
+    out: list[str] = [docname(str(toc["root"]))]
+    explicit = set(out)
+
+    def collect_explicit(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if "file" in node:
+                explicit.add(docname(str(node["file"])))
+            for value in node.values():
+                collect_explicit(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect_explicit(item)
+
+    def walk(node: Any, parent: str) -> None:
+        if isinstance(node, Mapping):
+            if "file" in node:
+                name = docname(str(node["file"]))
+                out.append(name)
+                parent = name
+            elif "glob" in node:
+                pattern = docname(str(node["glob"]))
+                out.extend(n for n in sources if fnmatch.fnmatchcase(n, pattern)
+                           and n != parent and n not in explicit)
+            for key in ("parts", "chapters", "sections"):
+                if key in node:
+                    walk(node[key], parent)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, parent)
+
+    collect_explicit(toc)
+    walk(toc, out[0])
+    return out
+
+
+def load_verdicts(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Read a ``python -m blindspot.verify --json PATH`` file: (verdicts by claim id, run card)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no verdict file {path}; write it with "
+                                f"`python -m blindspot.verify --json {path}`")
+    try:
+        data = json.loads(path.read_text())
+        verdicts = {v["id"]: v for v in data["verdicts"]}
+        card = data["run_card"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a `blindspot.verify --json` file ({type(e).__name__}: "
+                         f"{e}); regenerate it with `python -m blindspot.verify --json {path}`"
+                         ) from e
+    return verdicts, card
+
+
+def _cell(text: str | None, code: bool = True) -> str:
+    if not text:
+        return "—"
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return f"`{text}`" if code else text
+
+
+def claims_markdown(claims: Mapping[str, Claim], verdicts: Mapping[str, Mapping[str, Any]],
+                    page_links: bool = True) -> str:
+    """Chapter 8's table: claim -> verdict -> certificate -> test -> experiment -> page.
+
+    ``verdicts`` maps claim ids to entries of a ``verify --json`` file; a claim registered
+    after that file was written shows "not run". With ``page_links`` the page column is a
+    MyST document link, so a page that is not in the book breaks the build.
+    """
+    rows = ["| id | claim | paper | tier | verdict | evidence | certificate | test | experiment "
+            "| page |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for c in claims.values():
+        v = verdicts.get(c.id)
+        verdict = f"**{v['verdict']}**" if v else "not run"
+        evidence = _cell(v["evidence"], code=False) if v else "—"
+        if c.page and page_links:
+            page = f"[{c.page}](/{c.page})"  # MyST: a root-relative document link
+        else:
+            page = _cell(c.page)
+        rows.append(f"| `{c.id}` | {_cell(c.statement, code=False)} | {_cell(c.paper_ref, False)} "
+                    f"| {c.tier} | {verdict} | {evidence} | {_cell(c.certificate)} "
+                    f"| {_cell(c.test)} | {_cell(c.experiment)} | {page} |")
+    return "\n".join(rows)
+
+
+def verdict_counts(claims: Iterable[str], verdicts: Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, int]:
+    """How many of ``claims`` PASS, FAIL, were SKIPPED, or are missing from ``verdicts``."""
+    counts = {"PASS": 0, "FAIL": 0, "SKIPPED": 0, "not run": 0}
+    for cid in claims:
+        counts[verdicts[cid]["verdict"] if cid in verdicts else "not run"] += 1
+    return counts
+
+
+def book_problems(claims: Mapping[str, Claim], toc_names: Iterable[str],
+                  built: Iterable[str], claims_page_text: str | None) -> list[str]:
+    """Everything the claims table promises that the book does not deliver.
+
+    A problem is reported when a claim's ``page`` is not in the table of contents, was not
+    built, or when the built claims chapter (its HTML, ``claims_page_text``) does not list
+    every claim id as the whole text of an element (``>ID<`` in the HTML, so ``S2.euler``
+    is not found inside ``S2.euler-leak``).
+    """
+    toc_set, built_set = set(toc_names), set(built)
+    problems = []
+    for c in claims.values():
+        if not c.page:
+            continue
+        name = docname(c.page)
+        if name not in toc_set:
+            problems.append(f"claim {c.id}: page {c.page} is not in book/_toc.yml; add it")
+        elif name not in built_set:
+            problems.append(f"claim {c.id}: page {c.page} was not built")
+    if claims_page_text is None:
+        problems.append(f"the claims chapter {CLAIMS_PAGE} was not built")
+    else:
+        problems += [f"claim {cid} is missing from the claims chapter {CLAIMS_PAGE}"
+                     for cid in claims if f">{cid}<" not in claims_page_text]
+    return problems

@@ -1,0 +1,141 @@
+"""The book's side of the claims table: every page a claim names is in book/_toc.yml, the
+claims chapter lists every claim, and the book is configured to build offline.
+
+These tests read the book's sources only (no build: that is .ci/run's job, a few minutes);
+the same checks run at the end of every build through book/_ext/blindspot_book.py, where a
+problem is a warning and ``-W`` makes it an error.
+"""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from blindspot.book import (
+    CLAIMS_PAGE,
+    book_problems,
+    claims_markdown,
+    docname,
+    load_verdicts,
+    toc_docnames,
+    verdict_counts,
+)
+from blindspot.claims import Claim, Outcome, load_all
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+TOC = yaml.safe_load((BOOK / "_toc.yml").read_text())
+CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
+
+
+def _claim(cid: str, page: str | None = None, statement: str = "s") -> Claim:
+    return Claim(cid, statement, "§1", "quick", lambda: Outcome(True, ""), page=page,
+                 test="tests/test_book.py::test_x")
+
+
+def test_every_toc_entry_is_a_source_file():
+    names = toc_docnames(TOC, BOOK)
+    assert CLAIMS_PAGE in names and "api" in names
+    for name in names:
+        assert any((BOOK / f"{name}{s}").is_file() for s in (".md", ".ipynb", ".rst")), name
+    assert len(names) == len(set(names)), "a page is listed twice in _toc.yml"
+
+
+def test_every_claim_page_is_in_the_toc():
+    names = set(toc_docnames(TOC, BOOK))
+    missing = {c.id: c.page for c in load_all().values()
+               if c.page and docname(c.page) not in names}
+    assert not missing, f"claims name pages that are not in book/_toc.yml: {missing}"
+
+
+def test_claims_chapter_calls_the_generator_and_reads_committed_verdicts():
+    text = (ROOT / f"{CLAIMS_PAGE}.md").read_text()
+    assert "claims_markdown(" in text and "load_all()" in text
+    assert "verify-quick.json" in text
+
+
+def test_claims_markdown_lists_every_claim_with_its_verdict():
+    claims = {c.id: c for c in [_claim("A.one", "proofs/a.md", "x | y"), _claim("B.two")]}
+    verdicts = {"A.one": {"verdict": "PASS", "evidence": "max residual 0"}}
+    table = claims_markdown(claims, verdicts)
+    rows = table.splitlines()
+    assert len(rows) == 2 + len(claims)
+    assert "`A.one`" in rows[2] and "**PASS**" in rows[2] and "max residual 0" in rows[2]
+    assert "x \\| y" in rows[2]  # a '|' in a statement must not split the row
+    assert "[proofs/a.md](/proofs/a.md)" in rows[2]
+    assert "`B.two`" in rows[3] and "not run" in rows[3]
+    assert all(r.count("|") - r.count("\\|") == rows[0].count("|") for r in rows)
+
+
+def test_verdict_counts():
+    v = {"a": {"verdict": "PASS"}, "b": {"verdict": "SKIPPED"}}
+    assert verdict_counts(["a", "b", "c"], v) == {"PASS": 1, "FAIL": 0, "SKIPPED": 1,
+                                                  "not run": 1}
+
+
+def test_load_verdicts_errors_name_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="blindspot.verify --json"):
+        load_verdicts(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="regenerate"):
+        load_verdicts(bad)
+    bad.write_text(json.dumps({"verdicts": [{"no_id": 1}], "run_card": {}}))
+    with pytest.raises(ValueError, match="KeyError"):
+        load_verdicts(bad)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"verdicts": [{"id": "a", "verdict": "PASS"}],
+                                "run_card": {"git_revision": "abc"}}))
+    verdicts, card = load_verdicts(good)
+    assert verdicts["a"]["verdict"] == "PASS" and card["git_revision"] == "abc"
+
+
+def test_book_problems_finds_each_kind_of_gap():
+    claims = {"S2.euler": _claim("S2.euler", "proofs/euler.md"),
+              "S2.euler-leak": _claim("S2.euler-leak", "notebooks/missing.md"),
+              "T1.x": _claim("T1.x", "notebooks/toy.md")}
+    html = "<span>S2.euler-leak</span><span>T1.x</span>"
+    problems = book_problems(claims, ["index", "proofs/euler", "notebooks/toy"],
+                             ["index", "proofs/euler"], html)
+    assert any("notebooks/missing.md is not in book/_toc.yml" in p for p in problems)
+    assert any("notebooks/toy.md was not built" in p for p in problems)
+    # S2.euler only occurs inside S2.euler-leak: it must still count as missing
+    assert any("claim S2.euler is missing" in p for p in problems)
+    assert len(problems) == 3
+    assert book_problems(claims, [], [], None)[-1].endswith("was not built")
+    whole = "".join(f">{c}<" for c in claims)
+    ok = {k: replace(c, page=None) if c.page == "notebooks/missing.md" else c
+          for k, c in claims.items()}
+    assert book_problems(ok, ["proofs/euler", "notebooks/toy"],
+                         ["proofs/euler", "notebooks/toy"], whole) == []
+
+
+def test_toc_glob_excludes_its_own_page_and_explicit_pages(tmp_path):
+    for name in ("index", "p/index", "p/a", "p/b", "p/c"):
+        (tmp_path / f"{name}.md").parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"{name}.md").write_text("# x\n")
+    toc = {"root": "index", "chapters": [
+        {"file": "p/index", "sections": [{"glob": "p/*"}]}, {"file": "p/c"}]}
+    assert toc_docnames(toc, tmp_path) == ["index", "p/index", "p/a", "p/b", "p/c"]
+    with pytest.raises(ValueError, match="root"):
+        toc_docnames({"chapters": []}, tmp_path)
+
+
+def test_math_is_served_locally_not_from_a_cdn():
+    path = CONFIG["sphinx"]["config"]["mathjax_path"]
+    assert "://" not in path and not path.startswith("//")
+    assert (BOOK / "_static" / path).is_file()
+    fonts = BOOK / "_static" / Path(path).parent / "output" / "chtml" / "fonts" / "woff-v2"
+    assert len(list(fonts.glob("*.woff"))) >= 20  # MathJax 3's CHTML output fetches these lazily
+
+
+def test_build_fails_on_errors_and_executes_with_cache():
+    ex = CONFIG["execute"]
+    assert ex["execute_notebooks"] == "cache" and ex["allow_errors"] is False
+    assert CONFIG["sphinx"]["config"]["nb_execution_raise_on_error"] is True
+    assert (BOOK / "notebooks").resolve() == ROOT / "notebooks"
+    assert (BOOK / "proofs").resolve() == ROOT / "proofs"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "jupyter-book build -W -n --keep-going book/" in ci
