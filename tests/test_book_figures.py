@@ -5,6 +5,7 @@ reproducibly."""
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,8 +23,9 @@ def _line(results: Path):
 
 @pytest.fixture
 def registered(monkeypatch):
-    """A test figure that reads results/x.txt, registered for the test only."""
-    monkeypatch.setattr(F, "FIGURES", dict(F.FIGURES))
+    """A test figure that reads results/x.txt, registered for the test only (after the
+    package's own figures are loaded, so they land in the real registry)."""
+    monkeypatch.setattr(F, "FIGURES", dict(F.load_all()))
     F.figure("test-line", caption="a line", needs=("x.txt",), command="echo 2 > x.txt")(_line)
     return "test-line"
 
@@ -83,3 +85,42 @@ def test_results_root_env_and_search(tmp_path, monkeypatch):
     monkeypatch.setenv(F.RESULTS_ENV, str(tmp_path / "missing"))
     with pytest.raises(NotADirectoryError, match="BLINDSPOT_RESULTS"):
         F.results_root()
+
+
+def test_normalized_readout_landscape_has_no_radial_gradient():
+    from blindspot.figures.theory import readout_landscape
+
+    W = np.random.default_rng(1).normal(size=(4, 2))
+    norm = readout_landscape(W, 2, "norm", grid=8, rings=(0.01, 1.0, 1e3))
+    raw = readout_landscape(W, 2, "raw", grid=8)
+    # ε = 0: <h, ∇L> is exactly 0; float64 round-off in the cosine is ~1e-16, 1e-12 leaves room
+    assert norm.radial_share.max() < 1e-12
+    assert np.median(raw.radial_share) > 0.1  # a raw readout's gradient is not tangent
+    # invariance along rays: L(c h) = L(h) on the grid (pairs of points on one ray)
+    leak = readout_landscape(W, 2, "norm", eps=1e-2, grid=8, rings=(0.1, 10.0))
+    small, large = np.split(leak.radial_share, 2)
+    assert large.max() < small.min()  # with ε > 0 the share shrinks as the scale grows
+    with pytest.raises(ValueError, match="readout"):
+        readout_landscape(W, 0, "layer")
+    with pytest.raises(ValueError, match=r"\(V, 2\)"):
+        readout_landscape(W, 4, "norm")
+
+
+def test_prenorm_recurrence_obeys_the_exact_lemma2_identity():
+    from blindspot.figures.theory import prenorm_recurrence
+
+    rng = np.random.default_rng(2)
+    A, b = rng.normal(size=(5, 5)), rng.normal(size=5)
+    rec = prenorm_recurrence(A, b, rng.normal(size=5), loops=30)
+    s, a = rec.scale, rec.radial
+    delta_sq = a**2 + rec.tangential**2
+    # s_{k+1}^2 = s_k^2 + 2 s_k a_k + ‖Δ‖^2 holds exactly; 1e-12 relative is float64 round-off
+    np.testing.assert_allclose(s[1:] ** 2, s[:-1] ** 2 + 2 * s[:-1] * a + delta_sq, rtol=1e-12)
+    with pytest.raises(ValueError, match="loops"):
+        prenorm_recurrence(A, b, b, loops=0)
+
+
+def test_blind_spot_figure_is_registered_and_draws(tmp_path):
+    fig = F.draw("blind-spot", tmp_path)  # needs no result files
+    assert len(fig.axes) == 5  # three panels and two colour bars
+    plt.close(fig)
