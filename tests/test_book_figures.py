@@ -124,3 +124,23 @@ def test_blind_spot_figure_is_registered_and_draws(tmp_path):
     fig = F.draw("blind-spot", tmp_path)  # needs no result files
     assert len(fig.axes) == 5  # three panels and two colour bars
     plt.close(fig)
+
+
+def test_gd_on_sphere_norm_identity_and_weight_decay_equilibrium():
+    from blindspot.figures.theory import equilibrium_sq_norm, gd_on_sphere
+
+    free = gd_on_sphere(lr=0.5, steps=60, dim=6)
+    # ‖w_{t+1}‖² = ‖w_t‖² + η²‖∇L‖² exactly (Euler: <w, ∇L> = 0); float64 round-off, 1e-12 rel
+    np.testing.assert_allclose(free.sq_norm, free.predicted_sq_norm, rtol=1e-12)
+    assert np.all(np.diff(free.sq_norm) > 0)  # monotone growth without weight decay
+    decayed = gd_on_sphere(lr=0.5, weight_decay=0.02, steps=400, dim=6)
+    tail = decayed.sq_norm[200:]
+    # equilibrium ‖w*‖⁴ ≈ ηG²/(2λ) to first order in ηλ = 0.01; minibatch noise makes ‖w‖²
+    # fluctuate by a few percent around it, so 10 % on the tail mean
+    assert abs(tail.mean() / equilibrium_sq_norm(decayed) - 1) < 0.10
+    # angular step √(2ηλ) = 0.2 on average, same first-order and noise argument
+    assert abs(decayed.angular_step[200:].mean() / np.sqrt(2 * 0.5 * 0.02) - 1) < 0.10
+    with pytest.raises(ValueError, match="weight_decay"):
+        equilibrium_sq_norm(free)
+    with pytest.raises(ValueError, match="lr > 0"):
+        gd_on_sphere(lr=-1.0)

@@ -1,7 +1,7 @@
 """Figures of chapters 1-3 (theory): computed from package functions, no result files.
 
 Each registered recipe evaluates the package's own kernels (``blindspot.nn.functional``) in
-float64 with ``torch.func`` autograd, or the symbolic layer's exports; nothing is typed in
+float64 with torch autograd, or the symbolic layer's exports; nothing is typed in
 twice. Drawing functions take their data as arguments; the registered recipes at the bottom
 produce that data with fixed seeds, so the figures are the same on every run.
 """
@@ -38,7 +38,6 @@ def readout_landscape(W: np.ndarray, y: int, readout: str, eps: float = 0.0,
     the descent direction is tangent to every circle (checked in tests/test_book_figures.py).
     """
     import torch
-    from torch.func import grad, vmap
 
     from blindspot.nn import rms_norm
 
@@ -49,17 +48,19 @@ def readout_landscape(W: np.ndarray, y: int, readout: str, eps: float = 0.0,
         raise ValueError(f"W must be (V, 2) and 0 <= y < V; got W {W.shape}, y={y}")
     Wt = torch.as_tensor(W)  # (V, 2)
 
-    def loss(h):  # h: (2,)
-        z = Wt @ (rms_norm(h, eps=eps) if readout == "norm" else h)  # (V,)
-        return torch.logsumexp(z, 0) - z[y]
+    def losses(h):  # h: (P, 2) -> (P,), one loss per state
+        z = (rms_norm(h, eps=eps) if readout == "norm" else h) @ Wt.T  # (P, V)
+        return torch.logsumexp(z, 1) - z[:, y]
 
     x = np.linspace(-extent, extent, grid)
     X, Y = np.meshgrid(x, x)  # (G, G)
     H = torch.as_tensor(np.stack([X.ravel(), Y.ravel()], axis=1))  # (G*G, 2)
-    L = vmap(loss)(H).reshape(grid, grid).numpy()
+    L = losses(H).reshape(grid, grid).numpy()
     angles = np.linspace(0, 2 * np.pi, per_ring, endpoint=False)
     pts = np.concatenate([r * np.stack([np.cos(angles), np.sin(angles)], 1) for r in rings])
-    g = vmap(grad(loss))(torch.as_tensor(pts)).numpy()  # (P, 2)
+    P = torch.as_tensor(pts).requires_grad_(True)  # (P, 2)
+    # the losses are independent per row, so the gradient of their sum is row-wise ∇L
+    g = torch.autograd.grad(losses(P).sum(), P)[0].numpy()  # (P, 2)
     share = np.abs((pts * g).sum(1)) / (np.linalg.norm(pts, axis=1) * np.linalg.norm(g, axis=1))
     return Landscape(x, L, pts, -g, share)
 
@@ -161,3 +162,194 @@ through a raw readout it is not; (c) a pre-norm residual recurrence grows the sc
 (a) cannot see, while its angular step shrinks like 1/s_k (Lemma 2).""")
 def blind_spot_figure(results: Path):
     return draw_blind_spot(*blind_spot_inputs())
+
+
+@dataclass(frozen=True)
+class EpsLeak:
+    """Radial share of a normalized readout's gradient against the scale, per ε."""
+
+    scales: np.ndarray  # (S,) s = ‖h‖
+    eps: tuple[float, ...]
+    measured: np.ndarray  # (E, S) |<h, ∇L>| / (‖h‖ ‖∇L‖) from float64 autograd
+    closed: np.ndarray  # (E, S) the same share with <h, ∇L> from the closed form
+    dim: int
+
+
+def eps_leak(closed_inner, eps: tuple[float, ...] = (1e-8, 1e-6, 1e-5, 1e-3),
+             scales: np.ndarray | None = None, dim: int = 8, vocab: int = 5,
+             seed: int = 0) -> EpsLeak:
+    """The ε-leak of an RMSNorm readout along one ray h = s·u.
+
+    ``measured`` differentiates :math:`L(h) = \\mathrm{CE}(W\\,N_\\varepsilon(h), y)` (the
+    package kernel :func:`blindspot.nn.rms_norm`) with torch autograd in float64;
+    ``closed`` uses ``closed_inner(h, W, y, eps) -> <h, ∇L>``, the symbolic layer's closed
+    form :math:`\\frac{\\varepsilon}{r^3}\\langle h, W^\\top(p - e_y)\\rangle`,
+    :math:`r^2 = \\mathrm{ms}(h) + \\varepsilon` (unit gain). The share decays like
+    :math:`\\varepsilon/\\mathrm{ms}(h)` once :math:`\\mathrm{ms}(h) \\gg \\varepsilon`.
+    """
+    import torch
+
+    from blindspot.nn import rms_norm
+
+    rng = np.random.default_rng(seed)
+    W = torch.as_tensor(rng.normal(size=(vocab, dim)))  # (V, n)
+    u = rng.normal(size=dim)
+    u /= np.linalg.norm(u)
+    y = int(rng.integers(vocab))
+    scales = np.logspace(-4, 3, 57) if scales is None else np.asarray(scales, np.float64)
+    measured = np.empty((len(eps), len(scales)))
+    closed = np.empty_like(measured)
+    for i, e in enumerate(eps):
+        def loss(h, e=e):
+            z = W @ rms_norm(h, eps=e)  # (V,)
+            return torch.logsumexp(z, 0) - z[y]
+
+        for j, s in enumerate(scales):
+            h = torch.as_tensor(s * u).requires_grad_(True)  # (n,)
+            g = torch.autograd.grad(loss(h), h)[0]  # (n,)
+            h = h.detach()
+            norm = float(h.norm() * g.norm())
+            measured[i, j] = abs(float(h @ g)) / norm
+            closed[i, j] = abs(float(closed_inner(h.numpy(), W.numpy(), y, e))) / norm
+    return EpsLeak(scales, tuple(eps), measured, closed, dim)
+
+
+def draw_eps_leak(leak: EpsLeak):
+    """Radial share against scale, measured (markers) and closed form (lines), with the
+    :math:`\\varepsilon/\\mathrm{ms}(h)` asymptote and the float64 round-off floor."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ms = leak.scales**2 / leak.dim
+    for i, e in enumerate(leak.eps):
+        (line,) = ax.loglog(leak.scales, leak.closed[i], lw=1.5, label=f"$\\varepsilon$={e:g}")
+        ax.loglog(leak.scales[::3], leak.measured[i, ::3], "o", ms=3.5, color=line.get_color(),
+                  mfc="none")
+        ax.loglog(leak.scales, e / ms, ":", lw=0.8, color=line.get_color())
+    ax.axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls="--")
+    ax.text(leak.scales[0], np.finfo(np.float64).eps * 2, "float64 round-off", fontsize=8,
+            color="gray")
+    ax.set_ylim(1e-18, 2)
+    ax.set_xlabel("scale $s=\\|h\\|$")
+    ax.set_ylabel("radial share $|\\langle h,\\nabla L\\rangle|/(\\|h\\|\\,\\|\\nabla L\\|)$")
+    ax.set_title(f"RMSNorm readout, n={leak.dim}: closed form (lines), autograd (circles),\n"
+                 "asymptote $\\varepsilon/\\mathrm{ms}(h)$ (dotted)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class NormTrajectory:
+    """Gradient descent on a parameter that the loss sees only through its direction."""
+
+    steps: np.ndarray  # (T+1,)
+    sq_norm: np.ndarray  # (T+1,) ‖w_t‖²
+    predicted_sq_norm: np.ndarray  # (T+1,) ‖w_0‖² + η² Σ_{s<t} ‖∇L(w_s)‖² (weight decay 0)
+    angular_step: np.ndarray  # (T,) ‖u_{t+1} - u_t‖
+    unit_grad_sq: np.ndarray  # (T,) ‖∇L(u_t)‖², the gradient at unit norm
+    lr: float
+    weight_decay: float
+
+
+def gd_on_sphere(lr: float, weight_decay: float = 0.0, steps: int = 400, dim: int = 16,
+                 vocab: int = 6, batch: int = 64, minibatch: int = 4, w0_norm: float = 1.0,
+                 seed: int = 0) -> NormTrajectory:
+    """Stochastic gradient descent :math:`w_{t+1} = w_t - \\eta(\\nabla L_t(w_t) + \\lambda w_t)`
+    on :math:`L_t(w) = \\frac1m\\sum_{i \\in B_t} \\mathrm{CE}(W_i\\,N(w), y_i)`, a fresh
+    minibatch :math:`B_t` of ``minibatch`` of ``batch`` examples each step, with :math:`N` =
+    RMSNorm (ε = 0), so :math:`L_t(c\\,w) = L_t(w)`. Minibatch noise keeps the gradient from
+    vanishing, as in training.
+    With λ = 0, :math:`\\|w_{t+1}\\|^2 = \\|w_t\\|^2 + \\eta^2\\|\\nabla L(w_t)\\|^2` exactly
+    (``predicted_sq_norm``); with λ > 0 the norm settles where
+    :math:`\\|w\\|^4 \\approx \\eta G^2/(2\\lambda)`, :math:`G = \\|\\nabla L(u)\\|`, and the
+    angular step at :math:`\\sqrt{2\\eta\\lambda}` (tests/test_book_figures.py).
+    """
+    import torch
+
+    from blindspot.nn import rms_norm
+
+    if lr <= 0 or weight_decay < 0 or steps < 1:
+        raise ValueError(f"need lr > 0, weight_decay >= 0, steps >= 1; got lr={lr}, "
+                         f"weight_decay={weight_decay}, steps={steps}")
+    rng = np.random.default_rng(seed)
+    W = torch.as_tensor(rng.normal(size=(batch, vocab, dim)))  # (B, V, n): one readout per example
+    y = torch.as_tensor(rng.integers(vocab, size=batch))  # (B,)
+
+    def loss(w, rows):
+        z = W[rows] @ rms_norm(w, eps=0.0)  # (m, V)
+        return (torch.logsumexp(z, 1) - z[torch.arange(len(rows)), y[rows]]).mean()
+
+    def g_loss(w, rows):  # plain autograd: ~20x cheaper per call than torch.func.grad here
+        w = w.detach().requires_grad_(True)
+        return torch.autograd.grad(loss(w, rows), w)[0]
+
+    w = torch.as_tensor(rng.normal(size=dim))
+    w = w * (w0_norm / w.norm())  # (n,)
+    sq, pred, turn, unit = [float(w @ w)], [float(w @ w)], [], []
+    for _ in range(steps):
+        rows = torch.as_tensor(rng.choice(batch, size=minibatch, replace=False))
+        g = g_loss(w, rows)  # (n,)
+        unit.append(float(g.norm() ** 2 * (w @ w)))  # ∇L(u) = ‖w‖ ∇L(w)
+        w_next = w - lr * (g + weight_decay * w)
+        turn.append(float((w_next / w_next.norm() - w / w.norm()).norm()))
+        pred.append(pred[-1] + lr**2 * float(g @ g))
+        w = w_next
+        sq.append(float(w @ w))
+    return NormTrajectory(np.arange(steps + 1), np.array(sq), np.array(pred), np.array(turn),
+                          np.array(unit), lr, weight_decay)
+
+
+def equilibrium_sq_norm(traj: NormTrajectory, tail: float = 0.5) -> float:
+    """:math:`\\|w^*\\|^2 = \\sqrt{\\eta\\,\\overline{G^2}/(2\\lambda)}` with
+    :math:`\\overline{G^2}` the mean unit-norm squared gradient over the last ``tail`` of
+    the run (the balance of weight decay's shrinkage against the gradient's growth)."""
+    if traj.weight_decay <= 0:
+        raise ValueError("the equilibrium needs weight_decay > 0; without it the norm grows")
+    g2 = traj.unit_grad_sq[int(len(traj.unit_grad_sq) * (1 - tail)):].mean()
+    return float(np.sqrt(traj.lr * g2 / (2 * traj.weight_decay)))
+
+
+def draw_gd_norm(free: NormTrajectory, decayed: NormTrajectory):
+    """(a) ‖w_t‖² under GD without weight decay against the exact identity; (b) with weight
+    decay against the equilibrium; (c) the angular step (effective learning rate)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.9))
+    ax = axes[0]
+    ax.plot(free.steps, free.sq_norm, lw=2, label="measured $\\|w_t\\|^2$")
+    ax.plot(free.steps, free.predicted_sq_norm, "k--", lw=1,
+            label="$\\|w_0\\|^2+\\eta^2\\sum_s\\|\\nabla L(w_s)\\|^2$")
+    ax.set_title(f"(a) SGD, no weight decay ($\\eta$={free.lr:g})", fontsize=10)
+    ax.set_xlabel("step $t$")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.plot(decayed.steps, decayed.sq_norm, lw=2, color="C1", label="measured $\\|w_t\\|^2$")
+    ax.axhline(equilibrium_sq_norm(decayed), color="k", ls="--", lw=1,
+               label="$\\sqrt{\\eta G^2/(2\\lambda)}$")
+    ax.set_title(f"(b) SGD + weight decay $\\lambda$={decayed.weight_decay:g}", fontsize=10)
+    ax.set_xlabel("step $t$")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    ax.semilogy(free.steps[1:], free.angular_step, label="no weight decay")
+    ax.semilogy(decayed.steps[1:], decayed.angular_step, color="C1", label="weight decay")
+    ax.axhline(np.sqrt(2 * decayed.lr * decayed.weight_decay), color="k", ls="--", lw=1,
+               label="$\\sqrt{2\\eta\\lambda}$")
+    ax.set_title("(c) angular step $\\|u_{t+1}-u_t\\|$", fontsize=10)
+    ax.set_xlabel("step $t$")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gd_norm_inputs() -> tuple[NormTrajectory, NormTrajectory]:
+    """The two runs of chapter 3's figure (fixed seed)."""
+    return gd_on_sphere(lr=0.5, steps=600), gd_on_sphere(lr=0.5, weight_decay=0.01, steps=600)
+
+
+@figure("gd-norm-growth", caption="""Gradient descent on a parameter the loss sees only through
+its direction: without weight decay the squared norm grows by exactly eta^2 ||grad||^2 per step
+and the angular step (effective learning rate) decays; with weight decay it settles where
+||w||^4 = eta G^2 / (2 lambda) and the angular step at sqrt(2 eta lambda).""")
+def gd_norm_figure(results: Path):
+    return draw_gd_norm(*gd_norm_inputs())
