@@ -1,1 +1,14 @@
-"""blindspot.diagnostics"""
+"""Diagnostics for any looped torch model: does it have the readout blind spot?
+
+An adapter (:class:`LoopAdapter`) names a model's loop body, state and readout; the recorder
+(:func:`record`) produces a :class:`blindspot.nn.trace.LoopTrace`; each diagnostic turns a
+trace (and, for interventions, the adapter) into a :class:`Table`; :func:`diagnose` runs
+them all and :func:`write_tables` saves them with a run card. ``blindspot diagnose CKPT``
+is the command-line front end.
+"""
+
+from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm, adapter_for
+from blindspot.diagnostics.recorder import loop_inputs, record
+from blindspot.diagnostics.table import Table
+
+__all__ = ["LoopAdapter", "ReadoutForm", "Table", "adapter_for", "loop_inputs", "record"]

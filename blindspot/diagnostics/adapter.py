@@ -1,0 +1,179 @@
+"""The adapter: how the diagnostics drive ANY looped torch model, one loop at a time.
+
+A looped model, whatever its family (Huginn-style prelude/core/coda, Ouro-style,
+PonderNet-style, our :class:`blindspot.nn.LoopedLM`), is four things to the diagnostics:
+
+- ``start(idx) -> (H_0, e)``: the state loop 1 receives and the context ``e`` re-injected at
+  every loop (the prelude output; unused when the model has no input injection);
+- ``step(x, e) -> H_{k+1}``: one application of the shared loop body to the state ``x`` it
+  receives, returning the new state **before** any inter-loop normalization;
+- ``carry(H_k, k) -> x_k``: what loop k+1 receives (the inter-loop norm, or the identity);
+- ``readout(H_k, k, K) -> logits``: the prediction decoded from loop k of a K-loop run.
+
+:class:`LoopAdapter` holds these four callables; :meth:`LoopAdapter.from_modules` builds one
+from the *names* of a model's submodules (``model.get_submodule``), and
+:func:`adapter_for` builds one for our own ``LoopedLM``. The recorder
+(:mod:`blindspot.diagnostics.recorder`) then produces the same :class:`LoopTrace` for both;
+``tests/test_diagnostics_adapter.py`` checks that the recorded last-loop logits equal each
+model's own forward pass.
+
+``readout_form(k, K)`` optionally states what the readout of loop k is, so that the radial
+gradient share can be compared with its closed form (THEORY §3-4): ``"raw"`` for z = W·h
+(no bias), ``"rmsnorm"`` with its ε for z = W·RMSNorm_ε(h) (any gain, no bias), ``None`` when
+unknown (e.g. coda layers sit between the state and the head).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Injection = Literal["none", "add", "concat", "call"]
+
+
+@dataclass(frozen=True)
+class ReadoutForm:
+    """What the readout of one loop is, when it is one of the two forms with a closed form."""
+
+    kind: Literal["raw", "rmsnorm"]
+    eps: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoopAdapter:
+    """The four callables that define a looped model to the diagnostics (see module doc)."""
+
+    start: Callable[[Tensor], tuple[Tensor, Tensor | None]]
+    step: Callable[[Tensor, Tensor | None], Tensor]
+    readout: Callable[[Tensor, int, int], Tensor]
+    num_loops: int  # K, the trained depth
+    carry: Callable[[Tensor, int], Tensor] | None = None  # None: no inter-loop norm
+    readout_form: Callable[[int, int], ReadoutForm | None] | None = None
+    readout_depends_on_depth: bool = False  # True when readout(h, k, K) changes with K
+    name: str = "model"
+    module: nn.Module | None = None  # the model, so diagnose() can put it in eval mode
+
+    def __post_init__(self):
+        if not isinstance(self.num_loops, int) or isinstance(self.num_loops, bool) \
+                or self.num_loops < 1:
+            raise ValueError(f"LoopAdapter.num_loops must be a positive int (the trained depth "
+                             f"K), got {self.num_loops!r}")
+        for field in ("start", "step", "readout"):
+            if not callable(getattr(self, field)):
+                raise TypeError(f"LoopAdapter.{field} must be callable, got "
+                                f"{type(getattr(self, field)).__name__}")
+
+    def carry_state(self, h: Tensor, loop: int) -> Tensor:
+        return h if self.carry is None else self.carry(h, loop)
+
+    def form(self, loop: int, num_loops: int) -> ReadoutForm | None:
+        return None if self.readout_form is None else self.readout_form(loop, num_loops)
+
+    @classmethod
+    def from_modules(cls, model: nn.Module, *, body: str, readout: str, num_loops: int,
+                     prelude: str | None = None, inter_loop_norm: str | None = None,
+                     injection: Injection = "none",
+                     initial_state: Literal["prelude", "zeros"] = "prelude",
+                     readout_form: ReadoutForm | None = None) -> LoopAdapter:
+        """Build an adapter from the dotted names of ``model``'s submodules.
+
+        - ``prelude``: ``idx -> e`` (B, T) -> (B, T, d); without one, ``idx`` must already be
+          the embedded input (B, T, d).
+        - ``body``: the shared loop body; it receives the state (``injection="none"``), the
+          state plus e (``"add"``), their concatenation on the last axis (``"concat"``,
+          Huginn-style) or both as two arguments (``"call"``), and returns the next state.
+        - ``inter_loop_norm``: applied to H_k before loop k+1 (omit when the model has none).
+        - ``readout``: ``H_k -> logits`` (coda + head); the same at every loop.
+        - ``initial_state``: H_0 = e (``"prelude"``) or zeros (``"zeros"``, state-space style;
+          the Lemma 2 decomposition of loop 1 is then undefined and reported as such).
+
+        A name that is not a submodule raises ``ValueError`` naming it and listing the
+        model's submodules (``tests/test_diagnostics_adapter.py::test_missing_module_is_named``).
+        """
+        if injection not in ("none", "add", "concat", "call"):
+            raise ValueError(f"injection must be one of none, add, concat, call; got "
+                             f"{injection!r}")
+        if initial_state not in ("prelude", "zeros"):
+            raise ValueError(f"initial_state must be 'prelude' or 'zeros'; got {initial_state!r}")
+        pre = _submodule(model, prelude, "prelude") if prelude else None
+        core = _submodule(model, body, "body")
+        head = _submodule(model, readout, "readout")
+        norm = _submodule(model, inter_loop_norm, "inter_loop_norm") if inter_loop_norm else None
+
+        def start(idx: Tensor) -> tuple[Tensor, Tensor]:
+            e = idx if pre is None else pre(idx)  # (B, T, d)
+            if e.dim() != 3:
+                raise ValueError(f"the prelude must return a (B, T, d) state; got shape "
+                                 f"{tuple(e.shape)} (without a prelude, pass embedded inputs)")
+            h0 = e if initial_state == "prelude" else torch.zeros_like(e)
+            return h0, e
+
+        def step(x: Tensor, e: Tensor | None) -> Tensor:
+            if injection == "none":
+                return core(x)
+            if injection == "add":
+                return core(x + e)
+            if injection == "concat":
+                return core(torch.cat([x, e], dim=-1))  # (B, T, 2d) -> (B, T, d)
+            return core(x, e)
+
+        return cls(
+            start=start,
+            step=step,
+            readout=lambda h, loop, k: head(h),
+            num_loops=num_loops,
+            carry=None if norm is None else (lambda h, loop: norm(h)),
+            readout_form=None if readout_form is None else (lambda loop, k: readout_form),
+            name=type(model).__name__,
+            module=model,
+        )
+
+
+def _submodule(model: nn.Module, name: str, role: str) -> nn.Module:
+    try:
+        return model.get_submodule(name)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        shown = ", ".join(names[:40]) + (" ..." if len(names) > 40 else "")
+        raise ValueError(
+            f"the adapter names {role}={name!r}, but {type(model).__name__} has no submodule "
+            f"{name!r}. Its submodules are: {shown or '(none)'}. Pass the dotted name of the "
+            f"module that plays the {role} role."
+        ) from None
+
+
+def adapter_for(model: nn.Module) -> LoopAdapter:
+    """The adapter of our own :class:`blindspot.nn.LoopedLM` (or of any model exposing the
+    same ``embed`` / ``loop_step`` / ``readout_logits`` methods)."""
+    missing = [m for m in ("cfg", "embed", "loop_step", "carry", "readout_logits")
+               if not hasattr(model, m)]
+    if missing:
+        raise TypeError(
+            f"{type(model).__name__} has no {', '.join(missing)}: it is not a blindspot LoopedLM."
+            " Describe it with LoopAdapter.from_modules(model, body=..., readout=..., "
+            "num_loops=...) instead."
+        )
+    cfg = model.cfg
+
+    def form(loop: int, num_loops: int) -> ReadoutForm | None:
+        if cfg.coda_layers or cfg.norm != "rmsnorm":
+            return None  # layers or a LayerNorm bias sit between H_k and the head
+        if cfg.readout == "raw" or (cfg.readout == "final_only_norm" and loop != num_loops):
+            return ReadoutForm("raw")
+        return ReadoutForm("rmsnorm", cfg.norm_eps)
+
+    return LoopAdapter(
+        start=model.embed,
+        step=model.loop_step,
+        readout=lambda h, loop, k: model.readout_logits(h, loop, k),
+        num_loops=cfg.num_loops,
+        carry=(lambda h, loop: model.carry(h)) if cfg.inter_loop_norm else None,
+        readout_form=form,
+        readout_depends_on_depth=cfg.readout == "final_only_norm",
+        name="LoopedLM",
+        module=model,
+    )

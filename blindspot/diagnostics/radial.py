@@ -1,0 +1,100 @@
+r"""Radial gradient share: how much of the per-loop loss gradient points along the state.
+
+For loop k with per-loop loss L_k = CE(readout_k(H_k), y) (summed over tokens, so each
+token's state receives its own CE gradient g = ∇_{H_k} L_k), per token
+
+.. math:: \cos(g, h) = \frac{⟨g, h⟩}{\|g\|\,\|h\|}, \qquad
+          \text{radial share} = \frac{\|P_{rad}\, g\|}{\|g\|}
+          = \sqrt{\frac{\sum_t ⟨g_t, u_t⟩^2}{\sum_t \|g_t\|^2}},
+
+the second over all tokens of the batch. Closed forms (THEORY §3-4), for a readout
+z = W·h (raw) or z = W·RMSNorm_ε(h) (any gain, no bias), with p = softmax(z):
+
+.. math:: ⟨h, g⟩ = κ(h)\,(\mathbb{E}_p[z] - z_y), \qquad
+          κ = 1 \text{ (raw)}, \quad κ = \frac{ε}{\mathrm{ms}(h) + ε} \text{ (RMSNorm)},
+
+because d/dc L(c·h) at c = 1 equals ⟨h, g⟩ and d/dc z(c·h) = κ·z. So a normalized readout
+has radial share exactly 0 at ε = 0 and an ε-leak of order ε/ms(h); a raw one does not.
+A measured share is only meaningful above the round-off floor of the dtype (THEORY §9),
+which the table reports beside it. Demonstrated in
+``tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm
+from blindspot.diagnostics.table import Table
+
+RADIAL_COLUMNS = ["loop", "scale_mean", "cos_mean", "abs_cos_mean", "radial_share",
+                  "closed_form_share", "closed_form_error", "round_off_floor"]
+
+
+def radial_terms(h: Tensor, g: Tensor) -> dict[str, Tensor]:
+    """Per-token ⟨h, g⟩, ‖h‖, ‖g‖ and cos; and the batch radial share ‖P_rad g‖/‖g‖."""
+    inner = (h * g).sum(-1)  # (B, T) ⟨h, g⟩
+    s = h.norm(dim=-1)
+    gn = g.norm(dim=-1)
+    cos = inner / (s * gn).clamp_min(torch.finfo(h.dtype).tiny)
+    radial = inner / s.clamp_min(torch.finfo(h.dtype).tiny)  # ⟨u, g⟩
+    share = radial.pow(2).sum().sqrt() / gn.pow(2).sum().sqrt().clamp_min(
+        torch.finfo(h.dtype).tiny)
+    return {"inner": inner, "scale": s, "grad_norm": gn, "cos": cos, "share": share}
+
+
+def closed_form_inner(h: Tensor, logits: Tensor, targets: Tensor, form: ReadoutForm) -> Tensor:
+    """⟨h, ∇_h CE⟩ per token from the closed form κ(h)·(E_p[z] − z_y)."""
+    z = logits.double()  # (B, T, V)
+    p = z.softmax(-1)
+    expected = (p * z).sum(-1) - z.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+    if form.kind == "raw":
+        return expected
+    ms = h.double().pow(2).mean(-1)  # (B, T) ms(h)
+    return form.eps / (ms + form.eps) * expected
+
+
+def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,
+                  num_loops: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(state, gradient of the summed per-loop CE through the loop's own readout, logits)."""
+    h = h.detach().requires_grad_(True)
+    with torch.enable_grad():
+        z = adapter.readout(h, loop, num_loops)  # (B, T, V)
+        # float32 at least (bf16/f16 logits), never narrower than the model: a float32 cast of
+        # float64 logits would round away the gradient of confidently predicted tokens
+        zz = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+        loss = F.cross_entropy(zz.flatten(0, 1), targets.flatten(), reduction="sum")
+        (g,) = torch.autograd.grad(loss, h)
+    return h.detach(), g, z.detach()
+
+
+def radial_table(adapter: LoopAdapter, states: list[Tensor], targets: Tensor,
+                 num_loops: int | None = None) -> Table:
+    """One row per loop: cos, |cos|, radial share, its closed form (when the adapter states
+    the readout's form) and the closed-form error: the share of the gradient norm in
+    ⟨u, g⟩ − κ(E_p z − z_y)/‖h‖, i.e. what the closed form mispredicts, measured like the share."""
+    K = adapter.num_loops if num_loops is None else num_loops
+    rows = []
+    for k, state in enumerate(states, start=1):
+        h, g, z = loop_gradient(adapter, state, targets, k, K)
+        t = radial_terms(h, g)
+        form = adapter.form(k, K)
+        cf_share = cf_err = float("nan")
+        if form is not None:
+            pred = closed_form_inner(h, z, targets, form)  # (B, T)
+            s64, g_all = t["scale"].double(), t["grad_norm"].double().pow(2).sum().sqrt()
+            cf_share = ((pred / s64).pow(2).sum().sqrt() / g_all).item()
+            # the radial gradient the closed form misses, as a share of the whole gradient
+            cf_err = (((t["inner"].double() - pred) / s64).pow(2).sum().sqrt() / g_all).item()
+        rows.append({"loop": k, "scale_mean": t["scale"].mean().item(),
+                     "cos_mean": t["cos"].mean().item(),
+                     "abs_cos_mean": t["cos"].abs().mean().item(),
+                     "radial_share": t["share"].item(), "closed_form_share": cf_share,
+                     "closed_form_error": cf_err,
+                     "round_off_floor": torch.finfo(h.dtype).eps})
+    return Table("radial_gradient", RADIAL_COLUMNS, rows,
+                 notes=("radial share of the per-loop CE gradient at each loop's own readout; "
+                        "≈ 0 (ε-leak closed form, above the dtype round-off floor) for a "
+                        "normalized readout, non-zero for a raw one"))

@@ -1,0 +1,79 @@
+"""``Table``: what every diagnostic returns: named columns, one dict per row, and notes.
+
+The same object is written as JSON by ``blindspot diagnose`` and read back by the figure
+functions, so a figure never recomputes a number.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    notes: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for i, row in enumerate(self.rows):
+            if set(row) != set(self.columns):
+                raise ValueError(f"table {self.name!r}: row {i} has keys {list(row)}, expected "
+                                 f"the columns {self.columns}")
+
+    def column(self, name: str) -> list[Any]:
+        if name not in self.columns:
+            raise KeyError(f"table {self.name!r} has no column {name!r}; columns: "
+                           f"{', '.join(self.columns)}")
+        return [r[name] for r in self.rows]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "columns": self.columns,
+                "rows": [{k: _plain(v) for k, v in r.items()} for r in self.rows],
+                "notes": self.notes, "meta": {k: _plain(v) for k, v in self.meta.items()}}
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Table:
+        missing = {"name", "columns", "rows"} - set(obj)
+        if missing:
+            raise ValueError(f"not a diagnostics table: missing {', '.join(sorted(missing))}")
+        columns = list(obj["columns"])  # JSON files are written with sorted keys: reorder
+        rows = [{c: r[c] for c in columns} if set(r) == set(columns) else dict(r)
+                for r in obj["rows"]]
+        return cls(obj["name"], columns, rows,
+                   obj.get("notes", ""), dict(obj.get("meta", {})))
+
+    def format(self, digits: int = 4) -> str:
+        """A plain-text rendering for the terminal."""
+        def cell(v: Any) -> str:
+            if isinstance(v, float):
+                return f"{v:.{digits}g}"
+            return str(v)
+
+        cells = [[cell(r[c]) for c in self.columns] for r in self.rows]
+        widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in
+                  enumerate(self.columns)]
+        header = "  ".join(c.rjust(w) for c, w in zip(self.columns, widths, strict=True))
+        lines = [self.name, header]
+        lines += ["  ".join(x.rjust(w) for x, w in zip(row, widths, strict=True)) for row in cells]
+        if self.notes:
+            lines.append("notes: " + self.notes)
+        return "\n".join(lines)
+
+
+def _plain(v: Any) -> Any:
+    """JSON-safe scalar: tensors/numpy scalars to Python numbers; NaN/inf to None (JSON has no
+    NaN; a missing value is spelled null)."""
+    if hasattr(v, "item") and not isinstance(v, (list, tuple, dict)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
