@@ -172,3 +172,32 @@ def book_problems(claims: Mapping[str, Claim], toc_names: Iterable[str],
         problems += [f"claim {cid} is missing from the claims chapter {CLAIMS_PAGE}"
                      for cid in claims if f">{cid}<" not in claims_page_text]
     return problems
+
+
+def _fmt(v: Any, digits: int) -> str:
+    if v is None:
+        return "—"  # JSON null: a value that was NaN/inf or not measured
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_fmt(x, digits) for x in v)
+    return " ".join(str(v).split()).replace("|", "\\|")
+
+
+def rows_markdown(columns: list[str], rows: Iterable[Mapping[str, Any]], digits: int = 4,
+                  headers: Mapping[str, str] | None = None) -> str:
+    """A markdown table of ``rows`` (dicts) in the order of ``columns``; floats to ``digits``
+    significant digits, ``None`` as a dash. ``headers`` renames columns for display."""
+    headers = headers or {}
+    rows = list(rows)
+    for i, r in enumerate(rows):
+        missing = [c for c in columns if c not in r]
+        if missing:
+            raise KeyError(f"row {i} has no column(s) {', '.join(missing)}; it has "
+                           f"{', '.join(r)}")
+    out = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+           "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_fmt(r[c], digits) for c in columns) + " |" for r in rows]
+    return "\n".join(out)

@@ -139,3 +139,18 @@ def test_build_fails_on_errors_and_executes_with_cache():
     assert (BOOK / "proofs").resolve() == ROOT / "proofs"
     ci = (ROOT / ".ci" / "run").read_text()
     assert "jupyter-book build -W -n --keep-going book/" in ci
+
+
+def test_rows_markdown_formats_and_rejects_missing_columns():
+    from blindspot.book import rows_markdown
+
+    md = rows_markdown(["loop", "scale", "note"],
+                       [{"loop": 1, "scale": 12345.678, "note": "a|b"},
+                        {"loop": 2, "scale": None, "note": "x"}], digits=3,
+                       headers={"scale": "‖H_k‖"})
+    lines = md.splitlines()
+    assert lines[0] == "| loop | ‖H_k‖ | note |"
+    assert lines[2] == "| 1 | 1.23e+04 | a\\|b |"
+    assert lines[3] == "| 2 | — | x |"
+    with pytest.raises(KeyError, match="scale"):
+        rows_markdown(["scale"], [{"loop": 1}])
