@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 TIERS = ("quick", "full", "gpu")
-"""Tiers are cumulative: ``full`` runs the quick claims too, ``gpu`` runs everything."""
+"""Tiers are cumulative (``full`` runs the quick claims too, ``gpu`` runs everything)."""
 
 
 class Skip(Exception):
