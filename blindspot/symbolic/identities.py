@@ -1,0 +1,492 @@
+# ruff: noqa: E501  (LaTeX statements and named residuals read best unbroken)
+"""The statements of THEORY.md as certificates (module-level objects claims can name).
+
+Each ``_derive_*`` function builds, at symbolic dimension n, the residuals that must vanish.
+The proofs in ``proofs/`` state the hypotheses and argue why; the certificate is the
+machine check of the algebra. Float64 autograd cross-checks live in
+:mod:`blindspot.symbolic.numeric`; tests in ``tests/test_symbolic.py`` run both and compare
+the lambdified closed forms against ``torch.func``.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from blindspot.symbolic import expressions as ex
+from blindspot.symbolic.certificate import Certificate, Derivation, Export
+
+c = sp.Symbol("c", positive=True)  # rescaling factor
+b = sp.Symbol("b", real=True)  # LayerNorm shift along the ones vector
+eps = sp.Symbol("epsilon", positive=True)
+lam = sp.Symbol("lambda", positive=True)
+eta = sp.Symbol("eta", positive=True)
+t = sp.Symbol("t", positive=True)  # t = 1/s: the expansion variable at large scale
+
+
+def _generic_point(n: int) -> dict[sp.Symbol, sp.Rational]:
+    """A fixed rational point with distinct, mixed-sign entries (no special structure)."""
+    return {sp.Symbol(f"h{i + 1}", real=True): sp.Integer((-1) ** i * (2 * i + 1)) + sp.Rational(1, i + 2)
+            for i in range(n)}
+
+
+# -- 1. normalizers -----------------------------------------------------------------------
+
+def _derive_rms_invariance(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    N = ex.rms_norm(h, g)
+    return Derivation(
+        residuals={"N(c h) - N(h)": ex.scaled(N, h, c) - N},
+        exports={"rms_norm": Export((h, g, eps), ex.rms_norm(h, g, eps))},
+    )
+
+
+RMSNORM_INVARIANCE = Certificate(
+    "RMSNORM_INVARIANCE",
+    r"\varepsilon = 0,\ c > 0:\quad N(c\,h) = N(h),\quad N(h) = \gamma \odot h / \sqrt{\mathrm{ms}(h)}",
+    ("h in R^n, h != 0", "eps = 0", "c > 0", "any gain gamma in R^n"),
+    _derive_rms_invariance, page="proofs/normalizers.md")
+
+
+def _derive_ln_invariance(n: int) -> Derivation:
+    h, g, beta = ex.vector("h", n), ex.vector("gamma", n), ex.vector("beta", n)
+    LN = ex.layer_norm(h, g, beta)
+    return Derivation(
+        residuals={"LN(c h + b 1) - LN(h)": ex.scaled(LN, h, c, b) - LN},
+        exports={"layer_norm": Export((h, g, beta, eps), ex.layer_norm(h, g, beta, eps))},
+    )
+
+
+LAYERNORM_INVARIANCE = Certificate(
+    "LAYERNORM_INVARIANCE",
+    r"\varepsilon = 0,\ c > 0,\ b \in \mathbb{R}:\quad \mathrm{LN}(c\,h + b\,\mathbb{1}) = \mathrm{LN}(h)",
+    ("h in R^n, P h != 0", "eps = 0", "c > 0", "any gain gamma, bias beta, shift b"),
+    _derive_ln_invariance, page="proofs/normalizers.md")
+
+
+def _rank_at(J: sp.Matrix, scale: sp.Expr, n: int, gains: dict) -> int:
+    """Exact rank of J at the generic point: scale^3 J is rational there (scale > 0 does not
+    change the rank), so the rank is computed over the rationals, not in floating point."""
+    pt = _generic_point(n) | gains
+    M = (J.subs(pt) * scale.subs(pt) ** 3).applyfunc(sp.expand)
+    if not all(x.is_Rational for x in M):
+        raise ArithmeticError(f"scaled Jacobian not rational at the generic point: {M}")
+    return M.rank()
+
+
+def _derive_jacobians(n: int) -> Derivation:
+    h, g, beta = ex.vector("h", n), ex.vector("gamma", n), ex.vector("beta", n)
+    ones = sp.ones(n, 1)
+    r = ex.rms_scale(h, eps)
+    J = ex.rms_norm(h, g, eps).jacobian(h)
+    closed = sp.diag(*g) * (sp.eye(n) / r - h * h.T / (n * r**3))
+    J0 = J.subs(eps, 0)
+    Jl = ex.layer_norm(h, g, beta).jacobian(h)
+    ph, sig = ex.center(h), ex.layer_scale(h, eps)
+    P = sp.eye(n) - ones * ones.T / n
+    Jl_eps = ex.layer_norm(h, g, beta, eps).jacobian(h)
+    closed_ln = sp.diag(*g) * (P - ph * ph.T / (n * sig**2)) / sig
+    # Rank at a generic point: r^3 J (and sigma^3 J_LN) are polynomial in h, and multiplying
+    # by a positive scalar does not change the rank, so the rank is computed exactly.
+    gains = {g[i]: sp.Integer(i + 2) for i in range(n)}
+    r0, s0 = ex.rms_scale(h), ex.layer_scale(h)
+    rank_rms = _rank_at(J0, r0, n, gains)
+    rank_ln = _rank_at(Jl, s0, n, gains)
+    return Derivation(
+        residuals={
+            "J_RMS - diag(gamma)[I/r - h h^T/(n r^3)]": J - closed,
+            "J_RMS h (eps=0)": J0 * h,
+            "J_LN - (gamma/sigma)[P - Ph Ph^T/(n sigma^2)]": Jl_eps - closed_ln,
+            "J_LN 1 (any eps)": Jl_eps * ones,
+            "J_LN h (eps=0)": Jl * h,
+            "rank J_RMS - (n-1)": sp.Integer(rank_rms - (n - 1)),
+            "rank J_LN - (n-2)": sp.Integer(rank_ln - (n - 2)),
+        },
+        exports={"rms_jacobian": Export((h, g, eps), closed),
+                 "layer_norm_jacobian": Export((h, g, eps), closed_ln)},
+    )
+
+
+NORM_JACOBIAN = Certificate(
+    "NORM_JACOBIAN",
+    r"J_N = \mathrm{diag}(\gamma)\Big[\frac{I}{r} - \frac{h h^\top}{n r^3}\Big],\ "
+    r"J_N h = 0\ (\varepsilon=0),\ \mathrm{rank}\,J_N = n-1;\quad "
+    r"J_{\mathrm{LN}}\mathbb{1} = 0,\ J_{\mathrm{LN}} h = 0\ (\varepsilon=0),\ "
+    r"\mathrm{rank}\,J_{\mathrm{LN}} = n-2",
+    ("h != 0 (P h != 0 for LayerNorm)", "gains non-zero for the rank statement",
+     "rank at a generic point (fixed rational point with distinct entries)"),
+    _derive_jacobians, dims=(3, 4), page="proofs/normalizers.md")
+
+
+# -- 2. Euler: the blind spot -------------------------------------------------------------
+
+def _generic_loss(n: int, N: sp.Matrix) -> sp.Expr:
+    """A generic outer loss for second-order statements (Hessian): quadratic in N."""
+    return ex.generic_quadratic_loss(N, ex.vector("a", n), ex.symmetric("G", n))
+
+
+def _generic_linear_loss(n: int, N: sp.Matrix) -> sp.Expr:
+    """A generic outer loss for first-order statements: the gradient of L = l(N(h)) depends
+    on l only through the vector a = grad l(N(h)), so l(N) = <a, N> with symbolic a covers
+    every differentiable l (proofs/euler.md)."""
+    return ex.dot(ex.vector("a", n), N)
+
+
+def _derive_euler(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    L = _generic_linear_loss(n, ex.rms_norm(h, g))
+    grad = ex.gradient(L, h)
+    residuals = {
+        "<h, grad L> (any outer loss)": ex.dot(h, grad),
+        "c grad L(c h) - grad L(h)": c * ex.scaled(grad, h, c) - grad,
+    }
+    # The concrete cross-entropy is a special case of the generic loss; it is checked at
+    # n = V = 2 because its exp terms make the n = 3 simplification ~5x slower.
+    V = 2
+    W, h2, g2 = ex.matrix("W", V, 2), ex.vector("h", 2), ex.vector("gamma", 2)
+    for y in range(V):
+        ce = ex.cross_entropy(W * ex.rms_norm(h2, g2), y)
+        residuals[f"<h, grad CE(W N(h), y={y})> (n=2)"] = ex.dot(h2, ex.gradient(ce, h2))
+    hl, beta = ex.vector("h", n), ex.vector("beta", n)
+    Lln = _generic_linear_loss(n, ex.layer_norm(hl, g, beta))
+    residuals["<h, grad L_LN> (any outer loss)"] = ex.dot(hl, ex.gradient(Lln, hl))
+    return Derivation(residuals=residuals)
+
+
+EULER = Certificate(
+    "EULER",
+    r"L(h) = \ell(N(h)),\ \varepsilon = 0:\quad \langle h, \nabla L(h)\rangle = 0,\quad "
+    r"\nabla L(c\,h) = \nabla L(h)/c",
+    ("eps = 0", "c > 0", "any smooth outer loss l (generic quadratic at the point); "
+     "CE(W N(h), y) for symbolic W and every class y"),
+    _derive_euler, dims=(2, 3), page="proofs/euler.md")
+
+
+def _derive_hessian(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    L = _generic_loss(n, ex.rms_norm(h, g))
+    grad = ex.gradient(L, h)
+    H = sp.hessian(L, list(h))
+    return Derivation(residuals={"hess L h + grad L": H * h + grad})
+
+
+HESSIAN = Certificate(
+    "HESSIAN",
+    r"L(h) = \ell(N(h)),\ \varepsilon = 0:\quad \nabla^2 L(h)\,h = -\nabla L(h)",
+    ("eps = 0", "l twice differentiable (generic quadratic at the point)"),
+    _derive_hessian, dims=(2, 3), default_n=2, page="proofs/euler.md")
+
+
+# -- 3. the exact epsilon leak ------------------------------------------------------------
+
+def _derive_eps_leak(n: int) -> Derivation:
+    h, g, beta = ex.vector("h", n), ex.vector("gamma", n), ex.vector("beta", n)
+    a_, G = ex.vector("a", n), ex.symmetric("G", n)
+    r = ex.rms_scale(h, eps)
+    N = ex.rms_norm(h, g, eps)
+    J = N.jacobian(h)
+    gh = sp.Matrix([g[i] * h[i] for i in range(n)])
+    L = ex.generic_quadratic_loss(N, a_, G)
+    dl = a_ + G * N  # the outer gradient at N(h)
+    closed_radial = eps / r**3 * ex.dot(gh, dl)
+    s2 = ex.sqnorm(h)
+    kappa = eps / (ex.mean_square(h) + eps)
+    # J^T acts as (1/r)[(I - u u^T) + kappa u u^T] diag(gamma): tangential gain 1/r,
+    # radial gain kappa/r
+    split = (sp.eye(n) - h * h.T / s2 + kappa * h * h.T / s2) * sp.diag(*g) / r
+    ph, sig = ex.center(h), ex.layer_scale(h, eps)
+    Jl = ex.layer_norm(h, g, beta, eps).jacobian(h)
+    gph = sp.Matrix([g[i] * ph[i] for i in range(n)])
+    m = sp.Symbol("m", positive=True)  # ms(h)
+    k_m = eps / (m + eps)
+    return Derivation(
+        residuals={
+            "J h - eps gamma*h / r^3": J * h - eps * gh / r**3,
+            "J_LN h - eps gamma*Ph / sigma^3": Jl * h - eps * gph / sig**3,
+            "<h, grad L> - eps/r^3 <gamma*h, grad l>": ex.dot(h, ex.gradient(L, h)) - closed_radial,
+            "J^T - (1/r)[P_perp + kappa u u^T] diag(gamma)": J.T - split,
+            "eps/ms - kappa - eps^2/(ms(ms+eps))  (so kappa <= eps/ms)":
+                eps / m - k_m - eps**2 / (m * (m + eps)),
+            "lim_{ms->oo} kappa ms/eps - 1": sp.limit(k_m * m / eps, m, sp.oo) - 1,
+            "kappa(c h) - eps/(c^2 ms(h) + eps)": ex.scaled(kappa, h, c) - eps / (c**2 * ex.mean_square(h) + eps),
+        },
+        exports={
+            "radial_derivative": Export((h, g, eps, a_), eps / r**3 * ex.dot(gh, a_)),
+            "radial_gain": Export((h, eps), kappa),
+            "J_times_h": Export((h, g, eps), eps * gh / r**3),
+        },
+    )
+
+
+EPS_LEAK = Certificate(
+    "EPS_LEAK",
+    r"\varepsilon > 0:\ J h = \frac{\varepsilon\,\gamma\odot h}{r^3},\ "
+    r"\langle h, \nabla L\rangle = \frac{\varepsilon}{r^3}\langle \gamma\odot h, \nabla\ell(N(h))\rangle,\ "
+    r"J^\top = \tfrac1r\big[(I - uu^\top) + \kappa\,uu^\top\big]\mathrm{diag}(\gamma),\ "
+    r"\kappa = \frac{\varepsilon}{\mathrm{ms}(h)+\varepsilon} \le \frac{\varepsilon}{\mathrm{ms}(h)}",
+    ("eps > 0", "h != 0", "any smooth outer loss l"),
+    _derive_eps_leak, dims=(2, 3), default_n=2, page="proofs/eps_leak.md")
+
+
+# -- 4. scale-visible readouts ------------------------------------------------------------
+
+def _derive_raw_readout(n: int) -> Derivation:
+    h = ex.vector("h", n)
+    V = 2
+    W = ex.matrix("W", V, n)
+    z = W * h
+    p = ex.softmax(z)
+    residuals = {}
+    for y in range(V):
+        L = ex.cross_entropy(z, y)
+        expected = ex.dot(p, z) - z[y]
+        residuals[f"<h, grad CE(W h, {y})> - (E_p[z] - z_y)"] = ex.dot(h, ex.gradient(L, h)) - expected
+        # the radial derivative is the derivative w.r.t. an inverse temperature t at t = 1
+        tt = sp.Symbol("tau", positive=True)
+        residuals[f"d/dtau CE(W tau h, {y})|_1 - <h, grad>"] = (
+            sp.diff(ex.scaled(L, h, tt), tt).subs(tt, 1) - ex.dot(h, ex.gradient(L, h)))
+    point = {W[i, j]: int(i == j) for i in range(V) for j in range(n)}
+    point.update({h[i]: int(i == 0) for i in range(n)})
+    witness = (ex.dot(p, z) - z[1]).subs(point)
+    return Derivation(
+        residuals=residuals,
+        witnesses={"E_p[z] - z_y at W=I, h=e_1, y=2": witness},
+        exports={"radial_derivative": Export((h, W), [ex.dot(p, z) - z[y] for y in range(V)])},
+    )
+
+
+RAW_READOUT = Certificate(
+    "RAW_READOUT",
+    r"L(h) = \mathrm{CE}(W h, y):\quad \langle h, \nabla L\rangle = \mathbb{E}_{p}[z] - z_y "
+    r"= \tfrac{d}{d\tau}L(\tau h)\big|_{\tau=1} \neq 0\ \text{in general}",
+    ("raw readout z = W h", "p = softmax(z)"),
+    _derive_raw_readout, dims=(2, 3), page="proofs/readouts.md")
+
+
+def _derive_norm_penalty(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    s2 = ex.sqnorm(h)
+    total = _generic_linear_loss(n, ex.rms_norm(h, g)) + lam * s2
+    return Derivation(
+        residuals={
+            "<h, grad lambda|h|^2> - 2 lambda |h|^2": ex.dot(h, ex.gradient(lam * s2, h)) - 2 * lam * s2,
+            "<h, grad lambda ms(h)> - 2 lambda |h|^2/n":
+                ex.dot(h, ex.gradient(lam * ex.mean_square(h), h)) - 2 * lam * s2 / n,
+            "<h, grad(l(N(h)) + lambda|h|^2)> - 2 lambda |h|^2": ex.dot(h, ex.gradient(total, h)) - 2 * lam * s2,
+        },
+        exports={"radial_derivative": Export((h, lam), 2 * lam * s2)},
+    )
+
+
+NORM_PENALTY = Certificate(
+    "NORM_PENALTY",
+    r"\langle h, \nabla(\lambda\lVert h\rVert^2)\rangle = 2\lambda\lVert h\rVert^2,\ "
+    r"\langle h, \nabla(\lambda\,\mathrm{ms}(h))\rangle = 2\lambda\lVert h\rVert^2/n,\ "
+    r"\text{and the whole radial force of } \ell(N(h)) + \lambda\lVert h\rVert^2",
+    ("lambda > 0", "eps = 0 for the normalized readout"),
+    _derive_norm_penalty, dims=(2, 3), page="proofs/readouts.md")
+
+
+def _derive_final_only(n: int) -> Derivation:
+    h1, h2, g = ex.vector("x", n), ex.vector("h", n), ex.vector("gamma", n)
+    V = 2
+    W = ex.matrix("W", V, n)
+    z1 = W * h1
+    L = ex.cross_entropy(z1, 0) + ex.cross_entropy(W * ex.rms_norm(h2, g), 1)
+    p1 = ex.softmax(z1)
+    point = {W[i, j]: int(i == j) for i in range(V) for j in range(n)}
+    point.update({h1[i]: int(i == 1) for i in range(n)})
+    return Derivation(
+        residuals={
+            "<H_K, grad_{H_K} L> (normalized final readout)": ex.dot(h2, ex.gradient(L, h2)),
+            "<H_k, grad_{H_k} L> - (E_p[z_k] - z_{k,y}) (raw intermediate readout)":
+                ex.dot(h1, ex.gradient(L, h1)) - (ex.dot(p1, z1) - z1[0]),
+        },
+        witnesses={"intermediate radial derivative at W=I, H_k=e_2": (ex.dot(p1, z1) - z1[0]).subs(point)},
+    )
+
+
+FINAL_ONLY = Certificate(
+    "FINAL_ONLY",
+    r"L = \textstyle\sum_{k<K}\mathrm{CE}(W H_k, y_k) + \mathrm{CE}(W N(H_K), y_K):\ "
+    r"\langle H_K, \nabla_{H_K} L\rangle = 0,\ "
+    r"\langle H_k, \nabla_{H_k} L\rangle = \mathbb{E}_{p_k}[z_k] - z_{k,y_k}\ (k<K)",
+    ("each readout sees only its own state (gradient at its own readout)", "eps = 0"),
+    _derive_final_only, dims=(2, 3), default_n=2, page="proofs/readouts.md")
+
+
+# -- 5. residual recurrence: Lemma 2 ------------------------------------------------------
+
+def _derive_lemma2_exact(n: int) -> Derivation:
+    h, D = ex.vector("h", n), ex.vector("Delta", n)
+    s = sp.sqrt(ex.sqnorm(h))
+    u = h / s
+    a = ex.dot(u, D)
+    Dperp = D - a * u
+    s1 = sp.sqrt(ex.sqnorm(h + D))
+    u1 = (h + D) / s1
+    return Derivation(
+        residuals={
+            "|h+D|^2 - (s^2 + 2 s a + |D|^2)": ex.sqnorm(h + D) - (s**2 + 2 * s * a + ex.sqnorm(D)),
+            "<u, D_perp>": ex.dot(u, Dperp),
+            "|D|^2 - a^2 - |D_perp|^2": ex.sqnorm(D) - a**2 - ex.sqnorm(Dperp),
+            "|h+D|^2 - (s+a)^2 - |D_perp|^2": ex.sqnorm(h + D) - (s + a)**2 - ex.sqnorm(Dperp),
+            "|u'-u|^2 - (2 - 2(s+a)/s')": ex.sqnorm(u1 - u) - (2 - 2 * (s + a) / s1),
+        },
+        exports={"next_scale_sq": Export((h, D), s**2 + 2 * s * a + ex.sqnorm(D))},
+    )
+
+
+LEMMA2_EXACT = Certificate(
+    "LEMMA2_EXACT",
+    r"\lVert h+\Delta\rVert^2 = s^2 + 2 s a + \lVert\Delta\rVert^2 = (s+a)^2 + \lVert\Delta_\perp\rVert^2,\ "
+    r"\lVert u'-u\rVert^2 = 2 - \frac{2(s+a)}{s'}",
+    ("h != 0, h + Delta != 0", "s = |h|, u = h/s, a = <u, Delta>, Delta_perp = Delta - a u"),
+    _derive_lemma2_exact, dims=(2, 3, 4), page="proofs/lemma2.md")
+
+
+def lemma2_scalars():
+    """(s, a, beta) and the exact next scale / angular step as functions of them:
+    $s' = \\sqrt{(s+a)^2 + \\beta^2}$, $\\lVert u'-u\\rVert^2 = 2 - 2(s+a)/s'$, with
+    $\\beta = \\lVert\\Delta_\\perp\\rVert$ (LEMMA2_EXACT reduces the vectors to these)."""
+    s = sp.Symbol("s", positive=True)
+    a = sp.Symbol("a", real=True)
+    beta = sp.Symbol("beta", positive=True)
+    s1 = sp.sqrt((s + a)**2 + beta**2)
+    return s, a, beta, s1, 2 - 2 * (s + a) / s1
+
+
+def _derive_lemma2_expansion(n: int) -> Derivation:
+    s, a, beta, s1, ang2 = lemma2_scalars()
+    inc = (s1 - s).subs(s, 1 / t)
+    inc_series = sp.series(inc, t, 0, 2).removeO()
+    ang2_series = sp.series(ang2.subs(s, 1 / t), t, 0, 4).removeO()
+    ang_series = sp.series(sp.sqrt(ang2.subs(s, 1 / t)), t, 0, 2).removeO()
+    second = sp.series(inc, t, 0, 3).removeO() - inc_series  # the O(s^-2) term, for numerics
+    return Derivation(
+        residuals={
+            "series(s'-s, 1/s) - (a + beta^2/(2s))": inc_series - (a + beta**2 * t / 2),
+            "series(|u'-u|^2, 1/s) to s^-3 - beta^2/s^2 (1 - 2a/s)":
+                ang2_series - beta**2 * t**2 * (1 - 2 * a * t),
+            "series(|u'-u|, 1/s) - beta/s": ang_series - beta * t,
+        },
+        exports={"increment": Export((s, a, beta), s1 - s),
+                 "increment_first_order": Export((s, a, beta), a + beta**2 / (2 * s)),
+                 "increment_second_order_term": Export((s, a, beta), second.subs(t, 1 / s)),
+                 "angular_step": Export((s, a, beta), sp.sqrt(ang2))},
+    )
+
+
+LEMMA2_EXPANSION = Certificate(
+    "LEMMA2_EXPANSION",
+    r"s' - s = a + \frac{\lVert\Delta_\perp\rVert^2}{2s} + O(s^{-2}),\quad "
+    r"\lVert u'-u\rVert = \frac{\lVert\Delta_\perp\rVert}{s} + O(s^{-2})",
+    ("s -> infinity with a and |Delta_perp| fixed (Delta depends only on u)",),
+    _derive_lemma2_expansion, dims=(1,), default_n=1, page="proofs/lemma2.md")
+
+
+# -- 6. gradient descent on a scale-invariant loss ----------------------------------------
+
+def _derive_gd_norm(n: int) -> Derivation:
+    w = ex.vector("w", n)
+    L = _generic_linear_loss(n, ex.rms_norm(w, sp.ones(n, 1)))
+    grad = ex.gradient(L, w)
+    w1 = w - eta * grad
+    return Derivation(
+        residuals={
+            "|w - eta grad|^2 - |w|^2 - eta^2 |grad|^2": ex.sqnorm(w1) - ex.sqnorm(w) - eta**2 * ex.sqnorm(grad),
+            "|c w|^2 |grad L(c w)|^2 - |w|^2 |grad L(w)|^2 (effective lr eta/|w|^2)":
+                c**2 * ex.sqnorm(ex.scaled(grad, w, c)) - ex.sqnorm(grad),
+        },
+    )
+
+
+GD_NORM = Certificate(
+    "GD_NORM",
+    r"L(c\,w) = L(w):\quad \lVert w - \eta\nabla L(w)\rVert^2 = \lVert w\rVert^2 + \eta^2\lVert\nabla L(w)\rVert^2",
+    ("plain gradient descent, step eta > 0", "L depends on w only through w/|w|"),
+    _derive_gd_norm, dims=(2, 3), page="proofs/gd.md")
+
+
+def weight_decay_equilibrium():
+    """Symbols and closed forms of the weight-decay map on x = ‖w‖²:
+    $x' = (1-\\eta\\lambda)^2 x + \\eta^2 G^2 / x$ with $G = \\lVert w\\rVert\\lVert\\nabla L(w)\\rVert$
+    (scale-free by GD_NORM). Fixed point $x_*^2 = \\eta G^2 / (\\lambda(2 - \\eta\\lambda))$;
+    angular step $\\theta_* = \\arccos(1 - \\eta\\lambda)$."""
+    G = sp.Symbol("G", positive=True)
+    x = sp.Symbol("x", positive=True)
+    step = (1 - eta * lam)**2 * x + eta**2 * G**2 / x
+    x_star = sp.sqrt(eta * G**2 / (lam * (2 - eta * lam)))
+    theta_star = sp.acos(1 - eta * lam)
+    return G, x, step, x_star, theta_star
+
+
+def _derive_weight_decay(n: int) -> Derivation:
+    w = ex.vector("w", n)
+    L = _generic_linear_loss(n, ex.rms_norm(w, sp.ones(n, 1)))
+    grad = ex.gradient(L, w)
+    w1 = (1 - eta * lam) * w - eta * grad
+    G, x, step, x_star, theta_star = weight_decay_equilibrium()
+    q = sp.Symbol("q", positive=True)  # q = eta*lambda in (0, 1)
+    tan_step = eta * G / ((1 - eta * lam) * x_star)  # tangent of the angle between w and w'
+    return Derivation(
+        residuals={
+            "|w'|^2 - (1-eta lam)^2|w|^2 - eta^2|grad|^2":
+                ex.sqnorm(w1) - (1 - eta * lam)**2 * ex.sqnorm(w) - eta**2 * ex.sqnorm(grad),
+            "step(x*) - x*": step.subs(x, x_star) - x_star,
+            "lim_{eta->0} x*^2 / (eta G^2/(2 lam)) - 1":
+                sp.limit(x_star**2 / (eta * G**2 / (2 * lam)), eta, 0) - 1,
+            "tan(angle at x*)^2 - tan(acos(1 - eta lam))^2":
+                tan_step**2 - sp.tan(theta_star)**2,
+            "series(acos(1-q)) - sqrt(2q)(1 + q/12)":
+                sp.series(sp.acos(1 - q), q, 0, 2).removeO().expand()
+                - sp.expand(sp.sqrt(2 * q) * (1 + q / 12)),
+        },
+        exports={"x_star": Export((eta, lam, G), x_star),
+                 "theta_star": Export((eta, lam), theta_star)},
+    )
+
+
+WEIGHT_DECAY = Certificate(
+    "WEIGHT_DECAY",
+    r"w' = (1-\eta\lambda)w - \eta\nabla L:\ \lVert w_*\rVert^4 = \frac{\eta G^2}{\lambda(2-\eta\lambda)} "
+    r"\approx \frac{\eta G^2}{2\lambda},\ \theta_* = \arccos(1-\eta\lambda) \approx \sqrt{2\eta\lambda}",
+    ("L scale invariant", "G = |w| |grad L(w)| constant along the trajectory (fixed direction class)",
+     "0 < eta lambda < 1"),
+    _derive_weight_decay, dims=(2, 3), default_n=2, page="proofs/gd.md")
+
+
+# -- 8. radial clamp ----------------------------------------------------------------------
+
+def _derive_radial_clamp(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    B = ex.matrix("B", n, n)  # a generic (linearized) block: Delta = B N(h)
+    D = B * ex.rms_norm(h, g)
+    s, a, beta, s1, ang2 = lemma2_scalars()
+    ang2_c = ang2.subs(s, c * s)
+    theta_full = sp.atan(beta / (s + a))  # angle of u' from u with the full update
+    theta_clamp = sp.atan(beta / s)  # ... with the radial part removed (H + Delta_perp)
+    diff = (theta_clamp - theta_full).subs(s, 1 / t)
+    return Derivation(
+        residuals={
+            "N(c H) - N(H)": ex.scaled(ex.rms_norm(h, g), h, c) - ex.rms_norm(h, g),
+            "Delta(c H) - Delta(H)": ex.scaled(D, h, c) - D,
+            "lim_{c->oo} c^2 |u'-u|^2 (state c H) - beta^2/s^2":
+                sp.limit(c**2 * ang2_c, c, sp.oo) - beta**2 / s**2,
+            "series(theta_clamp - theta_full, 1/s) - a beta/s^2":
+                sp.series(diff, t, 0, 3).removeO() - a * beta * t**2,
+        },
+        exports={"clamp_direction_change": Export((s, a, beta), theta_clamp - theta_full)},
+    )
+
+
+RADIAL_CLAMP = Certificate(
+    "RADIAL_CLAMP",
+    r"N(c H_k) = N(H_k),\ \Delta_k(cH_k) = \Delta_k(H_k),\ \lVert u'-u\rVert \sim \frac{\lVert\Delta_\perp\rVert}{c\,s_k},\ "
+    r"\angle(u'_{\mathrm{clamp}}, u'_{\mathrm{full}}) = \frac{a\lVert\Delta_\perp\rVert}{s^2} + O(s^{-3})",
+    ("eps = 0", "c > 0", "Delta = B(N(H)) depends only on the direction"),
+    _derive_radial_clamp, dims=(2, 3), default_n=2, page="proofs/radial_clamp.md")
+
+
+ALL = (RMSNORM_INVARIANCE, LAYERNORM_INVARIANCE, NORM_JACOBIAN, EULER, HESSIAN, EPS_LEAK,
+       RAW_READOUT, NORM_PENALTY, FINAL_ONLY, LEMMA2_EXACT, LEMMA2_EXPANSION, GD_NORM,
+       WEIGHT_DECAY, RADIAL_CLAMP)
