@@ -111,11 +111,16 @@ if __name__ == "__main__":
     import sys
 
     if sys.argv[1:2] == ["--update"] and len(sys.argv) == 3:
+        # Run as __main__, this file is a second copy of the module: the checks register
+        # into blindspot.claims, so the table must be read from there, not from this copy.
         from pathlib import Path
 
+        from blindspot import claims as registry
         from blindspot.provenance import atomic_write_text
 
         path = Path(sys.argv[2])
-        atomic_write_text(path, replace_table(path.read_text(), markdown_table()))
+        atomic_write_text(path, replace_table(path.read_text(), registry.markdown_table()))
     else:
-        print(markdown_table())
+        from blindspot import claims as registry
+
+        print(registry.markdown_table())
