@@ -227,14 +227,14 @@ def draw_eps_leak(leak: EpsLeak):
                   mfc="none")
         ax.loglog(leak.scales, e / ms, ":", lw=0.8, color=line.get_color())
     ax.axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls="--")
-    ax.text(leak.scales[0], np.finfo(np.float64).eps * 2, "float64 round-off", fontsize=8,
-            color="gray")
+    ax.text(leak.scales[-1], np.finfo(np.float64).eps * 2, "float64 round-off", fontsize=8,
+            color="gray", ha="right")
     ax.set_ylim(1e-18, 2)
     ax.set_xlabel("scale $s=\\|h\\|$")
     ax.set_ylabel("radial share $|\\langle h,\\nabla L\\rangle|/(\\|h\\|\\,\\|\\nabla L\\|)$")
     ax.set_title(f"RMSNorm readout, n={leak.dim}: closed form (lines), autograd (circles),\n"
                  "asymptote $\\varepsilon/\\mathrm{ms}(h)$ (dotted)", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -353,3 +353,35 @@ and the angular step (effective learning rate) decays; with weight decay it sett
 ||w||^4 = eta G^2 / (2 lambda) and the angular step at sqrt(2 eta lambda).""")
 def gd_norm_figure(results: Path):
     return draw_gd_norm(*gd_norm_inputs())
+
+
+def symbolic_ce_radial_inner(n: int):
+    """:math:`\\langle h, \\nabla L\\rangle` of :math:`L(h) = \\mathrm{CE}(W N_\\varepsilon(h), y)`
+    (unit gain) assembled from the symbolic layer's exports only: ``rms_norm`` of
+    ``RMSNORM_INVARIANCE`` and ``radial_derivative`` of ``EPS_LEAK``
+    (:math:`\\frac{\\varepsilon}{r^3}\\langle \\gamma\\odot h, \\nabla\\ell(N(h))\\rangle` with the
+    cross-entropy's outer gradient :math:`\\nabla\\ell = W^\\top(p - e_y)`) at dimension ``n``."""
+    from blindspot.symbolic.identities import EPS_LEAK, RMSNORM_INVARIANCE
+
+    norm = RMSNORM_INVARIANCE.lambdify("rms_norm", n)
+    radial = EPS_LEAK.lambdify("radial_derivative", n)
+    gain = np.ones(n)
+
+    def inner(h: np.ndarray, W: np.ndarray, y: int, eps: float) -> float:
+        z = W @ np.asarray(norm(h, gain, eps), np.float64).reshape(n)  # (V,)
+        p = np.exp(z - z.max())
+        p /= p.sum()
+        p[y] -= 1.0
+        return float(np.asarray(radial(h, gain, eps, W.T @ p)).reshape(()))
+
+    return inner
+
+
+EPS_LEAK_DIM = 3  # the symbolic certificate is derived at n <= 3 (fast sympy)
+
+
+@figure("eps-leak", caption="""The epsilon leak of an RMSNorm readout: the radial share of the
+loss gradient along one ray, from float64 autograd of the package kernel (circles) and from
+the symbolic layer's closed form (lines), against the asymptote eps/ms(h) (dotted).""")
+def eps_leak_figure(results: Path):
+    return draw_eps_leak(eps_leak(symbolic_ce_radial_inner(EPS_LEAK_DIM), dim=EPS_LEAK_DIM))
