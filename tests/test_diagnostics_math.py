@@ -28,10 +28,11 @@ F64_TOL = 1e-12
 
 
 def _run(model, seed=0, batch=4):
+    """(e, targets, trace): the injected context, next tokens, and a recorded run."""
     tk = tokens(batch=batch, seed=seed)
     idx, y = tk[:, :-1], tk[:, 1:]
     with torch.no_grad():
-        return idx, y, record(model.adapter(), idx)
+        return model.adapter().start(idx)[1], y, record(model.adapter(), idx)
 
 
 def test_scale_table_matches_direct_norms():
@@ -115,9 +116,9 @@ def test_radial_share_is_blind_at_every_scale(log_c, raw):
 def test_interventions_on_a_pre_norm_model():
     torch.manual_seed(5)
     model = OuroStyle(eps=0.0).double().eval()
-    idx, y, trace = _run(model)
+    e, y, trace = _run(model)
     with torch.no_grad():
-        t = sensitivity_table(model.adapter(), idx, y, trace)
+        t = sensitivity_table(model.adapter(), e, y, trace)
     readout = [r for r in t.rows if r["mode"] == "readout"]
     carry = [r for r in t.rows if r["mode"] == "carry"]
     # N(αh) = N(h) at ε = 0: the readout cannot see α (float64 round-off of the CE)
@@ -125,29 +126,29 @@ def test_interventions_on_a_pre_norm_model():
     # pre-norm recurrence: α·H_1 changes the step size of later loops, hence their CE
     assert max(abs(r["ce_change"]) for r in carry if r["loop"] > 1) > 1e-3
     raw = OuroStyle(raw=True, eps=0.0).double().eval()
-    idx, y, trace = _run(raw)
+    e, y, trace = _run(raw)
     with torch.no_grad():
-        t = sensitivity_table(raw.adapter(), idx, y, trace)
+        t = sensitivity_table(raw.adapter(), e, y, trace)
     assert min(abs(r["ce_change"]) for r in t.rows if r["alpha"] != 1) > 1e-3
 
     # with an inter-loop norm, rescaling H_1 changes nothing downstream either
     normed = OuroStyle(eps=0.0, inter_loop_norm=True).double().eval()
-    idx, y, trace = _run(normed)
+    e, y, trace = _run(normed)
     with torch.no_grad():
-        t = sensitivity_table(normed.adapter(), idx, y, trace)
+        t = sensitivity_table(normed.adapter(), e, y, trace)
     assert max(abs(r["ce_change"]) for r in t.rows) <= 1e-10
 
 
 def test_clamps_do_what_they_say():
     torch.manual_seed(6)
     model = OuroStyle().double().eval()
-    idx, y, trace = _run(model)
+    e, y, trace = _run(model)
     x, h = trace.initial, trace.states[0]
     clamped = remove_radial(x, h)
     u = x / x.norm(dim=-1, keepdim=True)
     assert ((clamped - x) * u).sum(-1).abs().max() <= F64_TOL  # no radial part left
     with torch.no_grad():
-        t = clamp_table(model.adapter(), idx, y, trace)
+        t = clamp_table(model.adapter(), e, y, trace)
     frozen = t.column("scale_freeze_scale")
     assert all(math.isclose(f, frozen[0], rel_tol=1e-12) for f in frozen)
     assert t.rows[0]["ppl_freeze_scale"] == t.rows[0]["ppl_base"]  # loop 1 is untouched
@@ -199,3 +200,20 @@ def test_halting_rejects_bad_input():
     with pytest.raises(ValueError, match="unknown halting policies"):
         halting_table([torch.randn(2, 5, 3)], torch.zeros(2, 5, dtype=torch.long),
                       policies=("depth",))
+
+
+def test_resuming_from_a_recorded_prefix_equals_a_hooked_full_run():
+    """The interventions reuse unchanged loops; that must equal re-running them all."""
+    from blindspot.diagnostics.interventions import prefix
+    from blindspot.diagnostics.recorder import continue_loops
+
+    torch.manual_seed(8)
+    model = OuroStyle(inter_loop_norm=True).eval()
+    adapter = model.adapter()
+    e, _, trace = _run(model)
+    idx = tokens()[:, :-1]
+    with torch.no_grad():
+        full = record(adapter, idx, update_hook=lambda k, x, h: 3.0 * h if k == 2 else h)
+        resumed = continue_loops(adapter, prefix(trace, 2, 3.0 * trace.states[1], adapter), e)
+    for a, b in zip(full.logits + full.carried, resumed.logits + resumed.carried, strict=True):
+        assert torch.equal(a, b)  # same ops in the same order: bit for bit

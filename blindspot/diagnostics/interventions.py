@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.adapter import LoopAdapter
-from blindspot.diagnostics.recorder import record
+from blindspot.diagnostics.recorder import continue_loops
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace
 
@@ -54,11 +54,26 @@ def rescale_to(h: Tensor, scale: Tensor) -> Tensor:
     return h * (scale / h.norm(dim=-1).clamp_min(torch.finfo(h.dtype).tiny)).unsqueeze(-1)
 
 
-def sensitivity_table(adapter: LoopAdapter, idx: Tensor, targets: Tensor, trace: LoopTrace,
+def prefix(trace: LoopTrace, loops: int, replace_last: Tensor | None = None,
+           adapter: LoopAdapter | None = None, num_loops: int | None = None) -> LoopTrace:
+    """The first ``loops`` loops of a recorded trace (with logits), optionally with the state
+    of the last of them replaced (its carried state and logits recomputed by ``adapter``)."""
+    states, carried = trace.states[:loops], trace.carried[:loops]
+    logits = list(trace.logits[:loops])
+    if replace_last is not None:
+        K = trace.num_loops if num_loops is None else num_loops
+        states = states[:-1] + [replace_last]
+        carried = carried[:-1] + [adapter.carry_state(replace_last, loops)]
+        logits = logits[:-1] + [adapter.readout(replace_last, loops, K)]
+    return LoopTrace(trace.initial, list(states), list(carried), logits)
+
+
+def sensitivity_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
+                      trace: LoopTrace,
                       alphas: Sequence[float] = ALPHAS,
                       carry_alphas: Sequence[float] = CARRY_ALPHAS, at_loop: int = 1) -> Table:
     """Rows (mode, alpha, loop): CE and its change from α = 1. ``trace`` is the unperturbed
-    run of K loops with logits."""
+    run of K loops with logits, ``e`` the injected context of ``adapter.start``."""
     for a in list(alphas) + list(carry_alphas):
         if not (isinstance(a, (int, float)) and math.isfinite(a) and a > 0):
             raise ValueError(f"every α must be a finite positive number; got {a!r}")
@@ -73,10 +88,9 @@ def sensitivity_table(adapter: LoopAdapter, idx: Tensor, targets: Tensor, trace:
             rows.append({"mode": "readout", "alpha": float(a), "loop": k, "ce": ce,
                          "ce_change": ce - base[k - 1]})
     for a in carry_alphas:
-        def hook(k, x, h, a=a):
-            return a * h if k == at_loop else h
-
-        run = record(adapter, idx, num_loops=K, update_hook=hook) if a != 1 else trace
+        # loops before at_loop are unchanged: start from the recorded ones
+        start = prefix(trace, at_loop, a * trace.states[at_loop - 1], adapter, K)
+        run = continue_loops(adapter, start, e, num_loops=K) if a != 1 else trace
         for k, z in enumerate(run.logits, start=1):
             ce = cross_entropy(z, targets)
             rows.append({"mode": "carry", "alpha": float(a), "loop": k, "ce": ce,
@@ -89,22 +103,17 @@ def sensitivity_table(adapter: LoopAdapter, idx: Tensor, targets: Tensor, trace:
                  meta={"at_loop": at_loop})
 
 
-def clamp_table(adapter: LoopAdapter, idx: Tensor, targets: Tensor, trace: LoopTrace) -> Table:
+def clamp_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
+                trace: LoopTrace) -> Table:
     """Rows per loop: perplexity and mean scale of the unclamped run and of both clamps."""
     K = trace.num_loops
 
-    first: dict[str, Tensor] = {}  # H_1's per-token scale in the clamped run itself
-
-    def freeze(k, x, h):
-        if k == 1:
-            first["scale"] = h.norm(dim=-1)  # (B, T)
-            return h
-        return rescale_to(h, first["scale"])
-
+    first = trace.states[0].norm(dim=-1)  # (B, T) ‖H_1‖: loop 1 is not clamped
     runs = {"base": trace,
-            "remove_radial": record(adapter, idx, num_loops=K,
-                                    update_hook=lambda k, x, h: remove_radial(x, h)),
-            "freeze_scale": record(adapter, idx, num_loops=K, update_hook=freeze)}
+            "remove_radial": continue_loops(adapter, prefix(trace, 0), e, num_loops=K,
+                                            update_hook=lambda k, x, h: remove_radial(x, h)),
+            "freeze_scale": continue_loops(adapter, prefix(trace, 1), e, num_loops=K,
+                                           update_hook=lambda k, x, h: rescale_to(h, first))}
     rows = []
     for k in range(1, K + 1):
         row = {"loop": k}

@@ -30,7 +30,7 @@ from blindspot.diagnostics.interventions import (
 )
 from blindspot.diagnostics.lemma2 import lemma2_table
 from blindspot.diagnostics.radial import radial_table
-from blindspot.diagnostics.recorder import record
+from blindspot.diagnostics.recorder import continue_loops
 from blindspot.diagnostics.scale import scale_table
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace
@@ -85,7 +85,8 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
                unit="table")
     tables: dict[str, Table] = {}
     with _eval_mode(adapter), torch.no_grad():
-        long = record(adapter, idx, num_loops=K_ext, readout=False)
+        h0, e = adapter.start(idx)  # (B, T, d)
+        long = continue_loops(adapter, LoopTrace(h0, [], [], None), e, num_loops=K_ext)
         trace = LoopTrace(long.initial, long.states[:K], long.carried[:K],
                           [adapter.readout(h, k, K) for k, h in enumerate(long.states[:K], 1)])
         exit_ce = token_ce([trace.logits[k - 1] if k <= K and not adapter.readout_depends_on_depth
@@ -96,9 +97,9 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
             "scale": lambda: scale_table(trace),
             "radial_gradient": lambda: radial_table(adapter, trace.states, targets, K),
             "lemma2": lambda: lemma2_table(long),
-            "scale_sensitivity": lambda: sensitivity_table(adapter, idx, targets, trace,
+            "scale_sensitivity": lambda: sensitivity_table(adapter, e, targets, trace,
                                                            alphas, carry_alphas),
-            "radial_clamp": lambda: clamp_table(adapter, idx, targets, trace),
+            "radial_clamp": lambda: clamp_table(adapter, e, targets, trace),
             "early_exit": lambda: early_exit_table(exit_ce, K),
             "halting": lambda: halting_table(trace.logits, targets, halting_target),
             "toy_prediction": lambda: _toy_table(long, K),
