@@ -131,3 +131,4 @@ __all__ = ["FIGURES", "FigureSpec", "MissingResults", "RESULTS_ENV", "draw", "fi
            "load_all", "results_root", "save_png"]
 
 # Layer modules re-export their drawing functions below (one import line per layer).
+from blindspot.figures.diagnostics import draw_diagnostics, draw_grid  # noqa: E402,F401

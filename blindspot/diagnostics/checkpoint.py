@@ -1,0 +1,80 @@
+"""Diagnose saved checkpoints of our own ``LoopedLM`` on their validation split.
+
+:func:`diagnose_checkpoint` is what ``blindspot diagnose`` runs for each checkpoint and what
+the GPU experiment calls on the paper-scale checkpoints (``device="cuda"``,
+``extrapolate=30`` for the Lemma 2 decomposition over K = 30 loops, writing
+``results/diagnostics-gpu/<name>/``). It loads the model with
+:func:`blindspot.train.checkpoint.load_model` (which names a missing, corrupt or foreign
+file), takes ``windows`` evenly spread validation windows of the checkpoint's own corpus
+and tokenizer, runs :func:`blindspot.diagnostics.run.diagnose`, and writes every table as
+JSON with a run card, plus ``diagnostics.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+
+import torch
+
+from blindspot.diagnostics.adapter import adapter_for
+from blindspot.diagnostics.run import diagnose, write_tables
+from blindspot.diagnostics.table import Table
+
+
+def default_out(path: str | Path, device: str) -> Path:
+    """``results/diagnostics-<cpu|gpu>/<checkpoint name>``."""
+    kind = "gpu" if device.startswith("cuda") else "cpu"
+    return Path("results") / f"diagnostics-{kind}" / Path(path).stem
+
+
+def validation_tokens(cfg, windows: int) -> torch.Tensor:
+    """(windows, T+1) validation tokens of the checkpoint's corpus and tokenizer."""
+    from blindspot.train.data import eval_windows
+    from blindspot.train.trainer import prepared_data
+
+    x, y = eval_windows(prepared_data(cfg).val, cfg.data.seq_len, windows)  # (n, T) each
+    return torch.cat([x, y[:, -1:]], dim=1)  # (n, T+1)
+
+
+def diagnose_checkpoint(path: str | Path, out: str | Path | None = None, *,
+                        windows: int | None = None, extrapolate: int | None = None,
+                        device: str = "cpu", halting_target: float = 1.01, toy: bool = True,
+                        figure: bool = True, progress: bool = True) -> dict[str, Table]:
+    """Diagnose one checkpoint and write its tables (see module doc); returns the tables."""
+    from blindspot.train.checkpoint import load_model
+
+    t0 = time.perf_counter()
+    model, cfg = load_model(path)  # CheckpointError names a missing/corrupt/foreign file
+    model.to(device)
+    n = cfg.batch_size if windows is None else windows
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"windows must be an int >= 2 (half calibrates halting, half tests "
+                         f"it), got {windows!r}")
+    tokens = validation_tokens(cfg, n).to(device)
+    tables = diagnose(adapter_for(model), tokens, extrapolate=extrapolate,
+                      halting_target=halting_target, toy=toy, progress=progress)
+    out = default_out(path, device) if out is None else Path(out)
+    from blindspot.train.config import to_dict
+
+    config = {"checkpoint": str(path), "checkpoint_sha256": _sha256(path),
+              "train_config": to_dict(cfg), "windows": int(tokens.shape[0]),
+              "seq_len": int(tokens.shape[1] - 1), "extrapolate": extrapolate,
+              "device": device, "halting_target": halting_target}
+    write_tables(tables, out, config=config, seed=cfg.seed,
+                 wall_time_s=time.perf_counter() - t0)
+    if figure:
+        from blindspot.figures import save_png
+        from blindspot.figures.diagnostics import draw_diagnostics
+
+        save_png(draw_diagnostics(tables, title=Path(path).stem), out / "diagnostics.png")
+    return tables
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,175 @@
+"""Figures of the diagnostics (issue 5): drawn from the tables ``blindspot diagnose`` writes.
+
+:func:`draw_diagnostics` draws the six panels of one model's diagnosis (``diagnostics.png``
+beside its tables); :func:`draw_grid` compares the conditions of the CPU Table 1 grid from
+``results/diagnostics-cpu/<condition>/``. Both read tables only, never recompute.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from blindspot.figures import figure
+
+GRID = ("terminal-norm", "terminal-raw", "per_loop-norm", "per_loop-raw",
+        "per_loop-final_only_norm", "terminal-penalty", "per_loop-penalty")
+"""The Table 1 conditions, in the paper's order (checkpoint names of the CPU grid)."""
+
+GRID_TABLES = ("scale", "radial_gradient", "lemma2", "radial_clamp", "early_exit")
+
+
+def _finite(xs):
+    return [x if x is not None and math.isfinite(x) else float("nan") for x in xs]
+
+
+def draw_diagnostics(tables: dict, title: str = ""):
+    """Six panels: (a) per-loop scale (mean, p99, max); (b) radial gradient share with its
+    closed form and the round-off floor; (c) Lemma 2: angular step against ‖Δ⊥‖/s and radial
+    increment a_k; (d) scale sensitivity ΔCE(α); (e) radial clamp perplexity; (f) early exit
+    and calibrated halting."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    (a, b, c), (d, e, f) = axes
+
+    t = tables["scale"]
+    k = t.column("loop")
+    a.plot(k, t.column("scale_mean"), "o-", label="mean $\\|H_k\\|$")
+    a.plot(k, t.column("token_p99"), "s--", ms=3, label="p99")
+    a.plot(k, t.column("token_max"), "^:", ms=3, label="max")
+    a.plot(k, t.column("carried_scale_mean"), "k-", lw=0.8, label="carried (after loop norm)")
+    a.set_yscale("log")
+    a.set(xlabel="loop $k$", ylabel="scale", title="(a) per-loop scale")
+    a.legend(fontsize=8)
+
+    t = tables["radial_gradient"]
+    k = t.column("loop")
+    b.plot(k, t.column("radial_share"), "o-", label="measured")
+    b.plot(k, _finite(t.column("closed_form_share")), "kx--", label="closed form")
+    b.plot(k, t.column("round_off_floor"), ":", color="gray", label="dtype round-off")
+    b.set_yscale("log")
+    b.set(xlabel="loop $k$", ylabel="$\\|P_{rad}\\,\\nabla L_k\\| / \\|\\nabla L_k\\|$",
+          title="(b) radial share of the per-loop gradient")
+    b.legend(fontsize=8)
+
+    t = tables["lemma2"]
+    k = t.column("loop")
+    c.plot(k, t.column("angular_step"), "o-", label="angular step $\\|u_{k}-u_{k-1}\\|$")
+    c.plot(k, t.column("angular_step_predicted"), "k--", label="$\\|\\Delta_\\perp\\|/s$")
+    c.plot(k, [abs(x) for x in t.column("radial_increment")], "s-", ms=3,
+           label="$|a_k|$ radial increment")
+    c.plot(k, t.column("tangential"), "^-", ms=3, label="$\\|\\Delta_\\perp\\|$")
+    trained = t.meta.get("trained_loops")
+    if trained:
+        c.axvline(trained + 0.5, color="gray", lw=0.8, ls=":")
+    c.set_yscale("log")
+    c.set(xlabel="loop $k$", title="(c) Lemma 2 decomposition")
+    c.legend(fontsize=8)
+
+    t = tables["scale_sensitivity"]
+    for mode, style in (("readout", "-"), ("carry", "--")):
+        rows = [r for r in t.rows if r["mode"] == mode]
+        for loop in sorted({r["loop"] for r in rows}):
+            pts = sorted((r["alpha"], r["ce_change"]) for r in rows if r["loop"] == loop)
+            d.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3,
+                   label=f"{mode}, loop {loop}")
+    d.set_xscale("log")
+    d.set(xlabel="$\\alpha$", ylabel="$\\Delta$CE (nats)", title="(d) $H \\to \\alpha H$")
+    d.legend(fontsize=7, ncol=2)
+
+    t = tables["radial_clamp"]
+    k = t.column("loop")
+    for m, style in (("base", "o-"), ("remove_radial", "s--"), ("freeze_scale", "^:")):
+        e.plot(k, t.column(f"ppl_{m}"), style, label=m.replace("_", " "))
+    e.set_yscale("log")
+    e.set(xlabel="loop $k$", ylabel="perplexity", title="(e) radial clamp")
+    e.legend(fontsize=8)
+
+    t = tables["early_exit"]
+    k, ppl = t.column("loop"), t.column("ppl")
+    f.plot(k, ppl, "o-", label="exit at loop $k$")
+    front = [(x, y) for x, y, p in zip(k, ppl, t.column("pareto"), strict=True) if p]
+    f.plot([p[0] for p in front], [p[1] for p in front], "k.", ms=10, label="Pareto front")
+    if "halting" in tables:
+        full = ppl[(trained or len(ppl)) - 1]
+        for r in tables["halting"].rows:
+            f.plot(r["test_avg_loops"], r["test_rel_ppl"] * full, "*", ms=10,
+                   label=f"halting: {r['policy']}")
+    f.set_yscale("log")
+    f.set(xlabel="loops used", ylabel="perplexity", title="(f) early exit and halting")
+    f.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def read_grid(root: Path, conditions=GRID, tables=GRID_TABLES) -> dict[str, dict]:
+    """``{condition: {table name: Table}}`` from ``root/<condition>/<table>.json``."""
+    from blindspot.diagnostics.run import read_table
+
+    return {c: {t: read_table(root / c / f"{t}.json") for t in tables} for c in conditions}
+
+
+def draw_grid(grid: dict[str, dict]):
+    """Across conditions: (a) mean ‖H_k‖ per loop; (b) radial share per loop; (c) angular
+    step against input scale (Lemma 2: ∝ 1/s); (d) perplexity cost of each clamp at loop K."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b, c, d) = plt.subplots(1, 4, figsize=(19, 4.4))
+    for name, tabs in grid.items():
+        s = tabs["scale"]
+        a.plot(s.column("loop"), s.column("scale_mean"), "o-", ms=3, label=name)
+        r = tabs["radial_gradient"]
+        b.plot(r.column("loop"), r.column("radial_share"), "o-", ms=3, label=name)
+        lm = tabs["lemma2"]
+        c.plot(lm.column("scale_in"), lm.column("angular_step"), "o", ms=3, label=name)
+    a.set_yscale("log")
+    a.set(xlabel="loop $k$", ylabel="mean $\\|H_k\\|$", title="(a) scale")
+    b.set_yscale("log")
+    b.set(xlabel="loop $k$", ylabel="radial share", title="(b) radial share of $\\nabla L_k$")
+    c.set_xscale("log")
+    c.set_yscale("log")
+    c.set(xlabel="input scale $s$", ylabel="angular step",
+          title="(c) Lemma 2: angular step vs scale")
+    names = list(grid)
+    xs = range(len(names))
+    last = [grid[n]["radial_clamp"].rows[-1] for n in names]
+    d.bar([x - 0.2 for x in xs], [r["rel_ppl_remove_radial"] for r in last], 0.4,
+          label="remove radial")
+    d.bar([x + 0.2 for x in xs], [r["rel_ppl_freeze_scale"] for r in last], 0.4,
+          label="freeze scale")
+    d.axhline(1, color="k", lw=0.8)
+    d.set_xticks(list(xs), names, rotation=40, ha="right", fontsize=8)
+    d.set(ylabel="perplexity / unclamped at loop K", title="(d) radial clamp")
+    d.legend(fontsize=8)
+    a.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+@figure("diagnostics-cpu-grid", caption="""Diagnostics of the CPU Table 1 grid: per-loop scale,
+radial share of the per-loop gradient, Lemma 2's angular step against the scale, and the
+perplexity cost of the radial clamps, per condition.""",
+        needs=[f"diagnostics-cpu/{c}/{t}.json" for c in GRID for t in GRID_TABLES],
+        command="blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu")
+def grid_figure(results: Path):
+    return draw_grid(read_grid(results / "diagnostics-cpu"))
+
+
+@figure("diagnostics-per-loop-norm", caption="""Every diagnostic of the CPU per-loop +
+RMSNorm-readout model: scale, radial share, Lemma 2 decomposition, scale sensitivity,
+radial clamp, early exit and calibrated halting.""",
+        needs=[f"diagnostics-cpu/per_loop-norm/{t}.json" for t in
+               ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
+                "early_exit", "halting")],
+        command="blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu")
+def per_loop_norm_figure(results: Path):
+    from blindspot.diagnostics.run import read_table
+
+    root = results / "diagnostics-cpu" / "per_loop-norm"
+    names = ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
+             "early_exit", "halting")
+    return draw_diagnostics({n: read_table(root / f"{n}.json") for n in names},
+                            title="per-loop + RMSNorm readout (CPU)")

@@ -1,0 +1,79 @@
+"""``blindspot diagnose`` on checkpoints of our own LoopedLM: tables, run cards, figure, and
+clear errors for a missing, corrupt or foreign checkpoint."""
+
+import json
+
+import pytest
+import torch
+
+from blindspot.cli import main as blindspot
+from blindspot.train.checkpoint import build_model, save_model
+from blindspot.train.config import preset
+
+TINY = {"model": {"d_model": 32, "n_heads": 4, "n_layers": 1, "num_loops": 2,
+                  "max_seq_len": 16},
+        "data": {"source": "generated", "seq_len": 16, "stride": 8}, "batch_size": 4}
+
+
+def _checkpoint(path, readout="norm"):
+    cfg = preset("cpu-per_loop-norm", **{**TINY, "model": {**TINY["model"], "readout": readout}})
+    torch.manual_seed(0)
+    return save_model(path, build_model(cfg), cfg)
+
+
+@pytest.mark.slow
+def test_diagnose_writes_every_table_with_a_run_card(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "tiny.pt")
+    out = tmp_path / "out"
+    assert blindspot(["diagnose", str(ckpt), "--out", str(out), "--no-toy", "--quiet",
+                      "--extrapolate", "3"]) == 0
+    names = {p.stem for p in out.glob("*.json")}
+    assert names == {"scale", "radial_gradient", "lemma2", "scale_sensitivity",
+                     "radial_clamp", "early_exit", "halting"}
+    lemma2 = json.loads((out / "lemma2.json").read_text())
+    assert [r["loop"] for r in lemma2["rows"]] == [1, 2, 3]
+    card = lemma2["run_card"]
+    assert card["config"]["windows"] == 4 and card["config"]["train_config"]["name"]
+    assert len(card["config"]["checkpoint_sha256"]) == 64
+    assert (out / "diagnostics.png").stat().st_size > 0
+
+
+def test_several_checkpoints_go_to_their_own_folders(tmp_path):
+    folder = tmp_path / "ckpts"
+    _checkpoint(folder / "a.pt")
+    _checkpoint(folder / "b.pt", readout="raw")
+    out = tmp_path / "out"
+    assert blindspot(["diagnose", str(folder), "--out", str(out), "--no-toy", "--quiet",
+                      "--no-figure"]) == 0
+    raw = json.loads((out / "b" / "radial_gradient.json").read_text())
+    norm = json.loads((out / "a" / "radial_gradient.json").read_text())
+    # the blind spot through the CLI: at init (‖H‖ ≈ 0.1, so ε/ms(h) ≈ 2e-3) the RMSNorm
+    # readout's share is its ε-leak closed form up to float32 round-off; the raw one is O(1)
+    for r in norm["rows"]:
+        assert r["radial_share"] < 1e-2
+        assert r["closed_form_error"] < 1e-5  # float32 gradients: ~100 x round-off
+    assert min(r["radial_share"] for r in raw["rows"]) > 1e-2
+
+
+def test_unusable_checkpoints_are_named(tmp_path, capsys):
+    assert blindspot(["diagnose", str(tmp_path / "missing.pt"), "--quiet"]) == 2
+    assert "missing.pt does not exist" in capsys.readouterr().err
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert blindspot(["diagnose", str(bad), "--quiet"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    assert blindspot(["diagnose", str(foreign), "--quiet"]) == 2
+    assert "not a blindspot checkpoint" in capsys.readouterr().err
+    ckpt = torch.load(_checkpoint(tmp_path / "mixed.pt"), weights_only=True)
+    ckpt["config"]["model"]["d_model"] = 64  # weights of one config under another
+    torch.save(ckpt, tmp_path / "mixed.pt")
+    assert blindspot(["diagnose", str(tmp_path / "mixed.pt"), "--quiet"]) == 2
+    assert "do not fit" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert blindspot(["diagnose", str(tmp_path / "empty"), "--quiet"]) == 2
+    assert "holds no *.pt" in capsys.readouterr().err
+    ok = _checkpoint(tmp_path / "ok.pt")
+    assert blindspot(["diagnose", str(ok), "--quiet", "--windows", "1"]) == 2
+    assert "windows must be an int >= 2" in capsys.readouterr().err
