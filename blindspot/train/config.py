@@ -27,7 +27,7 @@ import yaml
 from blindspot.nn.config import ModelConfig
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-SCALES = ("cpu", "44m", "129m")
+SCALES = ("tiny", "cpu", "44m", "129m")
 
 Supervision = Literal["per_loop", "terminal"]
 Source = Literal["shakespeare", "wikitext103", "generated"]

@@ -1,0 +1,218 @@
+"""The trainer: schedule, files it writes, determinism, exact resume (also after SIGKILL), the
+NaN guard, and checkpoints that load or fail clearly. Uses the ``tiny`` preset on the
+generated corpus (no download), a few seconds per run."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from blindspot.train import checkpoint as ckpt_io
+from blindspot.train import trainer as T
+from blindspot.train.config import ConfigError, preset
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("BLINDSPOT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def tiny(**kw):
+    return preset("tiny-per_loop-norm", **kw)
+
+
+def _records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _state(out):
+    ck = ckpt_io.read(out / "checkpoint.pt")
+    return ck["model"], ck["optimizer"]["state"], ck["step"]
+
+
+def _same(a, b):
+    """Bitwise equality of two (nested) state dicts."""
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a, b)
+    return a == b
+
+
+@given(warmup=st.integers(0, 50), total=st.integers(1, 500), ratio=st.floats(0, 1))
+def test_lr_factor_warms_up_then_decays_by_cosine(warmup, total, ratio):
+    assume(total > warmup)
+    f = [T.lr_factor(s, warmup, total, ratio) for s in range(total + 5)]
+    if warmup:
+        assert f[0] == pytest.approx(1 / warmup) and f[warmup - 1] == pytest.approx(1.0)
+    after = f[warmup:]
+    assert after[0] == pytest.approx(1.0)
+    assert all(x >= y - 1e-12 for x, y in zip(after, after[1:], strict=False))  # non-increasing
+    assert f[-1] == pytest.approx(ratio) and min(f) >= min(ratio, f[0]) - 1e-12
+
+
+def test_a_run_writes_config_metrics_checkpoint_and_final(tmp_path):
+    res = T.train(tiny(steps=20), tmp_path, progress=False)
+    recs = _records(tmp_path / "metrics.jsonl")
+    train = [r for r in recs if r["kind"] == "train"]
+    evals = [r for r in recs if r["kind"] == "eval"]
+    assert [r["step"] for r in train] == [5, 10, 15, 20]
+    assert [r["step"] for r in evals] == [0, 20]
+    K = res.config.model.num_loops
+    assert all(len(r["ce"]) == K and len(r["scale"]) == K for r in train + evals)
+    assert evals[-1]["ce"][-1] < evals[0]["ce"][-1] - 0.5  # it learns (ln 256 = 5.55 at init)
+    final = json.loads((tmp_path / "final.json").read_text())
+    assert final["ppl_K"] == pytest.approx(math.exp(final["ce"][-1]))
+    assert final["run_card"]["seed"] == 0 and final["run_card"]["config"]["steps"] == 20
+    assert (tmp_path / "config.yaml").read_text().startswith("name: tiny-per_loop-norm")
+    model, cfg = ckpt_io.load_model(tmp_path / "checkpoint.pt")
+    assert cfg == res.config and not model.training
+
+
+def test_terminal_supervision_trains_only_the_last_readout(tmp_path):
+    T.train(tiny(steps=5, supervision="terminal"), tmp_path, progress=False)
+    train = [r for r in _records(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
+    assert len(train[-1]["ce"]) == 1 and len(train[-1]["scale"]) == 3  # CE_K only, all ‖H_k‖
+
+
+def test_cpu_run_is_deterministic(tmp_path):
+    cfg = tiny(steps=12, model={"dropout": 0.1}, norm_penalty=0.01)  # dropout exercises the RNG
+    T.train(cfg, tmp_path / "a", progress=False)
+    T.train(cfg, tmp_path / "b", progress=False)
+    assert _same(_state(tmp_path / "a"), _state(tmp_path / "b"))
+    assert (tmp_path / "a/metrics.jsonl").read_text() == (tmp_path / "b/metrics.jsonl").read_text()
+    T.train(tiny(steps=12, model={"dropout": 0.1}, norm_penalty=0.01, seed=1), tmp_path / "c",
+            progress=False)
+    assert not _same(_state(tmp_path / "a")[0], _state(tmp_path / "c")[0])
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path):
+    cfg = tiny(steps=20, model={"dropout": 0.1}, log_every=1)
+    T.train(cfg, tmp_path / "whole", progress=False)
+    T.train(cfg, tmp_path / "parts", progress=False, max_steps=7)  # stops, checkpoint at 7
+    assert not (tmp_path / "parts/final.json").exists()
+    T.train(cfg, tmp_path / "parts", progress=False)
+    assert _same(_state(tmp_path / "whole"), _state(tmp_path / "parts"))
+    assert (tmp_path / "whole/metrics.jsonl").read_text() == \
+        (tmp_path / "parts/metrics.jsonl").read_text()
+
+
+_KILLER = textwrap.dedent("""
+    import os, signal, sys, torch
+    from blindspot.train.config import load_config
+    from blindspot.train.trainer import train
+    calls = [0]
+    step = torch.optim.AdamW.step
+    def step_then_die(self, *a, **k):
+        out = step(self, *a, **k)
+        calls[0] += 1
+        if calls[0] == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no flush: a hard kill
+        return out
+    torch.optim.AdamW.step = step_then_die
+    train(load_config("tiny-per_loop-norm", sys.argv[3:]), sys.argv[1], progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_resume_is_exact(tmp_path):
+    sets = ["steps=24", "log_every=1", "ckpt_every=10", "model.dropout=0.1"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    killed = subprocess.run([sys.executable, "-c", _KILLER, str(tmp_path / "run"), "13", *sets],
+                            env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    # killed inside step 13's optimizer update: the last checkpoint is at step 10, and the log
+    # already holds steps 11 and 12, which the resume must drop and redo
+    assert _state(tmp_path / "run")[2] == 10
+    assert max(r["step"] for r in _records(tmp_path / "run/metrics.jsonl")) == 12
+    resumed = subprocess.run([sys.executable, "-m", "blindspot.train.cli", "tiny-per_loop-norm",
+                              "--out", str(tmp_path / "run"), "--no-progress",
+                              *[a for s in sets for a in ("--set", s)]],
+                             env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    whole = subprocess.run([sys.executable, "-m", "blindspot.train.cli", "tiny-per_loop-norm",
+                            "--out", str(tmp_path / "whole"), "--no-progress",
+                            *[a for s in sets for a in ("--set", s)]],
+                           env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    assert _same(_state(tmp_path / "run"), _state(tmp_path / "whole"))
+    assert (tmp_path / "run/metrics.jsonl").read_text() == \
+        (tmp_path / "whole/metrics.jsonl").read_text()
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+    T.train(tiny(steps=4), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"different config \(lr: 0.003 != 0.001\)"):
+        T.train(tiny(steps=4, lr=1e-3), tmp_path, progress=False)
+
+
+class _Poisoned(torch.nn.Module):
+    """Wraps a model and turns loop 2's state into inf from the given step on."""
+
+    def __init__(self, inner, at_step):
+        super().__init__()
+        self.inner, self.at_step, self.calls = inner, at_step, 0
+
+    def forward(self, idx, readout="all"):
+        out = self.inner(idx, readout=readout)
+        if self.training:
+            self.calls += 1
+            if self.calls >= self.at_step:
+                out.states[1] = out.states[1] * float("inf")
+        return out
+
+
+def test_nan_guard_names_the_step_and_the_loop(tmp_path, monkeypatch):
+    build = ckpt_io.build_model
+    monkeypatch.setattr(ckpt_io, "build_model", lambda cfg: _Poisoned(build(cfg), 3))
+    with pytest.raises(T.NonFiniteError, match=r"step 3, loop 2: CE = .*‖H_2‖ = (inf|nan)"):
+        T.train(tiny(steps=5, norm_penalty=0.01), tmp_path, progress=False)
+
+
+def test_load_model_gives_clear_errors(tmp_path):
+    with pytest.raises(ckpt_io.CheckpointError, match="does not exist"):
+        ckpt_io.load_model(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ckpt_io.CheckpointError, match="unreadable.*corrupt"):
+        ckpt_io.load_model(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ckpt_io.CheckpointError, match="not a blindspot checkpoint"):
+        ckpt_io.load_model(tmp_path / "foreign.pt")
+    res = T.train(tiny(steps=2), tmp_path / "run", progress=False)
+    ck = ckpt_io.read(tmp_path / "run/checkpoint.pt")
+    ck["config"]["model"]["d_model"] = 64  # weights of d=32 under a d=64 config
+    ckpt_io.save(tmp_path / "mixed.pt", ck)
+    with pytest.raises(ckpt_io.CheckpointError, match="do not fit the model"):
+        ckpt_io.load_model(tmp_path / "mixed.pt")
+    ck["config"]["model"]["d_modell"] = 64
+    ckpt_io.save(tmp_path / "other.pt", ck)
+    with pytest.raises(ckpt_io.CheckpointError, match="unknown config key 'model.d_modell'"):
+        ckpt_io.load_model(tmp_path / "other.pt")
+    # a model-only checkpoint round-trips to the same outputs
+    ckpt_io.save_model(tmp_path / "small.pt", res.model, res.config)
+    model, cfg = ckpt_io.load_model(tmp_path / "small.pt")
+    x = torch.randint(0, 256, (2, 16))
+    res.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x).logits[-1], res.model(x).logits[-1])
+    assert cfg == res.config
+
+
+def test_train_cli_prints_config_and_rejects_bad_keys(capsys):
+    from blindspot.train.cli import main
+
+    assert main(["tiny-terminal-raw", "--set", "steps=3", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "supervision: terminal" in out and "steps: 3" in out and "readout: raw" in out
+    assert main(["tiny", "--set", "model.widht=3"]) == 2
+    assert "unknown config key 'model.widht'" in capsys.readouterr().err
