@@ -87,7 +87,7 @@ def sensitivity_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
             ce = base[k - 1] if a == 1 else cross_entropy(adapter.readout(a * h, k, K), targets)
             rows.append({"mode": "readout", "alpha": float(a), "loop": k, "ce": ce,
                          "ce_change": ce - base[k - 1]})
-    for a in carry_alphas:
+    for a in sorted(set(carry_alphas) | {1.0}):  # α = 1 (no change) anchors the curve
         # loops before at_loop are unchanged: start from the recorded ones
         start = prefix(trace, at_loop, a * trace.states[at_loop - 1], adapter, K)
         run = continue_loops(adapter, start, e, num_loops=K) if a != 1 else trace

@@ -87,18 +87,22 @@ def draw_diagnostics(tables: dict, title: str = ""):
     e.legend(fontsize=8)
 
     t = tables["early_exit"]
-    k, ppl = t.column("loop"), t.column("ppl")
-    f.plot(k, ppl, "o-", label="exit at loop $k$")
-    front = [(x, y) for x, y, p in zip(k, ppl, t.column("pareto"), strict=True) if p]
+    k, rel = t.column("loop"), t.column("rel_ppl")
+    f.plot(k, rel, "o-", label="exit at loop $k$")
+    front = [(x, y) for x, y, p in zip(k, rel, t.column("pareto"), strict=True) if p]
     f.plot([p[0] for p in front], [p[1] for p in front], "k.", ms=10, label="Pareto front")
     if "halting" in tables:
-        full = ppl[(trained or len(ppl)) - 1]
-        for r in tables["halting"].rows:
-            f.plot(r["test_avg_loops"], r["test_rel_ppl"] * full, "*", ms=10,
+        for r in tables["halting"].rows:  # held-out half, relative to its own full depth
+            f.plot(r["test_avg_loops"], r["test_rel_ppl"], "*", ms=10,
                    label=f"halting: {r['policy']}")
     f.set_yscale("log")
-    f.set(xlabel="loops used", ylabel="perplexity", title="(f) early exit and halting")
+    f.set(xlabel="loops used", ylabel="perplexity / perplexity at trained K",
+          title="(f) early exit and calibrated halting")
     f.legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b, c, e, f):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
