@@ -158,7 +158,7 @@ EULER = Certificate(
     r"\nabla L(c\,h) = \nabla L(h)/c",
     ("eps = 0", "c > 0", "any smooth outer loss l (generic quadratic at the point); "
      "CE(W N(h), y) for symbolic W and every class y"),
-    _derive_euler, dims=(2, 3), page="proofs/euler.md")
+    _derive_euler, dims=(2, 3), default_n=2, page="proofs/euler.md")
 
 
 def _derive_hessian(n: int) -> Derivation:
@@ -316,6 +316,11 @@ FINAL_ONLY = Certificate(
 
 # -- 5. residual recurrence: Lemma 2 ------------------------------------------------------
 
+def _stable_angular_residual() -> sp.Expr:
+    s, a, beta, s1, ang2 = lemma2_scalars()
+    return ang2 - 2 * beta**2 / (s1 * (s1 + s + a))
+
+
 def _derive_lemma2_exact(n: int) -> Derivation:
     h, D = ex.vector("h", n), ex.vector("Delta", n)
     s = sp.sqrt(ex.sqnorm(h))
@@ -331,6 +336,9 @@ def _derive_lemma2_exact(n: int) -> Derivation:
             "|D|^2 - a^2 - |D_perp|^2": ex.sqnorm(D) - a**2 - ex.sqnorm(Dperp),
             "|h+D|^2 - (s+a)^2 - |D_perp|^2": ex.sqnorm(h + D) - (s + a)**2 - ex.sqnorm(Dperp),
             "|u'-u|^2 - (2 - 2(s+a)/s')": ex.sqnorm(u1 - u) - (2 - 2 * (s + a) / s1),
+            # the cancellation-free form used by numerics, in the scalars the lines above
+            # reduce the vectors to (s, a, beta = |D_perp|, s' = sqrt((s+a)^2 + beta^2))
+            "2 - 2(s+a)/s' - 2 beta^2/(s'(s'+s+a))": _stable_angular_residual(),
         },
         exports={"next_scale_sq": Export((h, D), s**2 + 2 * s * a + ex.sqnorm(D))},
     )
@@ -404,7 +412,7 @@ GD_NORM = Certificate(
     "GD_NORM",
     r"L(c\,w) = L(w):\quad \lVert w - \eta\nabla L(w)\rVert^2 = \lVert w\rVert^2 + \eta^2\lVert\nabla L(w)\rVert^2",
     ("plain gradient descent, step eta > 0", "L depends on w only through w/|w|"),
-    _derive_gd_norm, dims=(2, 3), page="proofs/gd.md")
+    _derive_gd_norm, dims=(2, 3), default_n=2, page="proofs/gd.md")
 
 
 def weight_decay_equilibrium():
