@@ -186,6 +186,9 @@ class LoopedLM(nn.Module):
     K. The concat-injection adapter starts at [I | I], i.e. equal to the "add" injection, so
     the two switches differ only by what training learns
     (``tests/test_nn_model.py::test_concat_adapter_starts_as_add``).
+
+    The loop is exactly its unrolling with tied weights (bit for bit in float64, every switch):
+    ``tests/test_nn_model.py::test_looped_equals_unrolled_bit_for_bit_in_float64``.
     """
 
     def __init__(self, cfg: ModelConfig):
