@@ -68,14 +68,21 @@ def early_exit_table(ce: Tensor, trained_loops: int) -> Table:
 
 
 def halting_scores(logits: Sequence[Tensor]) -> dict[str, Tensor]:
-    """(K, N) score of every policy at every loop (see module doc)."""
-    logp = torch.stack([z.flatten(0, 1).double().log_softmax(-1) for z in logits])  # (K, N, V)
-    top2 = logp.topk(2, dim=-1).values  # (K, N, 2)
-    p = logp.exp()
-    entropy = -(p * logp).sum(-1)
-    kl = torch.full_like(entropy, math.inf)
-    kl[1:] = (p[1:] * (logp[1:] - logp[:-1])).sum(-1)
-    return {"margin": top2[..., 0] - top2[..., 1], "entropy": entropy, "kl": kl}
+    """(K, N) score of every policy at every loop (see module doc); one loop's (N, V)
+    log-probabilities in float64 at a time, so memory stays at two loops' worth."""
+    margin, entropy, kl = [], [], []
+    prev = None
+    for z in logits:
+        logp = z.flatten(0, 1).double().log_softmax(-1)  # (N, V)
+        top2 = logp.topk(2, dim=-1).values  # (N, 2)
+        p = logp.exp()
+        margin.append(top2[:, 0] - top2[:, 1])
+        entropy.append(-(p * logp).sum(-1))
+        kl.append(torch.full_like(entropy[-1], math.inf) if prev is None
+                  else (p * (logp - prev)).sum(-1))  # KL(p_k ‖ p_{k-1})
+        prev = logp
+    return {"margin": torch.stack(margin), "entropy": torch.stack(entropy),
+            "kl": torch.stack(kl)}
 
 
 def halt_loops(score: Tensor, policy: str, tau: float) -> Tensor:
@@ -96,7 +103,7 @@ def calibrate(score: Tensor, ce: Tensor, policy: str, target: float,
     loops whose perplexity is ≤ target × full-depth perplexity (τ = ±inf: never halt)."""
     full = ce[-1].mean().exp().item()
     finite = score[torch.isfinite(score)]
-    qs = torch.linspace(0, 1, candidates, dtype=torch.float64)
+    qs = torch.linspace(0, 1, candidates, dtype=torch.float64, device=score.device)
     taus = torch.quantile(finite, qs).tolist() if finite.numel() else []
     never = math.inf if policy == "margin" else -math.inf
     best = (never, float(score.shape[0]), 1.0)
