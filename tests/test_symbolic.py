@@ -1,0 +1,250 @@
+"""Certificates of blindspot.symbolic: each simplifies to zero at n = 2..4, each has a float64
+autograd twin that agrees, and a deliberately wrong variant does NOT simplify to zero (so the
+checks can fail). Hypothesis: metamorphic (scale/shift invariance over 1e-30..1e30),
+differential (sympy Jacobian vs torch.func.jacrev) and bounds (Lemma 2 exactly)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch.func import jacrev
+
+from blindspot.symbolic import expressions as ex
+from blindspot.symbolic import identities as I
+from blindspot.symbolic import numeric, reference
+from blindspot.symbolic.certificate import vanish
+
+SEEDS = range(5)
+EPSILONS = (0.0, 1e-8, 1e-6, 1e-5)
+# Float64 agreement of two evaluations of the same formula: a few ulps per operation over
+# n <= 16 terms; 1e-12 relative is 1e4 ulps of margin and far below any real discrepancy.
+F64 = 1e-12
+
+
+def _holds(cert, dims):
+    for n in dims:
+        r = cert.check(n)
+        assert r.passed, r.summary()
+
+
+def _numeric(name):
+    for seed in SEEDS:
+        rep = numeric.CHECKS[name](seed=seed)
+        assert rep.passed, rep.summary()
+
+
+def test_norm_invariance_certificates():
+    _holds(I.RMSNORM_INVARIANCE, (2, 3, 4))
+    _holds(I.LAYERNORM_INVARIANCE, (2, 3, 4))
+    _numeric("RMSNORM_INVARIANCE")
+    _numeric("LAYERNORM_INVARIANCE")
+    # negative control: with eps > 0 the normalizer is NOT scale invariant
+    h, g = ex.vector("h", 2), ex.vector("gamma", 2)
+    N = ex.rms_norm(h, g, I.eps)
+    assert any(x != 0 for x in vanish(ex.scaled(N, h, I.c) - N))
+
+
+def test_jacobian_certificate():
+    _holds(I.NORM_JACOBIAN, (3, 4))
+    _numeric("NORM_JACOBIAN")
+
+
+def test_euler_certificate():
+    _holds(I.EULER, (2, 3))
+    _numeric("EULER")
+    # negative control: the raw readout's radial derivative does not vanish
+    h, W = ex.vector("h", 2), ex.matrix("W", 2, 2)
+    L = ex.cross_entropy(W * h, 0)
+    assert vanish(ex.dot(h, ex.gradient(L, h))) != 0
+
+
+def test_hessian_certificate():
+    _holds(I.HESSIAN, (2,))
+    _numeric("HESSIAN")
+
+
+def test_eps_leak_certificate():
+    _holds(I.EPS_LEAK, (2,))
+    _numeric("EPS_LEAK")
+    # the radial share falls like 1/c^2 = like eps/ms(h) as the scale grows
+    rep = numeric.check_eps_leak(seed=0)
+    shares = [rep.values[f"radial share(c={c:g})"] for c in (1.0, 10.0, 100.0)]
+    assert shares[0] > 10 * shares[1] > 100 * shares[2] > 0
+
+
+def test_raw_readout_certificate():
+    _holds(I.RAW_READOUT, (2, 3))
+    _numeric("RAW_READOUT")
+
+
+def test_norm_penalty_certificate():
+    _holds(I.NORM_PENALTY, (2, 3))
+    _numeric("NORM_PENALTY")
+
+
+def test_final_only_certificate():
+    _holds(I.FINAL_ONLY, (2,))
+    _numeric("FINAL_ONLY")
+
+
+def test_lemma2_exact_certificate():
+    _holds(I.LEMMA2_EXACT, (2, 3))
+    _numeric("LEMMA2_EXACT")
+
+
+def test_lemma2_expansion_certificate():
+    _holds(I.LEMMA2_EXPANSION, (1,))
+    _numeric("LEMMA2_EXPANSION")
+    # negative control: a wrong tangential coefficient (beta^2/s instead of beta^2/(2s))
+    s, a, beta, s1, _ = I.lemma2_scalars()
+    series = sp.series((s1 - s).subs(s, 1 / I.t), I.t, 0, 2).removeO()
+    assert vanish(series - (a + beta**2 * I.t)) != 0
+
+
+def test_gd_norm_certificate():
+    _holds(I.GD_NORM, (2, 3))
+    _numeric("GD_NORM")
+
+
+def test_weight_decay_certificate():
+    _holds(I.WEIGHT_DECAY, (2,))
+    _numeric("WEIGHT_DECAY")
+
+
+def test_radial_clamp_certificate():
+    _holds(I.RADIAL_CLAMP, (2,))
+    _numeric("RADIAL_CLAMP")
+
+
+def test_exports_latex_and_lambdify():
+    tex = I.LEMMA2_EXPANSION.latex()
+    assert tex["statement"].startswith("s' - s") and "beta" in tex["increment"]
+    f = I.LEMMA2_EXPANSION.lambdify("increment")
+    # s' - s at s = 3, a = 0, beta = 4 is sqrt(9 + 16) - 3 = 2 exactly
+    assert f(3.0, 0.0, 4.0) == pytest.approx(2.0, rel=F64)
+    with pytest.raises(KeyError, match="exports"):
+        I.LEMMA2_EXPANSION.lambdify("nope")
+    with pytest.raises(ValueError, match="not supported"):
+        I.NORM_JACOBIAN.check(2)
+    with pytest.raises(ValueError, match="positive int"):
+        ex.vector("h", 0)
+    with pytest.raises(ValueError, match="outside"):
+        ex.cross_entropy(ex.vector("z", 2), 2)
+
+
+def test_every_certificate_has_a_numeric_twin_and_a_page():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for cert in I.ALL:
+        assert cert.name in numeric.CHECKS
+        assert (root / cert.page).exists(), cert.page
+
+
+def test_reference_rejects_bad_input():
+    with pytest.raises(ValueError, match="NaN"):
+        reference.rms_norm(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="eps"):
+        reference.layer_norm(np.ones(3), eps=-1.0)
+    with pytest.raises(ValueError, match="non-empty"):
+        reference.rms_norm(np.zeros((2, 0)))
+
+
+# -- Hypothesis ---------------------------------------------------------------------------
+
+entries = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+states = st.lists(entries, min_size=4, max_size=4).filter(
+    lambda v: np.linalg.norm(v) > 1e-3 and np.std(v) > 1e-3)
+log_scales = st.floats(-30.0, 30.0)
+eps_values = st.sampled_from(EPSILONS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(states, log_scales, eps_values)
+def test_metamorphic_scale_and_shift(h, log_c, eps):
+    """N(c h; eps) = N(h; eps / c^2) (eps = 0: plain invariance), and the same for
+    LayerNorm under c h + b 1, for numpy and torch references, c over 1e-30..1e30."""
+    c = 10.0**log_c
+    h = np.array(h)
+    gain = np.array([1.0, -0.5, 2.0, 0.3])
+    for kind in ("rms", "ln"):
+        if kind == "rms":
+            want = reference.rms_norm(h, gain, eps / c**2)
+            got_np = reference.rms_norm(c * h, gain, eps)
+            got_t = numeric.rms_norm(torch.tensor(c * h), torch.tensor(gain), eps).numpy()
+        else:
+            want = reference.layer_norm(h, gain, 0.1, eps / c**2)
+            got_np = reference.layer_norm(c * h + 0.5 * c, gain, 0.1, eps)
+            got_t = numeric.layer_norm(torch.tensor(c * h + 0.5 * c), torch.tensor(gain),
+                                       torch.tensor(0.1, dtype=torch.float64), eps).numpy()
+        scale = np.abs(want).max()
+        # 1e-12 relative: two float64 evaluations of one formula (see F64); entries of c*h
+        # near 1e-33 can go subnormal, which costs absolute, not relative-to-max, precision
+        assert np.abs(got_np - want).max() <= F64 * scale
+        assert np.abs(got_t - want).max() <= F64 * scale
+
+
+@settings(max_examples=40, deadline=None)
+@given(states, eps_values)
+def test_differential_sympy_jacobian_vs_jacrev(h, eps):
+    """The certificate's closed-form Jacobians, lambdified from sympy, equal torch.func.jacrev
+    of the reference normalizers."""
+    h = np.array(h)[:3] + np.array([0.0, 0.1, -0.2])  # n = 3; shift avoids equal entries
+    if np.std(h) < 1e-3:
+        return
+    gain = np.array([1.5, -0.7, 0.9])
+    J_sym = np.array(I.NORM_JACOBIAN.lambdify("rms_jacobian", 3)(h, gain, eps), dtype=float)
+    J_t = jacrev(lambda x: numeric.rms_norm(x, torch.tensor(gain), eps))(torch.tensor(h)).numpy()
+    assert np.abs(J_sym - J_t).max() <= F64 * np.abs(J_t).max()
+    Jl_sym = np.array(I.NORM_JACOBIAN.lambdify("layer_norm_jacobian", 3)(h, gain, eps), dtype=float)
+    Jl_t = jacrev(lambda x: numeric.layer_norm(x, torch.tensor(gain), None, eps))(
+        torch.tensor(h)).numpy()
+    # LayerNorm: the centring adds one subtraction per entry; same 1e-12 budget scaled by |J|
+    assert np.abs(Jl_sym - Jl_t).max() <= F64 * np.abs(Jl_t).max()
+    n_sym = np.array(I.RMSNORM_INVARIANCE.lambdify("rms_norm", 3)(h, gain, eps), dtype=float)
+    n_ref = reference.rms_norm(h, gain, eps)
+    assert np.abs(n_sym.ravel() - n_ref).max() <= F64 * np.abs(n_ref).max()
+
+
+ints = st.integers(-10**6, 10**6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(ints, min_size=5, max_size=5), st.lists(ints, min_size=5, max_size=5))
+def test_bounds_lemma2_identity_exactly(h, d):
+    """|h + D|^2 = s^2 + 2 s a + |D|^2 with s a = <h, D>: exact in rational arithmetic, and
+    (s+a)^2 + |D_perp|^2 with a^2 = <h,D>^2/s^2 exactly too."""
+    h, d = [Fraction(x) for x in h], [Fraction(x) for x in d]
+    s2 = sum(x * x for x in h)
+    if s2 == 0:
+        return
+    hd = sum(x * y for x, y in zip(h, d, strict=True))
+    d2 = sum(y * y for y in d)
+    lhs = sum((x + y) ** 2 for x, y in zip(h, d, strict=True))
+    assert lhs == s2 + 2 * hd + d2
+    a2 = hd * hd / s2  # a^2
+    dperp2 = sum((y - hd / s2 * x) ** 2 for x, y in zip(h, d, strict=True))
+    assert dperp2 == d2 - a2  # |D_perp|^2 = |D|^2 - a^2, exactly
+    assert lhs == s2 + 2 * hd + a2 + dperp2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(entries, min_size=6, max_size=6), st.lists(entries, min_size=6, max_size=6),
+       log_scales)
+def test_bounds_lemma2_float64(h, d, log_c):
+    """The float64 decomposition of any update matches the identity to round-off."""
+    h, d = torch.tensor(h, dtype=torch.float64) * 10.0**log_c, torch.tensor(d, dtype=torch.float64)
+    if h.norm() == 0:
+        return
+    T = numeric.lemma2_terms(h, d)
+    s, a, beta = T["s"], T["a"], T["beta"]
+    lhs = (h + d).pow(2).sum()
+    rhs = (s + a) ** 2 + beta**2
+    # each side sums squares of size <= (s + |d|)^2: round-off F64 relative to that size
+    assert float((lhs - rhs).abs()) <= F64 * float((s + d.norm()) ** 2)
