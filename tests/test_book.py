@@ -154,3 +154,21 @@ def test_rows_markdown_formats_and_rejects_missing_columns():
     assert lines[3] == "| 2 | — | x |"
     with pytest.raises(KeyError, match="scale"):
         rows_markdown(["scale"], [{"loop": 1}])
+
+
+def test_break_latex_stacks_top_level_clauses_only():
+    from blindspot.book import break_latex
+
+    short = r"a = b,\ c = d"
+    assert break_latex(short) == short
+    long = (r"\varepsilon = 0,\ c > 0:\quad N(c\,h) = N(h),\ "
+            r"f\left(x,\ y\right) = \frac{1}{2},\quad g \rightarrow 0;\quad k = 1")
+    out = break_latex(long, width=20)
+    assert out.startswith(r"\begin{gathered}") and out.endswith(r"\end{gathered}")
+    lines = out[len(r"\begin{gathered}"):-len(r"\end{gathered}")].split(r"\\ ")
+    # hypotheses stay on the first line; the comma inside \left(...\right) does not split
+    assert lines == [r"\varepsilon = 0,\ c > 0:\quad N(c\,h) = N(h),",
+                     r"f\left(x,\ y\right) = \frac{1}{2},", r"g \rightarrow 0;", "k = 1"]
+    assert r"\quadN" not in out
+    one = r"x:\quad " + "a" * 100
+    assert break_latex(one, width=20) == one  # a single clause is not wrapped
