@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -180,7 +181,7 @@ def _fmt(v: Any, digits: int) -> str:
     if isinstance(v, bool):
         return str(v)
     if isinstance(v, float):
-        return f"{v:.{digits}g}"
+        return f"{v:.{digits}g}" if math.isfinite(v) else "—"  # NaN: not applicable
     if isinstance(v, (list, tuple)):
         return ", ".join(_fmt(x, digits) for x in v)
     return " ".join(str(v).split()).replace("|", "\\|")
@@ -189,7 +190,8 @@ def _fmt(v: Any, digits: int) -> str:
 def rows_markdown(columns: list[str], rows: Iterable[Mapping[str, Any]], digits: int = 4,
                   headers: Mapping[str, str] | None = None) -> str:
     """A markdown table of ``rows`` (dicts) in the order of ``columns``; floats to ``digits``
-    significant digits, ``None`` as a dash. ``headers`` renames columns for display."""
+    significant digits, ``None`` and NaN (not measured / not applicable) as a dash;
+    ``headers`` renames columns for display."""
     headers = headers or {}
     rows = list(rows)
     for i, r in enumerate(rows):

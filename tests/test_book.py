@@ -146,12 +146,13 @@ def test_rows_markdown_formats_and_rejects_missing_columns():
 
     md = rows_markdown(["loop", "scale", "note"],
                        [{"loop": 1, "scale": 12345.678, "note": "a|b"},
-                        {"loop": 2, "scale": None, "note": "x"}], digits=3,
+                        {"loop": 2, "scale": None, "note": "x"},
+                        {"loop": 3, "scale": float("nan"), "note": "y"}], digits=3,
                        headers={"scale": "‖H_k‖"})
     lines = md.splitlines()
     assert lines[0] == "| loop | ‖H_k‖ | note |"
     assert lines[2] == "| 1 | 1.23e+04 | a\\|b |"
-    assert lines[3] == "| 2 | — | x |"
+    assert lines[3] == "| 2 | — | x |" and lines[4] == "| 3 | — | y |"
     with pytest.raises(KeyError, match="scale"):
         rows_markdown(["scale"], [{"loop": 1}])
 
