@@ -95,6 +95,7 @@ def _derive_jacobians(n: int) -> Derivation:
         residuals={
             "J_RMS - diag(gamma)[I/r - h h^T/(n r^3)]": J - closed,
             "J_RMS h (eps=0)": J0 * h,
+            "c J_RMS(c h) - J_RMS(h) (eps=0: |J| ~ 1/|h|)": c * ex.scaled(J0, h, c) - J0,
             "J_LN - (gamma/sigma)[P - Ph Ph^T/(n sigma^2)]": Jl_eps - closed_ln,
             "J_LN 1 (any eps)": Jl_eps * ones,
             "J_LN h (eps=0)": Jl * h,
