@@ -248,3 +248,27 @@ def test_bounds_lemma2_float64(h, d, log_c):
     rhs = (s + a) ** 2 + beta**2
     # each side sums squares of size <= (s + |d|)^2: round-off F64 relative to that size
     assert float((lhs - rhs).abs()) <= F64 * float((s + d.norm()) ** 2)
+
+
+def test_certificate_reports_failures():
+    """A false statement fails, a vanishing witness fails, and the summary says which part."""
+    from blindspot.symbolic.certificate import Certificate, Derivation
+
+    x = sp.Symbol("x", real=True)
+
+    def wrong(n):
+        # (x+1)^2 = x^2 + 1 is false; a witness that is identically 0 must not count as one
+        return Derivation(residuals={"(x+1)^2 - x^2 - 1": (x + 1) ** 2 - x**2 - 1},
+                          witnesses={"x - x": x - x})
+
+    r = Certificate("WRONG", "false", (), wrong, dims=(1,), default_n=1).check()
+    assert not r.passed
+    assert [p.zero for p in r.parts] == [False, False]
+    assert "NOT zero" in r.summary() and "witness vanished" in r.summary()
+
+
+def test_numeric_checks_are_deterministic():
+    a = numeric.check_lemma2_expansion(seed=3)
+    b = numeric.check_lemma2_expansion(seed=3)
+    assert a.errors == b.errors and a.values == b.values
+    assert numeric.check_eps_leak(seed=3).values != numeric.check_eps_leak(seed=4).values
