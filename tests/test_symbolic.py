@@ -272,3 +272,42 @@ def test_numeric_checks_are_deterministic():
     b = numeric.check_lemma2_expansion(seed=3)
     assert a.errors == b.errors and a.values == b.values
     assert numeric.check_eps_leak(seed=3).values != numeric.check_eps_leak(seed=4).values
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-10, 10), min_size=2, max_size=2).filter(
+           lambda v: np.linalg.norm(v) > 1e-2),
+       st.floats(-3.0, 3.0), st.sampled_from(EPSILONS[1:]), st.integers(0, 2))
+def test_differential_eps_leak_closed_form_vs_autograd(h, log_c, eps, y):
+    """The lambdified sympy closed form of the radial derivative (EPS_LEAK export) equals
+    <h, grad L> from torch.func.grad for a real cross-entropy readout, eps in {1e-8..1e-5}."""
+    h = torch.tensor(h, dtype=torch.float64) * 10.0**log_c
+    gain = torch.tensor([1.3, -0.6], dtype=torch.float64)
+    W = torch.tensor([[1.0, -2.0], [0.5, 0.7], [-1.1, 0.2]], dtype=torch.float64)
+
+    def L(x):
+        return numeric.cross_entropy(W @ numeric.rms_norm(x, gain, eps), y)
+
+    g = torch.func.grad(L)(h)
+    z = W @ numeric.rms_norm(h, gain, eps)
+    outer = W.T @ (torch.softmax(z, -1) - torch.nn.functional.one_hot(torch.tensor(y), 3))
+    closed = I.EPS_LEAK.lambdify("radial_derivative", 2)(h.numpy(), gain.numpy(), eps,
+                                                         outer.numpy())
+    # <h, grad L> is a cancelling sum of terms of size |h||grad L|: compare at that scale
+    assert abs(float(h @ g) - float(closed)) <= F64 * float(h.norm() * g.norm())
+
+
+def test_lambdified_closed_forms_match_the_numeric_formulas():
+    """The numerics' hand-written second-order Lemma 2 term, weight-decay equilibrium and
+    radial gain are the sympy exports evaluated, not independent guesses."""
+    second = I.LEMMA2_EXPANSION.lambdify("increment_second_order_term")
+    x_star = I.WEIGHT_DECAY.lambdify("x_star")
+    theta = I.WEIGHT_DECAY.lambdify("theta_star")
+    kappa = I.EPS_LEAK.lambdify("radial_gain", 2)
+    for s, a, beta in [(50.0, 0.3, 1.2), (7.0, -1.5, 0.4)]:
+        assert second(s, a, beta) == pytest.approx(-a * beta**2 / (2 * s**2), rel=F64)
+    rep = numeric.check_weight_decay(seed=0)
+    assert x_star(0.1, 0.01, rep.values["G"]) == pytest.approx(rep.values["x*"], rel=F64)
+    assert theta(0.1, 0.01) == pytest.approx(rep.values["theta*"], rel=F64)
+    h = np.array([3.0, -4.0])
+    assert kappa(h, 1e-3) == pytest.approx(1e-3 / (12.5 + 1e-3), rel=F64)

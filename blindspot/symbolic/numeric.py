@@ -324,7 +324,7 @@ def check_weight_decay(n: int = 16, seed: int = 0, eta: float = 0.1, lam: float 
     # and the cosine itself carries ~1e-16; 1e-8 is the float64 floor for this angle, not slack
     tol["angle at x* vs acos(1 - eta lam)"] = 1e-8
     return NumericReport("WEIGHT_DECAY", e, tol,
-                         {"x*": x_star, "theta*": theta, "sqrt(2 eta lam)": math.sqrt(2 * q)})
+                         {"G": G, "x*": x_star, "theta*": theta, "sqrt(2 eta lam)": math.sqrt(2 * q)})
 
 
 def check_radial_clamp(n: int = 16, seed: int = 0) -> NumericReport:
