@@ -1,0 +1,65 @@
+"""``blindspot experiment NAME --tier cpu|gpu``: run a named experiment.
+
+``blindspot experiment table1 --tier cpu`` trains the seven Table 1 conditions for three seeds
+and writes ``results/table1-cpu/``. ``--tier gpu`` runs the paper-scale presets within a
+ten-minute H200 budget into ``results/table1-gpu/``; ``--tier gpu --rehearse`` runs the same
+code path tiny on a CPU. A machine without network (such as a GPU node) needs the corpus
+prepared beforehand: ``BLINDSPOT_CACHE=.cache blindspot experiment table1 --tier gpu
+--prepare`` here, then carry ``.cache`` along.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from blindspot.experiments import EXPERIMENTS
+
+    p = argparse.ArgumentParser(prog="blindspot experiment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)}")
+    p.add_argument("--tier", default="cpu", help="cpu (minutes on 2 cores) or gpu (one H200)")
+    p.add_argument("--out", help="output folder (default results/<name>-<tier>)")
+    p.add_argument("--seeds", type=int, nargs="+", help="override the tier's seeds")
+    p.add_argument("--conditions", nargs="+", help="only these conditions")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override applied to every run (repeatable)")
+    p.add_argument("--rehearse", action="store_true",
+                   help="gpu tier: tiny model, 3 steps, on CPU (checks the code path)")
+    p.add_argument("--prepare", action="store_true",
+                   help="only fetch and tokenize the tier's corpus into the cache, then exit")
+    p.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    args = p.parse_args(argv)
+    if args.name not in EXPERIMENTS:
+        print(f"error: unknown experiment {args.name!r}; valid: {', '.join(EXPERIMENTS)}",
+              file=sys.stderr)
+        return 2
+    if args.tier not in ("cpu", "gpu"):
+        print(f"error: unknown tier {args.tier!r}; valid tiers: cpu, gpu", file=sys.stderr)
+        return 2
+    from blindspot.train.config import ConfigError, load_config
+
+    try:
+        if args.prepare:
+            from blindspot.train.trainer import prepared_data
+
+            scale = "cpu" if args.tier == "cpu" else "44m"
+            data = prepared_data(load_config(f"{scale}-per_loop-norm", args.overrides))
+            print(f"prepared {len(data.train):,} training and {len(data.val):,} validation "
+                  f"tokens ({data.tokenizer_key})")
+            return 0
+        EXPERIMENTS[args.name](args.tier, args.out,
+                               seeds=tuple(args.seeds) if args.seeds else None,
+                               conditions=tuple(args.conditions) if args.conditions else None,
+                               overrides=tuple(args.overrides), rehearse=args.rehearse,
+                               progress=args.progress)
+    except (ConfigError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

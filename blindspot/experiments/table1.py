@@ -1,0 +1,237 @@
+"""Experiment ``table1``: the paper's seven supervision x readout conditions, several seeds.
+
+Tiers:
+
+- ``cpu``: the ``cpu-<condition>`` presets (byte vocabulary, minutes on 2 cores), seeds 0, 1, 2;
+  writes ``results/table1-cpu/``.
+- ``gpu``: the paper-scale ``44m-<condition>`` presets (and ``129m-`` when the budget allows),
+  seed 42, with a step budget that fits :data:`GPU_BUDGET_S` on one H200 (estimated from FLOPs,
+  :func:`estimate_step_seconds`); writes ``results/table1-gpu/``. ``--rehearse`` shrinks model,
+  steps and batch so the same code path runs on a CPU in seconds (tests use it).
+
+Output (``OUT``): ``runs/<condition>-seed<s>/`` with each run's ``config.yaml``,
+``metrics.jsonl`` and ``final.json`` (run card inside); ``checkpoints/<condition>.pt``, the
+final float32 weights + config of the first seed of every condition (for ``blindspot
+diagnose``); ``summary.json`` (per condition: final-loop perplexity and ‖H_K‖ per seed, their
+mean and standard deviation, per-loop perplexity and ‖H_k‖, initial ‖H_K‖, with a run card);
+``table.md`` (the table printed beside the paper's numbers). Training scratch (resumable
+checkpoints with optimizer state) lives in ``runs/`` under the working directory, so an
+interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
+from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config
+
+CPU_SEEDS = (0, 1, 2)
+GPU_SEEDS = (42,)  # the paper's seed; one seed per condition is what fits the GPU budget
+GPU_BUDGET_S = 600.0  # ten minutes on one H200
+H200_BF16_FLOPS = 989e12  # dense bf16 peak of an H200 (NVIDIA datasheet, without sparsity)
+ASSUMED_MFU = 0.30  # model FLOP utilisation we assume for an uncompiled small model (our guess)
+OVERHEAD_S = 60.0  # data preparation, evaluation and checkpoints outside the step budget
+
+PAPER = {
+    # Only what ../shared/PAPER.md states; everything else is "n/a". Perplexities: none stated.
+    "per_loop-norm": "thousands to tens of thousands (web page: ≈ 39,207)",
+    "terminal-raw": "tens (scale-visible readout)",
+    "per_loop-raw": "tens (scale-visible readout)",
+    "terminal-penalty": "tens (norm penalty)",
+    "per_loop-penalty": "tens (norm penalty)",
+}
+
+REHEARSE = ("model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.max_seq_len=32",
+            "data.source=generated", "data.seq_len=32", "data.stride=16", "batch_size=4",
+            "steps=3", "warmup_steps=1", "eval_windows=4", "log_every=1", "ckpt_every=0",
+            "device=cpu", "precision=fp32")
+"""Overrides that shrink a GPU-tier run to seconds on a CPU, keeping the word tokenizer, the
+20k-row readout and every other code path of the real run."""
+
+
+def estimate_step_seconds(cfg: TrainConfig, flops: float = H200_BF16_FLOPS,
+                          mfu: float = ASSUMED_MFU) -> float:
+    r"""Seconds per optimizer step from the usual training-FLOP count,
+    $6\,(K P_{\text{stack}} + R\, d V) + 12\, K L\, T d$ per token (forward + backward; $P$ the
+    shared stack's matrix parameters, $R$ the number of readouts, the last term attention
+    scores), times the global batch's tokens, at ``mfu`` of ``flops``."""
+    m = cfg.model
+    hidden = int(m.ff_mult * m.d_model)
+    per_layer = 4 * m.d_model * m.d_model + 3 * m.d_model * hidden  # qkv+proj, SwiGLU
+    readouts = m.num_loops if cfg.supervision == "per_loop" else 1
+    per_token = (6 * (m.num_loops * m.n_layers * per_layer + readouts * m.d_model * m.vocab_size)
+                 + 12 * m.num_loops * m.n_layers * cfg.data.seq_len * m.d_model)
+    return per_token * cfg.batch_size * cfg.data.seq_len / (flops * mfu)
+
+
+def gpu_plan(budget_s: float = GPU_BUDGET_S) -> dict[str, Any]:
+    """Which scales and how many steps fit the GPU budget: every condition of 44M gets the
+    same number of steps (at most its preset's 4 epochs); 129M is added only if its full
+    preset also fits the remaining time."""
+    runs = len(CONDITIONS) * len(GPU_SEEDS)
+    avail = budget_s - OVERHEAD_S
+    c44 = load_config("44m-per_loop-norm")
+    t44 = estimate_step_seconds(c44)
+    steps44 = min(c44.steps, int(avail / (runs * t44)))
+    plan = {"44m": steps44}
+    left = avail - runs * steps44 * t44
+    c129 = load_config("129m-per_loop-norm")
+    t129 = estimate_step_seconds(c129)
+    if left >= runs * c129.steps * t129:
+        plan["129m"] = c129.steps
+    return {"steps": plan, "step_seconds": {"44m": t44, "129m": t129},
+            "assumptions": {"flops": H200_BF16_FLOPS, "mfu": ASSUMED_MFU,
+                            "overhead_s": OVERHEAD_S, "budget_s": budget_s}}
+
+
+def _initial_scale(metrics: Path) -> float:
+    for line in metrics.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "eval" and rec["step"] == 0:
+            return rec["scale"][-1]
+    raise ValueError(f"{metrics} has no step-0 evaluation")
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+            "n": len(xs)}
+
+
+def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, ...] | None = None,
+        conditions: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
+        rehearse: bool = False, scratch: str | Path = "runs", progress: bool = False,
+        log=print) -> dict[str, Any]:
+    """Train every (scale, condition, seed) of ``tier`` and write ``out`` (see module doc)."""
+    from blindspot.train.checkpoint import save_model
+    from blindspot.train.trainer import train
+
+    if tier not in ("cpu", "gpu"):
+        raise ValueError(f"unknown tier {tier!r}; valid tiers: cpu, gpu")
+    conditions = tuple(CONDITIONS) if conditions is None else conditions
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
+    plan: dict[str, Any] = {}
+    if tier == "cpu":
+        scales = {"cpu": None}
+        seeds = CPU_SEEDS if seeds is None else seeds
+    else:
+        plan = gpu_plan()
+        scales = plan["steps"]
+        seeds = GPU_SEEDS if seeds is None else seeds
+    suffix = "-rehearse" if rehearse else ""
+    out = Path(out or f"results/table1-{tier}{suffix}")
+    scratch = Path(scratch) / f"table1-{tier}{suffix}"
+    t0 = time.perf_counter()
+    done: dict[str, list[dict[str, Any]]] = {}
+    meta = {"tier": tier, "rehearse": rehearse, "seeds": list(seeds), "plan": plan,
+            "config": {"tier": tier, "seeds": list(seeds), "conditions": list(conditions),
+                       "overrides": list(overrides), "rehearse": rehearse}}
+    # seed-major order: every condition's first seed (and its checkpoint) comes first, so a
+    # grid stopped early still covers all conditions; each run resumes from its scratch copy
+    for seed in seeds:
+        for scale, steps in scales.items():
+            for cond in conditions:
+                sets = [f"seed={seed}", *overrides]
+                if steps is not None:
+                    sets.insert(0, f"steps={steps}")
+                if rehearse:
+                    sets += list(REHEARSE)
+                cfg = load_config(f"{scale}-{cond}", sets)
+                key = cond if len(scales) == 1 else f"{scale}-{cond}"
+                name = f"{key}-seed{seed}"
+                log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
+                res = train(cfg, scratch / name, progress=progress)
+                run_dir = out / "runs" / name
+                run_dir.mkdir(parents=True, exist_ok=True)
+                for fname in ("config.yaml", "metrics.jsonl", "final.json"):
+                    shutil.copyfile(scratch / name / fname, run_dir / fname)
+                f = res.final
+                done.setdefault(key, []).append({
+                    "seed": seed, "condition": cond, "scale_name": scale, "steps": cfg.steps,
+                    "ppl_K": f["ppl_K"], "scale_K": f["scale_K"], "ppl": f["ppl"],
+                    "scale": f["scale"],
+                    "initial_scale_K": _initial_scale(run_dir / "metrics.jsonl"),
+                    "wall_time_s": res.wall_time_s})
+                log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
+                    f" ({res.wall_time_s:.0f} s)")
+                if seed == seeds[0]:
+                    save_model(out / "checkpoints" / f"{key}.pt", res.model.cpu(), cfg)
+                summary = _summary(done, meta, time.perf_counter() - t0,
+                                   total=len(seeds) * len(scales) * len(conditions))
+                atomic_write_json(out / "summary.json", summary)
+    table = format_table(summary)
+    atomic_write_text(out / "table.md", table + "\n")
+    log(table)
+    return summary
+
+
+def _summary(done: dict[str, list[dict[str, Any]]], meta: dict[str, Any], session_s: float,
+             total: int) -> dict[str, Any]:
+    """The summary of the runs finished so far (``complete`` once all ``total`` are)."""
+    results = {}
+    for key, per_seed in done.items():
+        cond = per_seed[0]["condition"]
+        K = len(per_seed[0]["ppl"])
+        results[key] = {
+            "label": PAPER_LABELS[cond], "condition": cond,
+            "scale_name": per_seed[0]["scale_name"],
+            "steps": per_seed[0]["steps"],
+            "ppl_K": _stats([r["ppl_K"] for r in per_seed]),
+            "scale_K": _stats([r["scale_K"] for r in per_seed]),
+            "initial_scale_K": _stats([r["initial_scale_K"] for r in per_seed]),
+            "ppl_per_loop": [statistics.fmean(r["ppl"][k] for r in per_seed) for k in range(K)],
+            "scale_per_loop": [statistics.fmean(r["scale"][k] for r in per_seed)
+                               for k in range(K)],
+            "seeds": per_seed,
+            "paper_scale_K": PAPER.get(cond, "n/a"), "paper_ppl_K": "n/a",
+        }
+    runs = sum(len(v) for v in done.values())
+    train_s = sum(r["wall_time_s"] for v in done.values() for r in v)
+    return {"experiment": "table1", "tier": meta["tier"], "rehearse": meta["rehearse"],
+            "seeds": meta["seeds"], "complete": runs == total, "runs": runs, "total_runs": total,
+            "conditions": results, "gpu_plan": meta["plan"] or None,
+            "train_time_s": train_s, "wall_time_s": session_s,
+            "run_card": run_card(config=meta["config"], seed=None, wall_time_s=session_s)}
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Markdown: our final-loop perplexity and ‖H_K‖ (mean ± std over seeds) beside the paper."""
+    rows = [f"Table 1 ({summary['tier']} tier{', rehearsal' if summary['rehearse'] else ''}; "
+            f"seeds {', '.join(map(str, summary['seeds']))}; "
+            f"{summary['runs']}/{summary['total_runs']} runs, "
+            f"{summary['train_time_s'] / 60:.1f} min of training)", "",
+            "| condition | final-loop ppl (ours) | ‖H_K‖ (ours) | ‖H_K‖ at init | "
+            "ppl (paper) | ‖H_K‖ (paper) |",
+            "|---|---|---|---|---|---|"]
+    for c in summary["conditions"].values():
+        p, s = c["ppl_K"], c["scale_K"]
+        name = c["label"] if c["scale_name"] == "cpu" else f"{c['scale_name']}: {c['label']}"
+        name += f" (n={p['n']})"
+        rows.append(f"| {name} | {p['mean']:.3f} ± {p['std']:.3f} | "
+                    f"{_fmt(s['mean'])} ± {_fmt(s['std'])} | {_fmt(c['initial_scale_K']['mean'])}"
+                    f" | {c['paper_ppl_K']} | {c['paper_scale_K']} |")
+    return "\n".join(rows)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if math.isfinite(x) else str(x)
+
+
+def load_summary(path: str | Path) -> dict[str, Any]:
+    """The committed summary, checked for the fields the claims read."""
+    data = json.loads(Path(path).read_text())
+    if data.get("experiment") != "table1" or "conditions" not in data:
+        raise ValueError(f"{path} is not a table1 summary (run `blindspot experiment table1`)")
+    return data
+
+
+__all__ = ["CPU_SEEDS", "GPU_SEEDS", "PAPER", "estimate_step_seconds", "format_table",
+           "gpu_plan", "load_summary", "run"]
