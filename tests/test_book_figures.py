@@ -161,3 +161,25 @@ def test_eps_leak_closed_form_from_the_symbolic_layer_matches_autograd():
                                                                     / EPS_LEAK_DIM))
     # corrections are O(ε/ms) <= 1e-3 · 3/100 here; 1e-4 relative bounds them
     np.testing.assert_allclose(ratio, ratio[0, 0], rtol=1e-4)
+
+
+def test_early_exit_figure_draws_from_diagnostics_tables(tmp_path):
+    import torch
+
+    from blindspot.diagnostics.early_exit import early_exit_table, halting_table
+    from blindspot.figures.early_exit import draw_early_exit
+
+    g = torch.Generator().manual_seed(0)
+    logits = [torch.randn(4, 6, 5, generator=g, dtype=torch.float64) * k for k in (1, 2, 3)]
+    targets = torch.randint(0, 5, (4, 6), generator=g)
+    ce = torch.stack([torch.nn.functional.cross_entropy(z.flatten(0, 1), targets.flatten(),
+                                                        reduction="none") for z in logits])
+    tabs = {"early_exit": early_exit_table(ce, trained_loops=2),
+            "halting": halting_table(logits, targets)}
+    fig = draw_early_exit({"a": tabs, "b": {"early_exit": tabs["early_exit"]}})
+    assert len(fig.axes[0].lines) == 3  # two conditions and the trained-depth marker
+    plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        draw_early_exit({})
+    with pytest.raises(F.MissingResults, match="blindspot diagnose"):
+        F.draw("early-exit-cpu-grid", tmp_path)
