@@ -21,6 +21,7 @@ from blindspot.toy.radial import (
     REGIMES,
     angular_step,
     decompose_update,
+    direction_block,
     geometric_sum,
     inter_loop_norm_scale,
     next_scale,
@@ -30,6 +31,7 @@ from blindspot.toy.radial import (
     radial_moments,
     raw_readout_scale,
     regime,
+    simulate_prenorm_loop,
     simulate_radial,
     stationary_scale,
 )
@@ -45,7 +47,8 @@ from blindspot.toy.training import (
 
 __all__ = [
     "OPTIMIZERS", "REGIMES", "FitResult", "Prediction", "adam_update_rms", "angular_step",
-    "continuous_depth", "decompose_update", "effective_learning_rate", "fit_radial_trace",
+    "continuous_depth", "decompose_update", "direction_block", "simulate_prenorm_loop",
+    "effective_learning_rate", "fit_radial_trace",
     "geometric_sum", "growth_exponent", "inter_loop_norm_scale", "linear_prediction",
     "next_scale", "penalty_equilibrium_scale", "predict_norm_growth_over_training",
     "predict_norm_trajectory", "prenorm_fixed_point", "prenorm_scale",

@@ -66,7 +66,8 @@ class FitResult:
                 f"regime {self.regime})")
 
 
-def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> FitResult:
+def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None, *,
+                     rho: float | None = None) -> FitResult:
     """Fit the toy's parameters to a measured trace.
 
     ``s``: (L,) mean scales at consecutive loops (s_0..s_K, or s_1..s_K: ``predict``
@@ -74,6 +75,10 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> Fit
     increments and tangential norms of the update leaving each loop (``a[j]`` belongs to
     the update from ``s[j]``), both or neither. ``fit_loops``: use only the first
     ``fit_loops`` scales (default all; at least 3, or 2 with a decomposition).
+    ``rho``: fix ρ instead of fitting it. A pre-norm loop without penalty or inter-loop norm
+    has ρ = 1 exactly (its block sees only the direction, Lemma 2); fixing it makes the fit
+    from a few loops (K = 4 in the paper) well conditioned, where a free ρ is confounded
+    with a (``tests/test_toy_fit.py::test_fit_with_noise_extrapolates_beyond_trained_depth``).
     """
     s = as_float("s", s, ndim=1, nonneg=True)
     L = s.size
@@ -82,6 +87,8 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> Fit
     fit_loops = L if fit_loops is None else int(fit_loops)
     if not 2 <= fit_loops <= L:
         raise ValueError(f"fit_loops must be in [2, {L}] (number of scales given), got {fit_loops}")
+    if rho is not None:
+        rho = float(as_float("rho", rho, nonneg=True))
     s_fit = s[:fit_loops]
     if np.any(s_fit[:-1] == 0):
         raise ValueError("a measured scale is 0: the direction (and the toy) is undefined there")
@@ -94,7 +101,9 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> Fit
         m = fit_loops - 1 if a.size == L - 1 or fit_loops < L else fit_loops
         m = max(m, 1)
         x, y = s_fit[:m], a[:m]
-        if m >= 2 and np.ptp(x) > 0:
+        if rho is not None:
+            a_hat = float(np.mean(y - (rho - 1) * x))
+        elif m >= 2 and np.ptp(x) > 0:
             slope, icpt = np.polyfit(x, y, 1)
             rho, a_hat = 1.0 + slope, icpt
         else:  # one update or constant scale: ρ is not identifiable, assume the free loop
@@ -102,13 +111,16 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> Fit
         d_hat = float(np.sqrt(np.mean(dperp[:m] ** 2)))
         method = "decomposition"
     else:
-        if fit_loops < 3:
+        if fit_loops < 3 and rho is None:
             raise ValueError("fitting from scales alone needs fit_loops >= 3 (two one-step "
                              "pairs); pass the measured a and dperp to fit from fewer loops")
         x, y = s_fit[:-1], s_fit[1:]
 
+        fixed = rho
+
         def resid(p):
-            return np.hypot(p[0] * x + p[1], p[2]) - y
+            r = p[0] if fixed is None else fixed
+            return np.hypot(r * x + p[1], p[2]) - y
 
         scale = max(float(np.mean(y)), 1e-12)
         # several starts: linear drift, pure sqrt growth, a contraction (the cost is not convex)
@@ -123,7 +135,8 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None) -> Fit
                                        gtol=1e-14, method="trf")
             if best is None or r.cost < best.cost:
                 best = r
-        rho, a_hat, d_hat = (float(v) for v in best.x)
+        a_hat, d_hat = float(best.x[1]), float(best.x[2])
+        rho = float(best.x[0]) if fixed is None else fixed
         method = "scales"
     pred = np.hypot(rho * s_fit[:-1] + a_hat, d_hat)
     sigma = float(np.sqrt(np.mean((s_fit[1:] - pred) ** 2)))

@@ -189,9 +189,18 @@ def prenorm_twin_continuous(W, h0, T: float) -> Prediction:
     tol = dict(method="DOP853", rtol=1e-11, atol=1e-11)
     direct = integrate.solve_ivp(lambda t, h: np.sqrt(n) * W @ h / np.linalg.norm(h),
                                  (0.0, T), h0, **tol).y[:, -1]
-    tau = integrate.solve_ivp(
-        lambda t, x: [np.sqrt(n) / (s0 * np.linalg.norm(linalg.expm(W * x[0]) @ u0))],
-        (0.0, T), [0.0], **tol).y[0, -1]
-    clock = s0 * linalg.expm(W * tau) @ u0
+    # integrate in the slow clock τ: dy/dτ = W y (linear), dt/dτ = s0‖y‖/√n, stop at t = T
+    def rhs(tau, x):
+        return np.append(W @ x[:n], s0 * np.linalg.norm(x[:n]) / np.sqrt(n))
+
+    def reach(tau, x):
+        return x[n] - T
+
+    reach.terminal = True
+    sol = integrate.solve_ivp(rhs, (0.0, 1e6), np.append(u0, 0.0), events=reach, **tol)
+    if sol.status != 1:
+        raise RuntimeError(f"the slow clock did not reach t = {T} (solve_ivp: {sol.message})")
+    tau = float(sol.t_events[0][0])
+    clock = s0 * linalg.expm(W * tau) @ u0  # the linear flow's exact solution at τ
     return Prediction("h_T", {"direct": direct, "reparametrized": clock, "tau": tau},
                       r"h(t)=s_0e^{W\tau(t)}u_0,\ \dot\tau=\frac{\sqrt n}{\|h\|}", {"W": W, "T": T})

@@ -147,10 +147,13 @@ def decompose_update(h, delta) -> dict[str, np.ndarray]:
     if h.shape != delta.shape or h.ndim == 0:
         raise ValueError(f"h and delta must have the same shape (..., n), got {h.shape} and "
                          f"{delta.shape}")
-    s = np.linalg.norm(h, axis=-1)
-    if np.any(s == 0):
+    # scale by max|h_i| first: squares of tiny (huge) entries under(over)flow in ‖h‖
+    m = np.max(np.abs(h), axis=-1, keepdims=True)
+    if np.any(m == 0):
         raise ValueError("h has a zero state: its direction u = h/‖h‖ is undefined")
-    u = h / s[..., None]
+    r = np.linalg.norm(h / m, axis=-1)
+    s = m[..., 0] * r
+    u = (h / m) / r[..., None]
     a = np.sum(u * delta, axis=-1)
     dperp = np.linalg.norm(delta - a[..., None] * u, axis=-1)
     return {"s": s, "a": a, "dperp": dperp}
@@ -323,3 +326,54 @@ def raw_readout_scale(z, q) -> Prediction:
     return Prediction("s_opt", {"s_opt": s_opt, "curvature": curvature},
                       r"E_{\mathrm{softmax}(s z)}[z]=E_q[z],\ L''=\mathrm{Var}_{p_s}[z]",
                       {"z": z, "q": q})
+
+
+# ---------------------------------------------------------------- a vector pre-norm loop
+
+
+def direction_block(n: int, *, a: float | None = 0.0, d: float = 1.0, hidden: int = 32,
+                    seed: int = 0):
+    r"""A block that sees only the direction: :math:`\Delta(h) = B(u)`, u = h/‖h‖.
+
+    B is a fixed random MLP :math:`m(u) = W_2\tanh(W_1\sqrt{n}\,u)` (RMSNorm input with unit
+    gain). With ``a=None`` the raw MLP output is returned; otherwise its radial part is
+    replaced by ``a`` and its tangential part rescaled to norm ``d``, so
+    :math:`\Delta = a u + d\,t(u)` with :math:`t \perp u`, ‖t‖ = 1: the block of Lemma 2 with
+    controlled :math:`a_k` and :math:`\|\Delta^\perp_k\|`. Returns ``block(h) -> Δ`` acting
+    on the last axis."""
+    n = as_count("n", n, minimum=2)
+    rng = np.random.default_rng(seed)
+    W1 = rng.standard_normal((hidden, n)) / np.sqrt(n)
+    W2 = rng.standard_normal((n, hidden)) / np.sqrt(hidden)
+
+    def block(h: np.ndarray) -> np.ndarray:
+        u = h / np.linalg.norm(h, axis=-1, keepdims=True)  # (..., n)
+        m = np.tanh(np.sqrt(n) * u @ W1.T) @ W2.T  # (..., n)
+        if a is None:
+            return m
+        t = m - np.sum(m * u, axis=-1, keepdims=True) * u
+        t /= np.linalg.norm(t, axis=-1, keepdims=True)
+        return a * u + d * t
+
+    return block
+
+
+def simulate_prenorm_loop(block, h0, K: int, *, restoring: float = 0.0) -> dict[str, np.ndarray]:
+    r"""Run :math:`h_{k+1} = h_k + \Delta_k - c\,h_k` with :math:`\Delta_k` = ``block(h_k)``
+    and restoring coefficient c (``restoring``; the toy's norm penalty, ρ = 1 − c).
+    Returns ``states`` (K + 1, ..., n), ``s`` (K + 1, ...), and the decomposition of the
+    block update, ``a`` and ``dperp`` (K, ...)."""
+    h0 = as_float("h0", h0)
+    K = as_count("K", K, minimum=0)
+    if not 0 <= restoring < 1:
+        raise ValueError(f"restoring must be in [0, 1), got {restoring!r}")
+    states = np.empty((K + 1, *h0.shape))
+    states[0] = h0
+    a = np.empty((K, *h0.shape[:-1]))
+    dperp = np.empty_like(a)
+    for k in range(K):
+        delta = block(states[k])
+        parts = decompose_update(states[k], delta)
+        a[k], dperp[k] = parts["a"], parts["dperp"]
+        states[k + 1] = (1 - restoring) * states[k] + delta
+    return {"states": states, "s": np.linalg.norm(states, axis=-1), "a": a, "dperp": dperp}

@@ -216,8 +216,10 @@ def predict_norm_growth_over_training(steps, *, optimizer: str = "adamw", lr: fl
                                    n=n_params, beta=beta1, weight_decay=weight_decay)
     norm = pred["norm"][t]
     ratio = norm / norm[0]
-    tt = np.maximum(t, 1).astype(float)
-    local = np.gradient(np.log(ratio), np.log(tt))
+    local = np.full(t.shape, np.nan)  # d log ratio / d log t, undefined at t = 0
+    pos = t > 0
+    if pos.sum() >= 2:
+        local[pos] = np.gradient(np.log(ratio[pos]), np.log(t[pos].astype(float)))
     lam = weight_decay if opt in ("gd", "momentum", "adamw") else 0.0
     return Prediction(
         "norm_H_K_over_training",
