@@ -213,8 +213,11 @@ def prenorm_scale(K: int, s0, a, dperp, rho=1.0) -> Prediction:
     for k in range(K):
         s[k + 1] = np.hypot(rho * s[k] + a, dperp)
     k = np.arange(K + 1).reshape((K + 1,) + (1,) * len(shape))
+    # (d²/2a) ln(1 + ak/s0) written as (d² k/2s0)·ln(1+x)/x, x = ak/s0: no overflow for tiny a
+    x = a * k / s0
     with np.errstate(divide="ignore", invalid="ignore"):
-        lin = s0 + a * k + dperp**2 / (2 * a) * np.log1p(a * k / s0)
+        log_ratio = np.where(x == 0, 1.0, np.log1p(x) / np.where(x == 0, 1.0, x))
+    lin = s0 + a * k + dperp**2 * k / (2 * s0) * log_ratio
     asym = np.where(a == 0, np.sqrt(s0**2 + k * dperp**2), lin)
     asym = np.where(rho == 1, asym, np.nan)
     return Prediction("s_k", {"k": k.ravel(), "s": s, "asymptotic": asym},
