@@ -14,10 +14,12 @@ import numpy as np
 
 from blindspot.figures import figure
 from blindspot.toy import (
+    direction_block,
     predict_norm_trajectory,
     prenorm_scale,
     radial_moments,
     regime,
+    simulate_prenorm_loop,
     simulate_radial,
     simulate_training,
 )
@@ -59,13 +61,20 @@ def draw_regime_diagram(rho=None, a=None, dperp: float = 1.0, K: int = 50, s0: f
 
 
 def draw_loop_trajectories(settings: Sequence[tuple[float, float, float]] = (
-        (0.8, 0.5, 0.3), (1.0, 0.0, 0.5), (1.0, 0.3, 0.3), (1.05, 0.1, 0.3)),
-        K: int = 40, s0: float = 1.0, n_paths: int = 400, seed: int = 0):
-    """Predicted (closed-form mean ± sd, :func:`blindspot.toy.radial_moments`) against
-    simulated (mean ± sd of ``n_paths`` paths) scale trajectories across loops, one curve per
-    ``(ρ, a, σ)``."""
+        (0.8, 0.5, 0.3), (1.0, 0.3, 0.3), (1.05, 0.1, 0.3)),
+        prenorm: Sequence[tuple[float, float, float]] = (
+        (1.0, 0.0, 1.0), (1.0, 0.3, 1.0), (0.95, 0.3, 1.0)),
+        K: int = 40, s0: float = 1.0, n_paths: int = 400, n: int = 32, seed: int = 0):
+    """Predicted against simulated scale trajectories across loops.
+
+    (a) scalar recurrence, one curve per ``(ρ, a, σ)`` in ``settings``: closed-form mean ±
+    sd (:func:`blindspot.toy.radial_moments`) against ``n_paths`` simulated paths;
+    (b) pre-norm vector loop :math:`h_{k+1} = (1 - (1-\rho)) h_k + B(u_k)` with a block that
+    sees only the direction (:func:`blindspot.toy.direction_block`), one curve per
+    ``(ρ, a, d)`` in ``prenorm``: :func:`blindspot.toy.prenorm_scale` against the simulated
+    ‖h_k‖ (:func:`blindspot.toy.simulate_prenorm_loop`)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
     k = np.arange(K + 1)
     for i, (rho, a, sigma) in enumerate(settings):
         pred = radial_moments(k, rho, a, sigma, s0)
@@ -76,11 +85,26 @@ def draw_loop_trajectories(settings: Sequence[tuple[float, float, float]] = (
                         color=line.get_color(), alpha=0.15)
         ax.errorbar(k[::4], sim.mean(0)[::4], yerr=sim.std(0)[::4], fmt="o", ms=3,
                     color=line.get_color(), capsize=2)
-    ax.set_yscale("symlog", linthresh=1.0)
     ax.set_xlabel("loop k")
     ax.set_ylabel("scale s_k")
-    ax.set_title("Across loops: closed form (line ± sd band) vs simulation (dots)")
+    ax.set_title("(a) s' = ρs + a + σξ: closed form ± sd vs simulation", fontsize=10)
     ax.legend(fontsize=8)
+    rng = np.random.default_rng(seed)
+    h0 = rng.standard_normal(n)
+    h0 *= s0 / np.linalg.norm(h0)
+    for i, (rho, a, d) in enumerate(prenorm):
+        pred = prenorm_scale(K, s0, a, d, rho)["s"]
+        sim = simulate_prenorm_loop(direction_block(n, a=a, d=d, seed=seed + i), h0, K,
+                                    restoring=1 - rho)["s"]
+        name = str(regime(rho, a, d))
+        line, = bx.plot(k, pred, lw=2, label=f"ρ={rho}, a={a}, d={d} ({name})")
+        bx.plot(k[::2], sim[::2], "o", ms=3, color=line.get_color())
+    bx.set_xlabel("loop k")
+    bx.set_ylabel("‖H_k‖")
+    bx.set_title("(b) pre-norm loop H + B(H/‖H‖): prediction vs simulated ‖H_k‖",
+                 fontsize=10)
+    bx.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
@@ -121,8 +145,10 @@ def regime_figure(results: Path):
     return draw_regime_diagram()
 
 
-@figure("toy-loops", caption="""Across loops: closed-form mean and spread of the scale s_k
-(lines and bands) against simulated paths of the radial recurrence (dots), one per regime.""")
+@figure("toy-loops", caption="""Across loops: (a) closed-form mean and spread of the scale s_k
+(lines and bands) against simulated paths of the scalar radial recurrence (dots); (b) the
+pre-norm map sqrt((rho s + a)^2 + d^2) against the simulated norm of a vector loop whose block
+sees only the direction: sqrt(k) growth at a = 0, linear at a > 0, bounded with rho < 1.""")
 def loop_figure(results: Path):
     return draw_loop_trajectories()
 
