@@ -72,7 +72,7 @@ def test_set_overrides_parse_values_as_yaml():
     ("model.readout=layernorm", r"model.readout must be one of norm, raw, final_only_norm"),
     ("data=3", r"data is a section \(DataConfig\)"),
     ("steps", r"is not KEY=VALUE"),
-    ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=128"),
+    ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=64"),
     ("lr=-1", r"lr must be finite and >= 0"),
     ("model.n_heads=3", r"not divisible by model.n_heads=3"),
 ])
@@ -102,7 +102,7 @@ def test_broken_yaml_files_are_clear_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: {d_model: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         C.load_config(str(tmp_path / "bad.yaml"))
-    with pytest.raises(ConfigError, match="no config file or preset 'gpu-huge'; presets: cpu-"):
+    with pytest.raises(ConfigError, match="no config file or preset .gpu-huge.; presets: tiny-terminal-norm"):
         C.load_config("gpu-huge")
 
 
