@@ -65,11 +65,11 @@ def draw_loop_trajectories(settings: Sequence[tuple[float, float, float]] = (
         prenorm: Sequence[tuple[float, float, float]] = (
         (1.0, 0.0, 1.0), (1.0, 0.3, 1.0), (0.95, 0.3, 1.0)),
         K: int = 40, s0: float = 1.0, n_paths: int = 400, n: int = 32, seed: int = 0):
-    """Predicted against simulated scale trajectories across loops.
+    r"""Predicted against simulated scale trajectories across loops.
 
     (a) scalar recurrence, one curve per ``(ρ, a, σ)`` in ``settings``: closed-form mean ±
     sd (:func:`blindspot.toy.radial_moments`) against ``n_paths`` simulated paths;
-    (b) pre-norm vector loop :math:`h_{k+1} = (1 - (1-\rho)) h_k + B(u_k)` with a block that
+    (b) pre-norm vector loop :math:`h_{k+1} = \rho h_k + B(u_k)` with a block that
     sees only the direction (:func:`blindspot.toy.direction_block`), one curve per
     ``(ρ, a, d)`` in ``prenorm``: :func:`blindspot.toy.prenorm_scale` against the simulated
     ‖h_k‖ (:func:`blindspot.toy.simulate_prenorm_loop`)."""
