@@ -119,6 +119,8 @@ def test_prenorm_scale_closed_forms():
     assert np.allclose(s["s"][:, 0], np.sqrt(4 + k * 2.25), rtol=1e-13, atol=0)  # exact
     # a > 0: first-order asymptotic; relative error O(log k / k^2)·d^4/a^3 small at k = 400
     assert s["s"][-1, 1] == pytest.approx(s["asymptotic"][-1, 1], rel=2e-3)
+    fast = prenorm_scale(400, 2.0, [0.0, 1.0], 1.5, asymptotic=False)
+    assert np.array_equal(fast["s"], s["s"]) and "asymptotic" not in fast.values
 
 
 def test_penalty_equilibrium_matches_iteration():

@@ -191,7 +191,7 @@ def angular_step(s, a, dperp) -> Prediction:
                       r"=\frac{d}{s}+O(s^{-2})", {"s": s, "a": a, "dperp": dperp})
 
 
-def prenorm_scale(K: int, s0, a, dperp, rho=1.0) -> Prediction:
+def prenorm_scale(K: int, s0, a, dperp, rho=1.0, *, asymptotic: bool = True) -> Prediction:
     r"""Deterministic scale trajectory of the pre-norm loop with radial part
     :math:`a_k = a + (\rho - 1) s_k` and tangential norm d:
     :math:`s_{k+1} = \sqrt{(\rho s_k + a)^2 + d^2}`, vectorized over parameters
@@ -200,7 +200,8 @@ def prenorm_scale(K: int, s0, a, dperp, rho=1.0) -> Prediction:
     Closed forms in ``values["asymptotic"]`` (ρ = 1): a = 0 gives exactly
     :math:`s_k = \sqrt{s_0^2 + k d^2}`; a > 0 gives
     :math:`s_k \approx s_0 + a k + \tfrac{d^2}{2a}\ln\tfrac{s_0 + a k}{s_0}`. Test:
-    ``tests/test_toy_radial.py::test_prenorm_scale_closed_forms``.
+    ``tests/test_toy_radial.py::test_prenorm_scale_closed_forms``. ``asymptotic=False``
+    skips those forms (they cost several passes over a (K + 1, *params) array in a sweep).
     """
     K = as_count("K", K, minimum=0)
     s0 = as_float("s0", s0, positive=True)
@@ -210,9 +211,17 @@ def prenorm_scale(K: int, s0, a, dperp, rho=1.0) -> Prediction:
     shape = np.broadcast_shapes(s0.shape, a.shape, dperp.shape, rho.shape)
     s = np.empty((K + 1, *shape))
     s[0] = s0
+    d2 = dperp**2
+    # sqrt(x² + d²) rather than np.hypot: ~7x faster on large sweeps; it overflows only
+    # beyond s ~ 1e154, far past any scale a float32/bf16 model could hold
     for k in range(K):
-        s[k + 1] = np.hypot(rho * s[k] + a, dperp)
+        x = rho * s[k] + a
+        s[k + 1] = np.sqrt(x * x + d2)
     k = np.arange(K + 1).reshape((K + 1,) + (1,) * len(shape))
+    formula = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}"
+    params = {"s0": s0, "a": a, "dperp": dperp, "rho": rho}
+    if not asymptotic:
+        return Prediction("s_k", {"k": k.ravel(), "s": s}, formula, params)
     # (d²/2a) ln(1 + ak/s0) written as (d² k/2s0)·ln(1+x)/x, x = ak/s0: no overflow for tiny a
     x = a * k / s0
     with np.errstate(divide="ignore", invalid="ignore"):
