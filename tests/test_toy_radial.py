@@ -169,3 +169,18 @@ def test_bad_shapes_are_clear_errors():
         prenorm_fixed_point(1.0, 0.5, 1.0)
     with pytest.raises(ValueError, match="rho < 1"):
         stationary_scale(1.0, 1.0)
+
+
+@given(st.floats(0.0, 1.5), st.floats(-5, 5), st.floats(0, 3), st.floats(-5, 5),
+       st.floats(0, 2), st.integers(0, 40))
+def test_moments_satisfy_their_one_step_recursion(rho, a, sigma, s0, v0, k):
+    """Differential check of the closed forms against the moment recursion
+    m' = ρ m + a, v' = ρ² v + σ² (what the geometric sums must sum)."""
+    now = radial_moments(k, rho, a, sigma, s0, v0)
+    nxt = radial_moments(k + 1, rho, a, sigma, s0, v0)
+    m, v = float(now["mean"]), float(now["var"])
+    # round-off relative to the size of the terms, which grow up to 1.5^41 ~ 2e7
+    scale_m = 1 + abs(rho * m) + abs(a)
+    scale_v = 1 + rho**2 * v + sigma**2
+    assert float(nxt["mean"]) == pytest.approx(rho * m + a, rel=1e-9, abs=1e-9 * scale_m)
+    assert float(nxt["var"]) == pytest.approx(rho**2 * v + sigma**2, rel=1e-9, abs=1e-9 * scale_v)

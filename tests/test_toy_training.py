@@ -80,3 +80,15 @@ def test_bad_input_is_a_clear_error():
         predict_norm_trajectory("adam", 3, norm0=1.0, lr=0.1, n=4, beta=1.0)
     with pytest.raises(ValueError, match="increasing"):
         predict_norm_growth_over_training([5, 3], optimizer="gd", grad_sq=1.0)
+
+
+def test_simulation_is_deterministic_and_checks_its_input():
+    a = simulate_training("adamw", 20, n=6, n_runs=3, seed=5, weight_decay=0.1)
+    b = simulate_training("adamw", 20, n=6, n_runs=3, seed=5, weight_decay=0.1)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="noise must be >= 0"):
+        simulate_training("gd", 5, noise=-1.0)
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        simulate_training("gd", 5, n=1)
+    with pytest.raises(ValueError, match="NaN"):
+        simulate_training("gd", 5, lr=float("nan"))
