@@ -92,3 +92,20 @@ def test_simulation_is_deterministic_and_checks_its_input():
         simulate_training("gd", 5, n=1)
     with pytest.raises(ValueError, match="NaN"):
         simulate_training("gd", 5, lr=float("nan"))
+
+
+def test_compare_growth_accepts_the_toy_and_rejects_bounded():
+    from blindspot.toy import compare_growth
+
+    t = np.arange(1, 2001)
+    pred = predict_norm_growth_over_training(np.concatenate([[0], t]), optimizer="adam",
+                                             lr=0.01, n_params=32, norm0=1.0)
+    sim = simulate_training("adam", 2000, n=32, lr=0.01, beta2=0.95, signal=0.0, n_runs=8,
+                            seed=2)
+    grows = compare_growth(t, sim["norm"].mean(1)[1:], pred)
+    assert grows["passed"], grows
+    # a scale-visible control: strong decay pins the norm, so the slope is ~0 and fails
+    held = simulate_training("adamw", 2000, n=32, lr=0.01, beta2=0.95, signal=0.0,
+                             weight_decay=1.0, n_runs=8, seed=2)
+    flat = compare_growth(t, held["norm"].mean(1)[1:], pred)
+    assert not flat["passed"] and abs(flat["measured"]) < 0.1, flat

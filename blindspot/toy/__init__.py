@@ -38,6 +38,7 @@ from blindspot.toy.radial import (
 from blindspot.toy.training import (
     OPTIMIZERS,
     adam_update_rms,
+    compare_growth,
     effective_learning_rate,
     growth_exponent,
     predict_norm_growth_over_training,
@@ -47,6 +48,7 @@ from blindspot.toy.training import (
 
 __all__ = [
     "OPTIMIZERS", "REGIMES", "FitResult", "Prediction", "adam_update_rms", "angular_step",
+    "compare_growth",
     "continuous_depth", "decompose_update", "direction_block", "simulate_prenorm_loop",
     "effective_learning_rate", "fit_radial_trace",
     "geometric_sum", "growth_exponent", "inter_loop_norm_scale", "linear_prediction",

@@ -245,3 +245,17 @@ def growth_exponent(t, norms, *, last_fraction: float = 0.5) -> float:
     i = int(np.floor(t.size * (1 - last_fraction)))
     i = min(i, t.size - 2)
     return float(np.polyfit(np.log(t[i:]), np.log(y[i:]), 1)[0])
+
+
+def compare_growth(t, norms, prediction: Prediction, *,
+                   last_fraction: float = 0.5) -> dict[str, float | bool]:
+    """Test a measured ‖H_K‖ training curve against
+    :func:`predict_norm_growth_over_training`: the measured late-time log-log slope
+    (:func:`growth_exponent`) must lie within ``prediction["tolerance"]`` of the predicted
+    exponent. Returns ``measured``, ``predicted``, ``tolerance`` and ``passed``. Test:
+    ``tests/test_toy_training.py::test_compare_growth_accepts_the_toy_and_rejects_bounded``."""
+    measured = growth_exponent(t, norms, last_fraction=last_fraction)
+    predicted = float(prediction["exponent"])
+    tol = float(prediction["tolerance"])
+    return {"measured": measured, "predicted": predicted, "tolerance": tol,
+            "passed": bool(abs(measured - predicted) <= tol)}
