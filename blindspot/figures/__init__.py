@@ -132,6 +132,7 @@ __all__ = ["FIGURES", "FigureSpec", "MissingResults", "RESULTS_ENV", "draw", "fi
 
 # Layer modules re-export their drawing functions below (one import line per layer).
 from blindspot.figures.diagnostics import draw_diagnostics, draw_grid  # noqa: E402,F401
+from blindspot.figures.table1 import draw_table1  # noqa: E402,F401
 from blindspot.figures.toy import (  # noqa: E402,F401
     draw_loop_trajectories,
     draw_regime_diagram,

@@ -1,0 +1,49 @@
+"""Figure of the Table 1 grid, drawn from ``results/table1-<tier>/summary.json`` only.
+
+:func:`draw_table1` shows (a) the mean per-loop scale ‖H_k‖ of every condition (log scale,
+each seed's final state as a dot at loop K) and (b) the final-loop perplexity per condition
+(mean ± std over seeds); the registered recipes read the committed CPU (and, when present,
+GPU) summaries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from blindspot.figures import figure
+
+
+def draw_table1(summary: dict):
+    """Two panels from a table1 summary dict (see :mod:`blindspot.experiments.table1`)."""
+    import matplotlib.pyplot as plt
+
+    conds = summary["conditions"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for i, c in enumerate(conds.values()):
+        color = f"C{i}"
+        K = len(c["scale_per_loop"])
+        a.plot(range(1, K + 1), c["scale_per_loop"], "o-", color=color, label=c["label"])
+        a.plot([K] * len(c["seeds"]), [s["scale_K"] for s in c["seeds"]], ".", color=color,
+               alpha=0.6)
+        b.barh(i, c["ppl_K"]["mean"], xerr=c["ppl_K"]["std"], color=color)
+    a.set_yscale("log")
+    a.set_xlabel("loop k")
+    a.set_ylabel(r"mean $\|H_k\|$ (validation)")
+    a.set_xticks(range(1, K + 1))
+    a.legend(fontsize=7)
+    b.set_yticks(range(len(conds)), [c["label"] for c in conds.values()], fontsize=8)
+    b.set_xlabel("final-loop perplexity (mean ± std over seeds)")
+    lo = min(c["ppl_K"]["mean"] - c["ppl_K"]["std"] for c in conds.values())
+    b.set_xlim(left=max(0.0, 0.95 * lo))
+    fig.suptitle(f"Table 1 grid ({summary['tier']} tier, seeds "
+                 f"{', '.join(map(str, summary['seeds']))})")
+    fig.tight_layout()
+    return fig
+
+
+@figure("table1-cpu", caption="""The CPU Table 1 grid: per-loop scale of each of the seven
+conditions (dots: each seed's final ‖H_K‖) and final-loop perplexity.""",
+        needs=["table1-cpu/summary.json"], command="blindspot experiment table1 --tier cpu")
+def table1_cpu_figure(results: Path):
+    return draw_table1(json.loads((results / "table1-cpu" / "summary.json").read_text()))

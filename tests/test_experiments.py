@@ -1,0 +1,145 @@
+"""The table1 experiment: the pipeline end to end at toy size, the GPU rehearsal, the GPU step
+budget, and the claim checks on synthetic summaries that must pass or be refuted."""
+
+import json
+import math
+
+import pytest
+
+from blindspot.checks import table1 as checks
+from blindspot.claims import Skip
+from blindspot.experiments import EXPERIMENTS
+from blindspot.experiments import table1 as E
+from blindspot.train.checkpoint import load_model
+from blindspot.train.config import CONDITIONS, load_config
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("BLINDSPOT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+TINY = ("data.source=generated", "steps=4", "model.d_model=16", "model.n_heads=2",
+        "model.n_layers=1", "model.max_seq_len=16", "data.seq_len=16", "data.stride=8",
+        "batch_size=4", "eval_windows=4", "warmup_steps=1")
+
+
+@pytest.mark.slow
+def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the scratch runs/ folder goes here
+    lines = []
+    summary = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=lines.append)
+    assert summary["complete"] and summary["runs"] == summary["total_runs"] == 14
+    assert list(summary["conditions"]) == list(CONDITIONS)
+    for cond, c in summary["conditions"].items():
+        assert [s["seed"] for s in c["seeds"]] == [0, 1] and c["ppl_K"]["n"] == 2
+        assert c["ppl_K"]["mean"] == pytest.approx(sum(s["ppl_K"] for s in c["seeds"]) / 2)
+        assert math.isfinite(c["scale_K"]["mean"]) and c["initial_scale_K"]["mean"] > 0
+        for seed in (0, 1):
+            run = tmp_path / "out" / "runs" / f"{cond}-seed{seed}"
+            final = json.loads((run / "final.json").read_text())
+            assert final["ppl_K"] == pytest.approx(c["seeds"][seed]["ppl_K"])
+            assert "run_card" in final and (run / "metrics.jsonl").is_file()
+        model, cfg = load_model(tmp_path / "out" / "checkpoints" / f"{cond}.pt")
+        assert cfg.seed == 0 and cfg.name == f"cpu-{cond}"
+    assert not list((tmp_path / "out").rglob("checkpoint.pt"))  # resume state stays in runs/
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "per-loop + RMSNorm readout (n=2)" in table and "≈ 39,207" in table
+    assert table.count("| n/a |") >= 7  # the paper states no perplexity we could print
+    assert lines[-1] == table.rstrip("\n")
+    # a second invocation resumes every finished run instead of training it again
+    again = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=lambda s: None)
+    for cond, c in again["conditions"].items():
+        assert (c["ppl_K"], c["scale_K"]) == (summary["conditions"][cond]["ppl_K"],
+                                              summary["conditions"][cond]["scale_K"])
+
+
+@pytest.mark.slow
+def test_gpu_tier_rehearses_on_cpu(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    from blindspot.experiments.cli import main
+
+    assert main(["table1", "--tier", "gpu", "--rehearse", "--out", str(tmp_path / "gpu"),
+                 "--conditions", "per_loop-norm", "per_loop-raw"]) == 0
+    s = json.loads((tmp_path / "gpu" / "summary.json").read_text())
+    assert s["rehearse"] and s["seeds"] == [42] and s["gpu_plan"]["steps"]["44m"] > 0
+    c = s["conditions"]["per_loop-norm"]
+    assert c["scale_name"] == "44m" and c["steps"] == 3
+    _, cfg = load_model(tmp_path / "gpu" / "checkpoints" / "per_loop-norm.pt")
+    # the rehearsal keeps the paper's word tokenizer and its 20k-row readout
+    assert (cfg.data.tokenizer, cfg.model.vocab_size, cfg.model.dropout) == ("word", 20000, 0.1)
+
+
+def test_experiment_cli_rejects_unknown_names(capsys):
+    from blindspot.experiments.cli import main
+
+    assert main(["table2"]) == 2 and "unknown experiment 'table2'" in capsys.readouterr().err
+    assert main(["table1", "--tier", "tpu"]) == 2 and "valid tiers" in capsys.readouterr().err
+    assert main(["table1", "--conditions", "per_loop"]) == 2
+    assert "unknown condition" in capsys.readouterr().err
+    assert EXPERIMENTS["table1"] is E.run
+
+
+def test_step_time_estimate_counts_the_training_flops():
+    cfg = load_config("44m-per_loop-norm")
+    d, V, L, K, T, B = 512, 20000, 8, 4, 256, 64
+    per_layer = 4 * d * d + 3 * d * 4 * d  # attention q,k,v,o + SwiGLU (3 matrices of d x 4d)
+    flops = (6 * (K * L * per_layer + K * d * V) + 12 * K * L * T * d) * B * T
+    assert E.estimate_step_seconds(cfg, flops=1e15, mfu=0.5) == pytest.approx(flops / 5e14)
+    terminal = load_config("44m-terminal-norm")  # one readout instead of K
+    assert E.estimate_step_seconds(terminal) < E.estimate_step_seconds(cfg)
+
+
+def test_gpu_plan_fits_the_budget():
+    plan = E.gpu_plan()
+    runs = len(CONDITIONS) * len(E.GPU_SEEDS)
+    used = sum(runs * steps * plan["step_seconds"][s] for s, steps in plan["steps"].items())
+    assert 0 < plan["steps"]["44m"] <= load_config("44m").steps
+    assert used <= E.GPU_BUDGET_S - E.OVERHEAD_S
+
+
+def _summary(scales, ppl, initial=0.5, n=3, std=0.1):
+    """A synthetic summary: ``scales``/``ppl`` map condition -> mean final ‖H_K‖ / perplexity."""
+    conds = {}
+    for k in CONDITIONS:
+        conds[k] = {"condition": k, "scale_name": "cpu", "label": k,
+                    "scale_K": {"mean": scales.get(k, 1.0), "std": 0.0, "n": n},
+                    "initial_scale_K": {"mean": initial, "std": 0.0, "n": n},
+                    "ppl_K": {"mean": ppl.get(k, 10.0), "std": std, "n": n},
+                    "ppl_per_loop": [ppl.get(k, 10.0)] * 4}
+    return {"experiment": "table1", "tier": "cpu", "runs": 21, "total_runs": 21,
+            "conditions": conds}
+
+
+def test_table1_checks_pass_and_refute_on_synthetic_summaries():
+    blown = _summary({"per_loop-norm": 300.0, "terminal-raw": 3.0, "per_loop-raw": 4.0,
+                      "terminal-penalty": 2.0, "per_loop-penalty": 29.0}, {})
+    out = checks.blowup(blown)
+    assert out.passed and "10.3x (per_loop-penalty)" in out.evidence
+    close = _summary({"per_loop-norm": 300.0, "per_loop-penalty": 31.0}, {})
+    out = checks.blowup(close)
+    assert not out.passed and out.evidence.startswith("refuted: ") and "9.7x" in out.evidence
+
+    assert checks.near_initial(_summary({"per_loop-penalty": 4.9}, {}, initial=0.5)).passed
+    out = checks.near_initial(_summary({"terminal-raw": 5.1}, {}, initial=0.5))
+    assert not out.passed and "10.2x (terminal-raw)" in out.evidence
+
+    # 2 SE of the difference with std 0.1 over n = 3 seeds: 2·√2·0.1/√3 ≈ 0.163
+    ok = _summary({}, {"per_loop-norm": 10.0, "per_loop-raw": 10.15, "per_loop-penalty": 9.0})
+    assert checks.perplexity(ok).passed
+    worse = _summary({}, {"per_loop-norm": 10.0, "per_loop-raw": 10.2, "per_loop-penalty": 9.0})
+    out = checks.perplexity(worse)
+    assert not out.passed and out.evidence.startswith("refuted: ")
+
+
+def test_table1_checks_skip_without_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLINDSPOT_RESULTS", str(tmp_path))
+    with pytest.raises(Skip, match="blindspot experiment table1 --tier cpu"):
+        checks.load("cpu")
+    partial = _summary({}, {})
+    del partial["conditions"]["per_loop-raw"]
+    with pytest.raises(Skip, match="lacks per_loop-raw"):
+        checks.perplexity(partial)
+    (tmp_path / "table1-gpu").mkdir()
+    (tmp_path / "table1-gpu" / "summary.json").write_text(json.dumps(_summary({}, {})))
+    assert checks.load("gpu")["tier"] == "cpu"  # loads what is there; the checks read it
