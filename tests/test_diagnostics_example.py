@@ -20,7 +20,7 @@ def _example():
 @pytest.mark.slow
 def test_example_diagnoses_a_foreign_model(tmp_path, capsys):
     tables = _example().main(["--steps", "2", "--out", str(tmp_path)])
-    assert f"wrote 7 tables to {tmp_path}/" in capsys.readouterr().out
+    assert f"wrote 8 tables to {tmp_path}/" in capsys.readouterr().out
     assert {p.stem for p in tmp_path.glob("*.json")} == set(tables)
     lemma2 = json.loads((tmp_path / "lemma2.json").read_text())
     assert len(lemma2["rows"]) == 8  # 2K loops: K = 4 trained, 4 extrapolated

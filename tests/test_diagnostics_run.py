@@ -12,7 +12,7 @@ from blindspot.diagnostics.run import diagnose, read_table, split_batch, write_t
 from blindspot.nn import LoopedLM, ModelConfig
 
 EXPECTED = {"scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
-            "early_exit", "halting"}
+            "early_exit", "halting", "toy_prediction"}
 
 
 def test_diagnose_a_huginn_style_model_and_round_trip(tmp_path):
@@ -26,6 +26,7 @@ def test_diagnose_a_huginn_style_model_and_round_trip(tmp_path):
     assert tables["early_exit"].column("beyond_trained_depth") == [False] * 3 + [True] * 2
     assert all(r != r for r in tables["radial_gradient"].column("closed_form_share"))  # NaN:
     # the coda sits between state and head, so there is no closed form to compare with
+    assert not tables["toy_prediction"].meta["depth"]["rho_fixed"]  # injection: ρ is fitted
     paths = write_tables(tables, tmp_path, config={"model": "HuginnStyle"}, seed=0)
     assert {p.stem for p in paths} == EXPECTED
     obj = json.loads((tmp_path / "lemma2.json").read_text())

@@ -55,6 +55,9 @@ class LoopAdapter:
     readout_form: Callable[[int, int], ReadoutForm | None] | None = None
     readout_depends_on_depth: bool = False  # True when readout(h, k, K) changes with K
     name: str = "model"
+    # True when Δ = step(x) − x depends only on x/‖x‖ (a pre-norm residual loop without input
+    # injection or inter-loop norm: Lemma 2's premise); the toy fit then fixes ρ = 1
+    direction_only_update: bool = False
     module: nn.Module | None = None  # the model, so diagnose() can put it in eval mode
 
     def __post_init__(self):
@@ -174,6 +177,7 @@ def adapter_for(model: nn.Module) -> LoopAdapter:
         carry=(lambda h, loop: model.carry(h)) if cfg.inter_loop_norm else None,
         readout_form=form,
         readout_depends_on_depth=cfg.readout == "final_only_norm",
+        direction_only_update=cfg.input_injection == "none" and not cfg.inter_loop_norm,
         name="LoopedLM",
         module=model,
     )

@@ -66,7 +66,7 @@ def split_batch(tokens: Tensor) -> tuple[Tensor, Tensor]:
 
 def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = None,
              alphas: Sequence[float] = ALPHAS, carry_alphas: Sequence[float] = CARRY_ALPHAS,
-             halting_target: float = 1.01, toy: bool = False, progress: bool = False
+             halting_target: float = 1.01, toy: bool = True, progress: bool = False
              ) -> dict[str, Table]:
     """Run every diagnostic on the (B, T+1) token batch; returns the tables by name.
 
@@ -102,7 +102,7 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
             "radial_clamp": lambda: clamp_table(adapter, e, targets, trace),
             "early_exit": lambda: early_exit_table(exit_ce, K),
             "halting": lambda: halting_table(trace.logits, targets, halting_target),
-            "toy_prediction": lambda: _toy_table(long, K),
+            "toy_prediction": lambda: _toy_table(long, K, adapter),
         }
         for name in names:
             bar.set_postfix_str(name)
@@ -113,10 +113,11 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
     return tables
 
 
-def _toy_table(trace: LoopTrace, trained_loops: int) -> Table:
+def _toy_table(trace: LoopTrace, trained_loops: int, adapter: LoopAdapter) -> Table:
     from blindspot.diagnostics.toy_fit import toy_prediction_table
 
-    return toy_prediction_table(trace, trained_loops)
+    return toy_prediction_table(trace, trained_loops,
+                                rho=1.0 if adapter.direction_only_update else None)
 
 
 def write_tables(tables: dict[str, Table], out: str | Path, *, config: dict,

@@ -24,7 +24,8 @@ def _finite(xs):
 
 
 def draw_diagnostics(tables: dict, title: str = ""):
-    """Six panels: (a) per-loop scale (mean, p99, max); (b) radial gradient share with its
+    """Six panels: (a) per-loop scale (mean, p99, max; with the toy's prediction of the
+    extrapolated loops when the table is there); (b) radial gradient share with its
     closed form and the round-off floor; (c) Lemma 2: angular step against ‖Δ⊥‖/s and radial
     increment a_k; (d) scale sensitivity ΔCE(α); (e) radial clamp perplexity; (f) early exit
     and calibrated halting."""
@@ -39,6 +40,14 @@ def draw_diagnostics(tables: dict, title: str = ""):
     a.plot(k, t.column("token_p99"), "s--", ms=3, label="p99")
     a.plot(k, t.column("token_max"), "^:", ms=3, label="max")
     a.plot(k, t.column("carried_scale_mean"), "k-", lw=0.8, label="carried (after loop norm)")
+    if "toy_prediction" in tables:
+        toy = tables["toy_prediction"]
+        name = "depth" if any(r["protocol"] == "depth" for r in toy.rows) else "early"
+        rows = [r for r in toy.rows if r["protocol"] == name]
+        a.plot([r["loop"] for r in rows], [r["measured"] for r in rows], "o", mfc="none",
+               color="gray", label="mean $\\|H_k\\|$, extrapolated depth")
+        a.plot([r["loop"] for r in rows], [r["predicted"] for r in rows], "r--",
+               label=f"toy fit on loops 1..{toy.meta[name]['fit_loops']}")
     a.set_yscale("log")
     a.set(xlabel="loop $k$", ylabel="scale", title="(a) per-loop scale")
     a.legend(fontsize=8)
