@@ -201,7 +201,7 @@ def prenorm_scale(K: int, s0, a, dperp, rho=1.0, *, asymptotic: bool = True) -> 
     :math:`s_k = \sqrt{s_0^2 + k d^2}`; a > 0 gives
     :math:`s_k \approx s_0 + a k + \tfrac{d^2}{2a}\ln\tfrac{s_0 + a k}{s_0}`. Test:
     ``tests/test_toy_radial.py::test_prenorm_scale_closed_forms``. ``asymptotic=False``
-    skips those forms (they cost several passes over a (K + 1, *params) array in a sweep).
+    skips those forms (they cost several passes over a ``(K + 1, *params)`` array in a sweep).
     """
     K = as_count("K", K, minimum=0)
     s0 = as_float("s0", s0, positive=True)
