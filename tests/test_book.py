@@ -173,3 +173,60 @@ def test_break_latex_stacks_top_level_clauses_only():
     assert r"\quadN" not in out
     one = r"x:\quad " + "a" * 100
     assert break_latex(one, width=20) == one  # a single clause is not wrapped
+
+
+def test_api_page_documents_every_public_module():
+    import pkgutil
+    import re
+
+    import blindspot
+
+    api = (BOOK / "api.md").read_text()
+    documented = set(re.findall(r"^\.\. automodule:: (\S+)$", api, re.M))
+    public = {m.name for m in pkgutil.walk_packages(blindspot.__path__, "blindspot.")
+              if not any(p.startswith("_") for p in m.name.split("."))}
+    missing = sorted(public - documented)
+    assert not missing, f"add to book/api.md (chapter 9): {missing}"
+    assert not documented - public - {"blindspot"}, "book/api.md names a module that is gone"
+
+
+def test_rst_docstring_escapes_bars_and_opens_lists():
+    from blindspot.book import rst_docstring
+
+    lines = ["Radial share |cos| of ``a|b`` and :math:`|x|`, `|y|` and $|z|$.",
+             "Conventions:",
+             "- first item",
+             "  continued",
+             "- second item",
+             "",
+             ".. math:: |h| = 1",
+             "   |u| = 1",
+             "after |v|"]
+    out = rst_docstring(lines)
+    assert out[0] == r"Radial share \|cos\| of ``a|b`` and :math:`|x|`, `|y|` and $|z|$."
+    assert out[1:4] == ["Conventions:", "", "- first item"]
+    assert out[5] == "- second item"  # inside the list: no blank line inserted
+    assert out[7:9] == [".. math:: |h| = 1", "   |u| = 1"]  # directive block untouched
+    assert out[9] == r"after \|v\|"
+    assert rst_docstring([r"already \|a\|"]) == [r"already \|a\|"]
+
+
+def test_unique_suffix_match():
+    from blindspot.book import unique_suffix_match
+
+    names = ["blindspot.nn.trace.LoopTrace", "blindspot.nn.config.ModelConfig",
+             "blindspot.train.config.ModelConfig", "blindspot.diagnostics.run.diagnose"]
+    assert unique_suffix_match("LoopTrace", names) == "blindspot.nn.trace.LoopTrace"
+    assert unique_suffix_match("run.diagnose", names) == "blindspot.diagnostics.run.diagnose"
+    assert unique_suffix_match("ModelConfig", names) is None  # ambiguous: Sphinx still warns
+    assert unique_suffix_match("Trace", names) is None  # a suffix of a name is not a match
+
+
+def test_canonical_name_follows_re_exports():
+    from blindspot.book import canonical_name
+
+    assert canonical_name("blindspot.nn.LoopedLM") == "blindspot.nn.model.LoopedLM"
+    assert canonical_name("rms_norm", "blindspot.nn") == "blindspot.nn.functional.rms_norm"
+    assert canonical_name("blindspot.claims.Claim") == "blindspot.claims.Claim"
+    assert canonical_name("blindspot.nn.NoSuchThing") is None
+    assert canonical_name("no_such_module.x") is None

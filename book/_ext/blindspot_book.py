@@ -1,7 +1,16 @@
-"""Local Sphinx extension: at the end of a build, check that every page the claims registry
-names is in the table of contents and was built, and that the claims chapter lists every
-claim. Each problem is a warning, which ``jupyter-book build -W`` turns into a failed build.
-The checks themselves are :func:`blindspot.book.book_problems` (tested in tests/test_book.py).
+"""Local Sphinx extension of the blindspot book.
+
+1. At the end of a build, check that every page the claims registry names is in the table
+   of contents and was built, and that the claims chapter lists every claim
+   (:func:`blindspot.book.book_problems`). Each problem is a warning, which
+   ``jupyter-book build -W`` turns into a failed build.
+2. Read the package's docstrings as they are written, in plain reStructuredText with
+   mathematical bars: :func:`blindspot.book.rst_docstring` escapes a ``|x|`` that docutils
+   would take for a substitution and opens a bullet list that follows a line directly.
+3. Resolve a Python cross-reference to where the object is defined and documented: a name a
+   package re-exports (``:class:`blindspot.nn.LoopedLM```, :func:`blindspot.book.canonical_name`)
+   or a bare name that exactly one documented object has (``:class:`LoopTrace```); an
+   ambiguous or unknown name still warns.
 """
 
 from pathlib import Path
@@ -26,6 +35,32 @@ def _check(app, exception):
         logger.warning(problem, type="blindspot", subtype="claims")
 
 
+def _docstring(app, what, name, obj, options, lines):
+    from blindspot.book import rst_docstring
+
+    lines[:] = rst_docstring(lines)
+
+
+def _bare_name(app, env, node, contnode):
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    if not target or target.startswith("."):
+        return None
+    from blindspot.book import canonical_name, unique_suffix_match
+
+    domain = env.get_domain("py")
+    full = canonical_name(target, node.get("py:module"))
+    if full not in domain.objects:
+        full = unique_suffix_match(target, domain.objects)
+    if full is None:
+        return None
+    return domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], full, node,
+                               contnode)
+
+
 def setup(app):
     app.connect("build-finished", _check)
+    app.connect("autodoc-process-docstring", _docstring)
+    app.connect("missing-reference", _bare_name)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
