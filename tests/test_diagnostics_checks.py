@@ -76,10 +76,23 @@ def test_grid_claims_skip_naming_the_missing_checkpoint(tmp_path, monkeypatch):
 
 
 def test_grid_claims_measure_the_checkpoints(tmp_path, monkeypatch):
-    _grid(tmp_path, monkeypatch, ["per_loop-norm"])
+    _grid(tmp_path, monkeypatch, ["per_loop-norm", "terminal-norm"])
     lemma2, clamp = checks.grid_lemma2(), checks.grid_clamp()
     # an untrained tiny model: the identity holds, but there is no blind-spot growth to
     # see, so the growth criterion of the claim must fail (the claim can fail)
     assert "identity residual" in lemma2.evidence and not lemma2.passed
-    assert "loop K: scale" in clamp.evidence
+    assert "loop-K scale" in clamp.evidence and not clamp.passed  # no growth to remove
     assert checks._GRID_CACHE["per_loop-norm"]["lemma2"].meta["trained_loops"] == 2
+
+
+def test_lemma2_evidence_passes_lemma2_and_fails_without_growth():
+    """Rows of a synthetic trace that follows the toy recurrence (a = 2, d⊥ = 0.5: Lemma 2
+    exactly) pass; the same trace without radial increment (a = 0: √k growth, too slow) fails."""
+    from test_diagnostics_toy import synthetic_trace
+
+    from blindspot.diagnostics.lemma2 import lemma2_table
+
+    ok, evidence = checks.lemma2_evidence(lemma2_table(synthetic_trace([2.0] * 8)).rows)
+    assert ok, evidence
+    ok, evidence = checks.lemma2_evidence(lemma2_table(synthetic_trace([0.0] * 8)).rows)
+    assert not ok and "s x1.1" in evidence  # √k growth: too slow, and a_k ≈ 0 ± round-off
