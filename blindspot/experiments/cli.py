@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepare", action="store_true",
                    help="only fetch and tokenize the tier's corpus into the cache, then exit")
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
+    p.add_argument("--workers", type=int, default=1,
+                   help="train in this many single-threaded processes (2 suits 2 cores)")
+    p.add_argument("--shard", help=argparse.SUPPRESS)  # I/N: the runs one worker trains
+    p.add_argument("--scratch", default="runs",
+                   help="folder for resumable training state (default runs/)")
     args = p.parse_args(argv)
     if args.name not in EXPERIMENTS:
         print(f"error: unknown experiment {args.name!r}; valid: {', '.join(EXPERIMENTS)}",
@@ -50,11 +55,16 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prepared {len(data.train):,} training and {len(data.val):,} validation "
                   f"tokens ({data.tokenizer_key})")
             return 0
+        shard = None
+        if args.shard:
+            i, n = (int(x) for x in args.shard.split("/"))
+            shard = (i, n)
         EXPERIMENTS[args.name](args.tier, args.out,
                                seeds=tuple(args.seeds) if args.seeds else None,
                                conditions=tuple(args.conditions) if args.conditions else None,
                                overrides=tuple(args.overrides), rehearse=args.rehearse,
-                               progress=args.progress)
+                               progress=args.progress, workers=args.workers, shard=shard,
+                               scratch=args.scratch)
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -107,8 +107,11 @@ def _stats(xs: list[float]) -> dict[str, float]:
 def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, ...] | None = None,
         conditions: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
         rehearse: bool = False, scratch: str | Path = "runs", progress: bool = False,
-        log=print) -> dict[str, Any]:
-    """Train every (scale, condition, seed) of ``tier`` and write ``out`` (see module doc)."""
+        workers: int = 1, shard: tuple[int, int] | None = None, log=print) -> dict[str, Any]:
+    """Train every (scale, condition, seed) of ``tier`` and write ``out`` (see module doc).
+
+    ``workers > 1`` spreads the runs over that many single-threaded processes; ``shard=(i, n)``
+    (what each worker gets) trains only the runs whose index is ``i`` modulo ``n``."""
     from blindspot.train.checkpoint import save_model
     from blindspot.train.trainer import train
 
@@ -130,12 +133,12 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     out = Path(out or f"results/table1-{tier}{suffix}")
     scratch = Path(scratch) / f"table1-{tier}{suffix}"
     t0 = time.perf_counter()
-    done: dict[str, list[dict[str, Any]]] = {}
     meta = {"tier": tier, "rehearse": rehearse, "seeds": list(seeds), "plan": plan,
             "config": {"tier": tier, "seeds": list(seeds), "conditions": list(conditions),
                        "overrides": list(overrides), "rehearse": rehearse}}
     # seed-major order: every condition's first seed (and its checkpoint) comes first, so a
     # grid stopped early still covers all conditions; each run resumes from its scratch copy
+    plan_runs = []
     for seed in seeds:
         for scale, steps in scales.items():
             for cond in conditions:
@@ -144,38 +147,78 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
                     sets.insert(0, f"steps={steps}")
                 if rehearse:
                     sets += list(REHEARSE)
-                cfg = load_config(f"{scale}-{cond}", sets)
                 key = cond if len(scales) == 1 else f"{scale}-{cond}"
-                name = f"{key}-seed{seed}"
-                log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
-                res = train(cfg, scratch / name, progress=progress)
-                run_dir = out / "runs" / name
-                run_dir.mkdir(parents=True, exist_ok=True)
-                for fname in ("config.yaml", "metrics.jsonl", "final.json"):
-                    shutil.copyfile(scratch / name / fname, run_dir / fname)
-                f = res.final
-                done.setdefault(key, []).append({
-                    "seed": seed, "condition": cond, "scale_name": scale, "steps": cfg.steps,
-                    "ppl_K": f["ppl_K"], "scale_K": f["scale_K"], "ppl": f["ppl"],
-                    "scale": f["scale"],
-                    "initial_scale_K": _initial_scale(run_dir / "metrics.jsonl"),
-                    "wall_time_s": res.wall_time_s})
-                log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
-                    f" ({res.wall_time_s:.0f} s)")
-                if seed == seeds[0]:
-                    save_model(out / "checkpoints" / f"{key}.pt", res.model.cpu(), cfg)
-                summary = _summary(done, meta, time.perf_counter() - t0,
-                                   total=len(seeds) * len(scales) * len(conditions))
-                atomic_write_json(out / "summary.json", summary)
+                plan_runs.append((key, seed, load_config(f"{scale}-{cond}", sets)))
+    if workers > 1:
+        _run_workers(workers, tier, out, seeds, conditions, overrides, rehearse, scratch, log)
+    else:
+        for i, (key, seed, cfg) in enumerate(plan_runs):
+            if shard is not None and i % shard[1] != shard[0]:
+                continue
+            name = f"{key}-seed{seed}"
+            log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
+            res = train(cfg, scratch / name, progress=progress)
+            run_dir = out / "runs" / name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            for fname in ("config.yaml", "metrics.jsonl", "final.json"):
+                shutil.copyfile(scratch / name / fname, run_dir / fname)
+            if seed == seeds[0]:
+                save_model(out / "checkpoints" / f"{key}.pt", res.model.cpu(), cfg)
+            f = res.final
+            log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
+                f" ({res.wall_time_s:.0f} s)")
+            atomic_write_json(out / "summary.json",
+                              _summary(out, plan_runs, meta, time.perf_counter() - t0))
+    summary = _summary(out, plan_runs, meta, time.perf_counter() - t0)
+    atomic_write_json(out / "summary.json", summary)
     table = format_table(summary)
     atomic_write_text(out / "table.md", table + "\n")
     log(table)
     return summary
 
 
-def _summary(done: dict[str, list[dict[str, Any]]], meta: dict[str, Any], session_s: float,
-             total: int) -> dict[str, Any]:
-    """The summary of the runs finished so far (``complete`` once all ``total`` are)."""
+def _run_workers(workers: int, tier: str, out: Path, seeds, conditions, overrides, rehearse,
+                 scratch: Path, log) -> None:
+    """Run the grid in ``workers`` processes (``--shard i/n``), one thread each: on a shared
+    2-core machine two single-threaded processes beat one two-threaded process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = []
+    for i in range(workers):
+        cmd = [sys.executable, "-m", "blindspot.experiments.cli", "table1", "--tier", tier,
+               "--out", str(out), "--scratch", str(scratch.parent), "--shard", f"{i}/{workers}",
+               "--seeds", *map(str, seeds), "--conditions", *conditions]
+        cmd += [a for o in overrides for a in ("--set", o)] + (["--rehearse"] if rehearse else [])
+        procs.append(subprocess.Popen(cmd, env=env))
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"table1 worker(s) failed with exit codes {codes}; rerun the same "
+                           f"command: finished runs are kept and unfinished ones resume")
+    log(f"[table1 {tier}] {workers} workers finished")
+
+
+def _summary(out: Path, plan_runs: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
+    """The summary of the planned runs whose results are on disk under ``out/runs`` (a run
+    counts only if its recorded config is the planned one); ``complete`` once all are."""
+    from blindspot.train.config import to_dict
+
+    done: dict[str, list[dict[str, Any]]] = {}
+    for key, seed, cfg in plan_runs:
+        run_dir = out / "runs" / f"{key}-seed{seed}"
+        if not (run_dir / "final.json").is_file():
+            continue
+        f = json.loads((run_dir / "final.json").read_text())
+        if f["run_card"]["config"] != json.loads(json.dumps(to_dict(cfg))):
+            continue  # a stale result of another config: not this grid's
+        cond = key.split("-", 1)[1] if key.startswith(("44m-", "129m-")) else key
+        done.setdefault(key, []).append({
+            "seed": seed, "condition": cond, "scale_name": cfg.name.split("-", 1)[0],
+            "steps": cfg.steps, "ppl_K": f["ppl_K"], "scale_K": f["scale_K"], "ppl": f["ppl"],
+            "scale": f["scale"], "initial_scale_K": _initial_scale(run_dir / "metrics.jsonl"),
+            "wall_time_s": f["run_card"]["wall_time_s"]})
     results = {}
     for key, per_seed in done.items():
         cond = per_seed[0]["condition"]
@@ -196,8 +239,8 @@ def _summary(done: dict[str, list[dict[str, Any]]], meta: dict[str, Any], sessio
     runs = sum(len(v) for v in done.values())
     train_s = sum(r["wall_time_s"] for v in done.values() for r in v)
     return {"experiment": "table1", "tier": meta["tier"], "rehearse": meta["rehearse"],
-            "seeds": meta["seeds"], "complete": runs == total, "runs": runs, "total_runs": total,
-            "conditions": results, "gpu_plan": meta["plan"] or None,
+            "seeds": meta["seeds"], "complete": runs == len(plan_runs), "runs": runs,
+            "total_runs": len(plan_runs), "conditions": results, "gpu_plan": meta["plan"] or None,
             "train_time_s": train_s, "wall_time_s": session_s,
             "run_card": run_card(config=meta["config"], seed=None, wall_time_s=session_s)}
 
