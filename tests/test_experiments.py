@@ -54,6 +54,28 @@ def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, m
                                               summary["conditions"][cond]["scale_K"])
 
 
+def test_shards_split_the_grid_and_stale_results_do_not_count(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kw = {"seeds": (0,), "conditions": ("per_loop-norm", "per_loop-raw", "terminal-raw"),
+          "overrides": TINY, "log": lambda s: None}
+    first = E.run("cpu", tmp_path / "out", shard=(0, 2), **kw)  # runs 0 and 2 of 3
+    assert (first["runs"], first["complete"]) == (2, False)
+    assert set(first["conditions"]) == {"per_loop-norm", "terminal-raw"}
+    second = E.run("cpu", tmp_path / "out", shard=(1, 2), **kw)
+    assert (second["runs"], second["complete"]) == (3, True)
+    # a result written under another config is not this grid's: it no longer counts
+    final = tmp_path / "out" / "runs" / "per_loop-raw-seed0" / "final.json"
+    data = json.loads(final.read_text())
+    data["run_card"]["config"]["lr"] = 1.0
+    final.write_text(json.dumps(data))
+    again = E._summary(tmp_path / "out", E.plan_runs("cpu", **{k: kw[k] for k in
+                                                               ("seeds", "conditions",
+                                                                "overrides")}),
+                       {"tier": "cpu", "rehearse": False, "seeds": [0], "plan": {},
+                        "config": {}}, 0.0)
+    assert (again["runs"], set(again["conditions"])) == (2, {"per_loop-norm", "terminal-raw"})
+
+
 @pytest.mark.slow
 def test_gpu_tier_rehearses_on_cpu(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -104,6 +104,37 @@ def _stats(xs: list[float]) -> dict[str, float]:
             "n": len(xs)}
 
 
+def plan_runs(tier: str, seeds: tuple[int, ...] | None = None,
+              conditions: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
+              rehearse: bool = False) -> list[tuple[str, int, TrainConfig]]:
+    """The grid as ``(key, seed, config)`` in seed-major order: every condition's first seed
+    (and its checkpoint) comes first, so a grid stopped early still covers all conditions."""
+    if tier not in ("cpu", "gpu"):
+        raise ValueError(f"unknown tier {tier!r}; valid tiers: cpu, gpu")
+    conditions = tuple(CONDITIONS) if conditions is None else conditions
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
+    if tier == "cpu":
+        scales: dict[str, int | None] = {"cpu": None}
+        seeds = CPU_SEEDS if seeds is None else seeds
+    else:
+        scales = dict(gpu_plan()["steps"])
+        seeds = GPU_SEEDS if seeds is None else seeds
+    runs = []
+    for seed in seeds:
+        for scale, steps in scales.items():
+            for cond in conditions:
+                sets = [f"seed={seed}", *overrides]
+                if steps is not None:
+                    sets.insert(0, f"steps={steps}")
+                if rehearse:
+                    sets += list(REHEARSE)
+                key = cond if len(scales) == 1 else f"{scale}-{cond}"
+                runs.append((key, seed, load_config(f"{scale}-{cond}", sets)))
+    return runs
+
+
 def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, ...] | None = None,
         conditions: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
         rehearse: bool = False, scratch: str | Path = "runs", progress: bool = False,
@@ -115,20 +146,10 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     from blindspot.train.checkpoint import save_model
     from blindspot.train.trainer import train
 
-    if tier not in ("cpu", "gpu"):
-        raise ValueError(f"unknown tier {tier!r}; valid tiers: cpu, gpu")
+    plan = gpu_plan() if tier == "gpu" else {}
+    runs = plan_runs(tier, seeds, conditions, overrides, rehearse)
+    seeds = tuple(dict.fromkeys(seed for _, seed, _ in runs))
     conditions = tuple(CONDITIONS) if conditions is None else conditions
-    unknown = [c for c in conditions if c not in CONDITIONS]
-    if unknown:
-        raise ValueError(f"unknown condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
-    plan: dict[str, Any] = {}
-    if tier == "cpu":
-        scales = {"cpu": None}
-        seeds = CPU_SEEDS if seeds is None else seeds
-    else:
-        plan = gpu_plan()
-        scales = plan["steps"]
-        seeds = GPU_SEEDS if seeds is None else seeds
     suffix = "-rehearse" if rehearse else ""
     out = Path(out or f"results/table1-{tier}{suffix}")
     scratch = Path(scratch) / f"table1-{tier}{suffix}"
@@ -136,23 +157,10 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     meta = {"tier": tier, "rehearse": rehearse, "seeds": list(seeds), "plan": plan,
             "config": {"tier": tier, "seeds": list(seeds), "conditions": list(conditions),
                        "overrides": list(overrides), "rehearse": rehearse}}
-    # seed-major order: every condition's first seed (and its checkpoint) comes first, so a
-    # grid stopped early still covers all conditions; each run resumes from its scratch copy
-    plan_runs = []
-    for seed in seeds:
-        for scale, steps in scales.items():
-            for cond in conditions:
-                sets = [f"seed={seed}", *overrides]
-                if steps is not None:
-                    sets.insert(0, f"steps={steps}")
-                if rehearse:
-                    sets += list(REHEARSE)
-                key = cond if len(scales) == 1 else f"{scale}-{cond}"
-                plan_runs.append((key, seed, load_config(f"{scale}-{cond}", sets)))
     if workers > 1:
         _run_workers(workers, tier, out, seeds, conditions, overrides, rehearse, scratch, log)
     else:
-        for i, (key, seed, cfg) in enumerate(plan_runs):
+        for i, (key, seed, cfg) in enumerate(runs):
             if shard is not None and i % shard[1] != shard[0]:
                 continue
             name = f"{key}-seed{seed}"
@@ -168,8 +176,8 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
             log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
                 f" ({res.wall_time_s:.0f} s)")
             atomic_write_json(out / "summary.json",
-                              _summary(out, plan_runs, meta, time.perf_counter() - t0))
-    summary = _summary(out, plan_runs, meta, time.perf_counter() - t0)
+                              _summary(out, runs, meta, time.perf_counter() - t0))
+    summary = _summary(out, runs, meta, time.perf_counter() - t0)
     atomic_write_json(out / "summary.json", summary)
     table = format_table(summary)
     atomic_write_text(out / "table.md", table + "\n")
@@ -200,13 +208,13 @@ def _run_workers(workers: int, tier: str, out: Path, seeds, conditions, override
     log(f"[table1 {tier}] {workers} workers finished")
 
 
-def _summary(out: Path, plan_runs: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
+def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
     """The summary of the planned runs whose results are on disk under ``out/runs`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
     from blindspot.train.config import to_dict
 
     done: dict[str, list[dict[str, Any]]] = {}
-    for key, seed, cfg in plan_runs:
+    for key, seed, cfg in planned:
         run_dir = out / "runs" / f"{key}-seed{seed}"
         if not (run_dir / "final.json").is_file():
             continue
@@ -239,8 +247,8 @@ def _summary(out: Path, plan_runs: list, meta: dict[str, Any], session_s: float)
     runs = sum(len(v) for v in done.values())
     train_s = sum(r["wall_time_s"] for v in done.values() for r in v)
     return {"experiment": "table1", "tier": meta["tier"], "rehearse": meta["rehearse"],
-            "seeds": meta["seeds"], "complete": runs == len(plan_runs), "runs": runs,
-            "total_runs": len(plan_runs), "conditions": results, "gpu_plan": meta["plan"] or None,
+            "seeds": meta["seeds"], "complete": runs == len(planned), "runs": runs,
+            "total_runs": len(planned), "conditions": results, "gpu_plan": meta["plan"] or None,
             "train_time_s": train_s, "wall_time_s": session_s,
             "run_card": run_card(config=meta["config"], seed=None, wall_time_s=session_s)}
 
@@ -277,4 +285,4 @@ def load_summary(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["CPU_SEEDS", "GPU_SEEDS", "PAPER", "estimate_step_seconds", "format_table",
-           "gpu_plan", "load_summary", "run"]
+           "gpu_plan", "load_summary", "plan_runs", "run"]
