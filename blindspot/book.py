@@ -116,28 +116,55 @@ def _cell(text: str | None, code: bool = True) -> str:
     return f"`{text}`" if code else text
 
 
+def _page_link(c: Claim, page_links: bool) -> str:
+    if c.page and page_links:  # MyST: a root-relative document link, named by its file stem
+        return f"[{Path(c.page).stem}](/{c.page})"
+    return _cell(c.page)
+
+
 def claims_markdown(claims: Mapping[str, Claim], verdicts: Mapping[str, Mapping[str, Any]],
                     page_links: bool = True) -> str:
-    """Chapter 8's table: claim -> verdict -> certificate -> test -> experiment -> page.
+    """Chapter 8's overview table: one row per claim with its tier, verdict, paper
+    reference and page; :func:`claims_details_markdown` gives the rest of each claim.
 
     ``verdicts`` maps claim ids to entries of a ``verify --json`` file; a claim registered
     after that file was written shows "not run". With ``page_links`` the page column is a
     MyST document link, so a page that is not in the book breaks the build.
     """
-    rows = ["| id | claim | paper | tier | verdict | evidence | certificate | test | experiment "
-            "| page |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| id | tier | verdict | paper | page |", "|---|---|---|---|---|"]
+    for c in claims.values():
+        v = verdicts.get(c.id)
+        verdict = f"**{v['verdict']}**" if v else "not run"
+        rows.append(f"| [`{c.id}`](#claim-{_anchor(c.id)}) | {c.tier} | {verdict} "
+                    f"| {_cell(c.paper_ref, False)} | {_page_link(c, page_links)} |")
+    return "\n".join(rows)
+
+
+def _anchor(cid: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", cid.lower()).strip("-")
+
+
+def claims_details_markdown(claims: Mapping[str, Claim],
+                            verdicts: Mapping[str, Mapping[str, Any]],
+                            page_links: bool = True) -> str:
+    """Chapter 8's detail of every claim: claim -> certificate -> test -> experiment -> page,
+    with the statement, the verdict and the evidence ``verify`` printed. Each claim gets an
+    anchor ``claim-<id>`` that the overview table links to."""
+    blocks = []
     for c in claims.values():
         v = verdicts.get(c.id)
         verdict = f"**{v['verdict']}**" if v else "not run"
         evidence = _cell(v["evidence"], code=False) if v else "—"
-        if c.page and page_links:
-            page = f"[{c.page}](/{c.page})"  # MyST: a root-relative document link
-        else:
-            page = _cell(c.page)
-        rows.append(f"| `{c.id}` | {_cell(c.statement, code=False)} | {_cell(c.paper_ref, False)} "
-                    f"| {c.tier} | {verdict} | {evidence} | {_cell(c.certificate)} "
-                    f"| {_cell(c.test)} | {_cell(c.experiment)} | {page} |")
-    return "\n".join(rows)
+        blocks.append("\n".join([
+            f"(claim-{_anchor(c.id)})=",
+            f"**`{c.id}`** ({c.tier}, {verdict}): {_cell(c.statement, code=False)}",
+            "",
+            f"- certificate {_cell(c.certificate)} → test {_cell(c.test)} → experiment "
+            f"{_cell(c.experiment)} → page {_page_link(c, page_links)}",
+            f"- paper: {_cell(c.paper_ref, False)}",
+            f"- evidence: {evidence}",
+        ]))
+    return "\n\n".join(blocks)
 
 
 def verdict_counts(claims: Iterable[str], verdicts: Mapping[str, Mapping[str, Any]]

@@ -57,16 +57,21 @@ def test_claims_chapter_calls_the_generator_and_reads_committed_verdicts():
 
 
 def test_claims_markdown_lists_every_claim_with_its_verdict():
+    from blindspot.book import claims_details_markdown
+
     claims = {c.id: c for c in [_claim("A.one", "proofs/a.md", "x | y"), _claim("B.two")]}
     verdicts = {"A.one": {"verdict": "PASS", "evidence": "max residual 0"}}
-    table = claims_markdown(claims, verdicts)
-    rows = table.splitlines()
+    rows = claims_markdown(claims, verdicts).splitlines()
     assert len(rows) == 2 + len(claims)
-    assert "`A.one`" in rows[2] and "**PASS**" in rows[2] and "max residual 0" in rows[2]
-    assert "x \\| y" in rows[2]  # a '|' in a statement must not split the row
-    assert "[proofs/a.md](/proofs/a.md)" in rows[2]
+    assert "[`A.one`](#claim-a-one)" in rows[2] and "**PASS**" in rows[2]
+    assert "[a](/proofs/a.md)" in rows[2]
     assert "`B.two`" in rows[3] and "not run" in rows[3]
     assert all(r.count("|") - r.count("\\|") == rows[0].count("|") for r in rows)
+    details = claims_details_markdown(claims, verdicts)
+    a, b = details.split("\n\n(claim-b-two)=")
+    assert a.startswith("(claim-a-one)=") and "x \\| y" in a and "max residual 0" in a
+    assert "test `tests/test_book.py::test_x`" in a and "page [a](/proofs/a.md)" in a
+    assert "not run" in b and "page —" in b
 
 
 def test_verdict_counts():
