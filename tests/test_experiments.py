@@ -165,3 +165,26 @@ def test_table1_checks_skip_without_results(tmp_path, monkeypatch):
     (tmp_path / "table1-gpu").mkdir()
     (tmp_path / "table1-gpu" / "summary.json").write_text(json.dumps(_summary({}, {})))
     assert checks.load("gpu")["tier"] == "cpu"  # loads what is there; the checks read it
+
+
+def test_table1_figure_draws_from_a_summary(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from blindspot.figures import MissingResults, draw
+    from blindspot.figures.table1 import draw_table1
+
+    s = _summary({"per_loop-norm": 300.0}, {"per_loop-penalty": 9.0})
+    for c in s["conditions"].values():
+        c["scale_per_loop"] = [1.0, 2.0, 3.0, c["scale_K"]["mean"]]
+        c["seeds"] = [{"scale_K": c["scale_K"]["mean"]}]
+    s["seeds"] = [0]
+    fig = draw_table1(s)
+    a, b = fig.axes
+    assert a.get_yscale() == "log" and len(b.patches) == len(CONDITIONS)
+    assert max(line.get_ydata()[-1] for line in a.get_lines()) == 300.0
+    with pytest.raises(MissingResults, match="blindspot experiment table1 --tier cpu"):
+        draw("table1-cpu", tmp_path)
+    (tmp_path / "table1-cpu").mkdir()
+    (tmp_path / "table1-cpu" / "summary.json").write_text(json.dumps(s))
+    assert len(draw("table1-cpu", tmp_path).axes) == 2
