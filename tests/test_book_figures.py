@@ -40,6 +40,9 @@ def test_figure_rejects_bad_names_and_needs_without_command():
 def test_missing_results_name_the_command(registered, tmp_path):
     with pytest.raises(F.MissingResults, match="echo 2 > x.txt"):
         F.draw(registered, tmp_path)
+    F.figure("many", caption="c", needs=[f"r{i}.json" for i in range(5)], command="make")(_line)
+    with pytest.raises(F.MissingResults, match=r"r0.json, r1.json, r2.json and 2 more"):
+        F.draw("many", tmp_path)
 
 
 def test_unknown_figure_lists_valid_names(registered, tmp_path):

@@ -112,7 +112,9 @@ def draw(name: str, results: str | os.PathLike | None = None) -> Figure:
     root = Path(results) if results is not None else results_root()
     missing = [p for p in spec.needs if not (root / p).exists()]
     if missing:
-        raise MissingResults(f"figure {name!r} needs {', '.join(missing)} under {root}; "
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3
+                                          else "")
+        raise MissingResults(f"figure {name!r} needs {shown} under {root}; "
                              f"produce them with `{spec.command}`")
     return spec.draw(root)
 
