@@ -235,3 +235,20 @@ def test_canonical_name_follows_re_exports():
     assert canonical_name("blindspot.claims.Claim") == "blindspot.claims.Claim"
     assert canonical_name("blindspot.nn.NoSuchThing") is None
     assert canonical_name("no_such_module.x") is None
+
+
+def test_every_figure_the_book_draws_is_registered():
+    import re
+
+    from blindspot.figures import load_all as load_figures
+
+    registered = load_figures()
+    named = set()
+    for page in (ROOT / "notebooks").glob("*.md"):
+        named |= {(page.name, n) for n in re.findall(r"""draw\(\s*["']([\w-]+)["']""",
+                                                        page.read_text())}
+        named |= {(page.name, n) for n in re.findall(r"""FIGURES\[\s*["']([\w-]+)["']\]""",
+                                                        page.read_text())}
+    assert len(named) >= 4  # the pattern still finds the book's figures
+    missing = sorted((p, n) for p, n in named if n not in registered)
+    assert not missing, f"pages draw figures that blindspot.figures does not register: {missing}"
