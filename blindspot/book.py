@@ -292,11 +292,15 @@ _BULLET = re.compile(r"^(\s*)[-*+] \S")
 
 
 def _escape_bars(line: str) -> str:
-    """Escape ``|`` outside inline literals, roles, interpreted text and ``$...$``."""
+    """Escape ``|`` outside inline literals, roles, interpreted text and ``$...$``; turn
+    ``$x$`` into ``:math:`x```."""
     out, pos = [], 0
     for m in _SKIP_SPANS.finditer(line):
         out.append(re.sub(r"(?<!\\)\|", r"\\|", line[pos:m.start()]))
-        out.append(m.group(0))
+        span = m.group(0)
+        if span.startswith("$") and len(span) > 2 and "`" not in span:
+            span = f":math:`{span[1:-1]}`"
+        out.append(span)
         pos = m.end()
     out.append(re.sub(r"(?<!\\)\|", r"\\|", line[pos:]))
     return "".join(out)
@@ -305,6 +309,7 @@ def _escape_bars(line: str) -> str:
 def rst_docstring(lines: list[str]) -> list[str]:
     """Make a plainly written docstring valid reStructuredText, without changing its text.
 
+    - ``$x$`` (TeX math, as in a notebook) becomes ``:math:`x```, so it is typeset.
     - ``|x|`` (an absolute value or norm) is escaped to ``\\|x\\|``: docutils reads an
       unescaped pair of bars as a substitution reference and fails. Inline literals, roles,
       interpreted text, ``$...$`` and every literal or directive block (after a line ending

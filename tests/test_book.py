@@ -208,7 +208,7 @@ def test_rst_docstring_escapes_bars_and_opens_lists():
              "   |u| = 1",
              "after |v|"]
     out = rst_docstring(lines)
-    assert out[0] == r"Radial share \|cos\| of ``a|b`` and :math:`|x|`, `|y|` and $|z|$."
+    assert out[0] == r"Radial share \|cos\| of ``a|b`` and :math:`|x|`, `|y|` and :math:`|z|`."
     assert out[1:4] == ["Conventions:", "", "- first item"]
     assert out[5] == "- second item"  # inside the list: no blank line inserted
     assert out[7:9] == [".. math:: |h| = 1", "   |u| = 1"]  # directive block untouched
