@@ -374,3 +374,22 @@ def canonical_name(target: str, module: str | None = None) -> str | None:
                 return f"{mod}.{qual}"
             break
     return None
+
+
+_REMOTE = re.compile(r"<(script|link|img|iframe)\b[^>]*?\b(src|href)=[\"']((?:https?:)?//[^\"']+)",
+                     re.I)
+
+
+def remote_assets(html: str) -> list[str]:
+    """URLs of scripts, stylesheets, images or frames a page would fetch from another host
+    when it loads (``<a href>`` links are not fetched and are allowed). The book must work
+    offline, so its build fails on any (book/_ext/blindspot_book.py; tests/test_book.py)."""
+    return [m.group(3) for m in _REMOTE.finditer(html)
+            if not (m.group(1).lower() == "link" and _is_plain_link(m.group(0)))]
+
+
+def _is_plain_link(tag: str) -> bool:
+    """A ``<link>`` that is not loaded: rel=canonical/alternate/author and the like."""
+    rel = re.search(r"\brel=[\"']([^\"']+)", tag, re.I)
+    return bool(rel) and not re.search(r"stylesheet|preload|icon|modulepreload", rel.group(1),
+                                       re.I)

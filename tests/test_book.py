@@ -252,3 +252,16 @@ def test_every_figure_the_book_draws_is_registered():
     assert len(named) >= 4  # the pattern still finds the book's figures
     missing = sorted((p, n) for p, n in named if n not in registered)
     assert not missing, f"pages draw figures that blindspot.figures does not register: {missing}"
+
+
+def test_remote_assets_finds_what_a_page_would_fetch():
+    from blindspot.book import remote_assets
+
+    page = """<script src="https://cdn.example.org/mathjax.js"></script>
+    <script src="_static/mathjax/tex-chtml-full.js"></script>
+    <link rel="stylesheet" href="//fonts.example.org/x.css">
+    <link rel="canonical" href="https://example.org/book/">
+    <img src="http://example.org/a.png"> <a href="https://arxiv.org/abs/2606.24898">paper</a>
+    <script>const THEBE_JS_URL = "https://unpkg.com/thebe"</script>"""
+    assert remote_assets(page) == ["https://cdn.example.org/mathjax.js",
+                                   "//fonts.example.org/x.css", "http://example.org/a.png"]

@@ -3,7 +3,9 @@
 1. At the end of a build, check that every page the claims registry names is in the table
    of contents and was built, and that the claims chapter lists every claim
    (:func:`blindspot.book.book_problems`). Each problem is a warning, which
-   ``jupyter-book build -W`` turns into a failed build.
+   ``jupyter-book build -W`` turns into a failed build. Every built page is also searched
+   for scripts, styles or images it would fetch from the internet
+   (:func:`blindspot.book.remote_assets`): the book must read offline.
 2. Read the package's docstrings as they are written, in plain reStructuredText with
    mathematical bars: :func:`blindspot.book.rst_docstring` escapes a ``|x|`` that docutils
    would take for a substitution and opens a bullet list that follows a line directly.
@@ -24,7 +26,7 @@ logger = logging.getLogger(__name__)
 def _check(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    from blindspot.book import CLAIMS_PAGE, book_problems, toc_docnames
+    from blindspot.book import CLAIMS_PAGE, book_problems, remote_assets, toc_docnames
     from blindspot.claims import load_all
 
     book = Path(app.srcdir)
@@ -33,6 +35,11 @@ def _check(app, exception):
     text = html.read_text(encoding="utf-8") if html.is_file() else None
     for problem in book_problems(load_all(), toc, app.env.found_docs, text):
         logger.warning(problem, type="blindspot", subtype="claims")
+    for page in sorted(Path(app.outdir).rglob("*.html")):
+        for url in remote_assets(page.read_text(encoding="utf-8")):
+            logger.warning(f"{page.relative_to(app.outdir)} loads {url} from the internet; the "
+                           "book must build and read offline (serve it from book/_static)",
+                           type="blindspot", subtype="offline")
 
 
 def _docstring(app, what, name, obj, options, lines):
