@@ -257,8 +257,10 @@ def format_table(summary: dict[str, Any]) -> str:
     """Markdown: our final-loop perplexity and ‖H_K‖ (mean ± std over seeds) beside the paper."""
     rows = [f"Table 1 ({summary['tier']} tier{', rehearsal' if summary['rehearse'] else ''}; "
             f"seeds {', '.join(map(str, summary['seeds']))}; "
-            f"{summary['runs']}/{summary['total_runs']} runs, "
-            f"{summary['train_time_s'] / 60:.1f} min of training)", "",
+            f"{summary['runs']}/{summary['total_runs']} runs; "
+            f"{summary['wall_time_s'] / 60:.1f} min wall clock, "
+            f"{summary['train_time_s'] / 60:.1f} min of training summed over runs)",
+            "",
             "| condition | final-loop ppl (ours) | ‖H_K‖ (ours) | ‖H_K‖ at init | "
             "ppl (paper) | ‖H_K‖ (paper) |",
             "|---|---|---|---|---|---|"]
