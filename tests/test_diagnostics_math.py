@@ -123,13 +123,16 @@ def test_interventions_on_a_pre_norm_model():
     carry = [r for r in t.rows if r["mode"] == "carry"]
     # N(αh) = N(h) at ε = 0: the readout cannot see α (float64 round-off of the CE)
     assert max(abs(r["ce_change"]) for r in readout) <= 1e-10
-    # pre-norm recurrence: α·H_1 changes the step size of later loops, hence their CE
+    # pre-norm recurrence: α·H_{K-1} changes the step size of the last loop, hence its CE
     assert max(abs(r["ce_change"]) for r in carry if r["loop"] > 1) > 1e-3
     raw = OuroStyle(raw=True, eps=0.0).double().eval()
     e, y, trace = _run(raw)
     with torch.no_grad():
         t = sensitivity_table(raw.adapter(), e, y, trace)
-    assert min(abs(r["ce_change"]) for r in t.rows if r["alpha"] != 1) > 1e-3
+    changed = [r for r in t.rows if r["alpha"] != 1 and (r["mode"] == "readout" or r["loop"] >= 2)]
+    assert min(abs(r["ce_change"]) for r in changed) > 1e-3  # a raw readout sees α
+    before = [r for r in t.rows if r["mode"] == "carry" and r["loop"] < 2]
+    assert all(r["ce_change"] == 0 for r in before)  # loops before H_{K-1} are untouched
 
     # with an inter-loop norm, rescaling H_1 changes nothing downstream either
     normed = OuroStyle(eps=0.0, inter_loop_norm=True).double().eval()
@@ -217,3 +220,29 @@ def test_resuming_from_a_recorded_prefix_equals_a_hooked_full_run():
         resumed = continue_loops(adapter, prefix(trace, 2, 3.0 * trace.states[1], adapter), e)
     for a, b in zip(full.logits + full.carried, resumed.logits + resumed.carried, strict=True):
         assert torch.equal(a, b)  # same ops in the same order: bit for bit
+
+
+def test_batched_interventions_equal_separate_runs():
+    """The full pass runs every intervention as one batch; each slice must equal its own run
+    (up to float32 round-off of differently blocked matrix products)."""
+    from blindspot.diagnostics.interventions import intervention_runs, prefix, remove_radial
+    from blindspot.diagnostics.recorder import continue_loops
+
+    torch.manual_seed(9)
+    model = OuroStyle().eval()
+    adapter = model.adapter()
+    e, _, trace = _run(model)
+    with torch.no_grad():
+        runs = intervention_runs(adapter, e, trace)
+        alone = {
+            "carry:10.0@2": continue_loops(adapter, prefix(trace, 2, 10 * trace.states[1],
+                                                           adapter), e),
+            "remove_radial": continue_loops(adapter, prefix(trace, 0), e,
+                                            update_hook=lambda k, x, h: remove_radial(x, h)),
+        }
+    # K = 3: carry mode rescales H_{K-1} = H_2 by default
+    assert set(runs) == {"carry:0.1@2", "carry:10.0@2", "remove_radial", "freeze_scale"}
+    for name, run in alone.items():
+        for a, b in zip(runs[name].logits, run.logits, strict=True):
+            # float32 logits of size ~30: 1e-4 absolute is ~100 ulps
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-4)

@@ -39,6 +39,10 @@ def test_toy_prediction_recovers_a_synthetic_recurrence():
     assert "within the 20% target" in t.notes
     free = toy_prediction_table(trace, trained_loops=4)  # ρ fitted: recovers ρ = 1
     assert math.isclose(free.meta["depth"]["rho"], 1.0, abs_tol=1e-9)
+    # the full pass reads the same series from the Lemma 2 table: same table
+    from blindspot.diagnostics.lemma2 import lemma2_table
+
+    assert toy_prediction_table(lemma2_table(trace), 4, rho=1.0).to_json() == t.to_json()
 
 
 def test_a_regime_change_is_reported_with_its_reason():

@@ -26,6 +26,7 @@ from blindspot.diagnostics.interventions import (
     ALPHAS,
     CARRY_ALPHAS,
     clamp_table,
+    intervention_runs,
     sensitivity_table,
 )
 from blindspot.diagnostics.lemma2 import lemma2_table
@@ -93,16 +94,23 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
                             else adapter.readout(h, k, k) for k, h in enumerate(long.states, 1)],
                            targets)  # (K_ext, N)
         bar.update()
+        runs: dict = {}
+
+        def interventions() -> dict:  # every intervened run, batched, computed once
+            if not runs:
+                runs.update(intervention_runs(adapter, e, trace, carry_alphas))
+            return runs
+
         steps = {
             "scale": lambda: scale_table(trace),
             "radial_gradient": lambda: radial_table(adapter, trace.states, targets, K),
             "lemma2": lambda: lemma2_table(long),
-            "scale_sensitivity": lambda: sensitivity_table(adapter, e, targets, trace,
-                                                           alphas, carry_alphas),
-            "radial_clamp": lambda: clamp_table(adapter, e, targets, trace),
+            "scale_sensitivity": lambda: sensitivity_table(adapter, e, targets, trace, alphas,
+                                                           carry_alphas, runs=interventions()),
+            "radial_clamp": lambda: clamp_table(adapter, e, targets, trace, interventions()),
             "early_exit": lambda: early_exit_table(exit_ce, K),
             "halting": lambda: halting_table(trace.logits, targets, halting_target),
-            "toy_prediction": lambda: _toy_table(long, K, adapter),
+            "toy_prediction": lambda: _toy_table(tables["lemma2"], K, adapter),
         }
         for name in names:
             bar.set_postfix_str(name)
@@ -113,10 +121,10 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
     return tables
 
 
-def _toy_table(trace: LoopTrace, trained_loops: int, adapter: LoopAdapter) -> Table:
+def _toy_table(lemma2: Table, trained_loops: int, adapter: LoopAdapter) -> Table:
     from blindspot.diagnostics.toy_fit import toy_prediction_table
 
-    return toy_prediction_table(trace, trained_loops,
+    return toy_prediction_table(lemma2, trained_loops,
                                 rho=1.0 if adapter.direction_only_update else None)
 
 

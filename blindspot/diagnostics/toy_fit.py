@@ -48,6 +48,15 @@ def trace_series(trace: LoopTrace) -> dict[str, np.ndarray]:
     return {"s": np.array(s), "a": np.array(a), "dperp": np.array(perp)}
 
 
+def series_from_lemma2(table: Table) -> dict[str, np.ndarray]:
+    """The same series from a :func:`blindspot.diagnostics.lemma2.lemma2_table` (token means
+    over tokens with a direction), so a full pass decomposes every update only once."""
+    rows = table.rows
+    return {"s": np.array([rows[0]["scale_in"]] + [r["scale_out"] for r in rows], dtype=float),
+            "a": np.array([r["radial_increment"] for r in rows], dtype=float),
+            "dperp": np.array([r["tangential"] for r in rows], dtype=float)}
+
+
 def predict_from_first(series: dict[str, np.ndarray], fit_loops: int,
                        rho: float | None = None):
     """(fit, predicted s_1..s_K_ext) from loops 1..``fit_loops`` only: s_1..s_J and the
@@ -70,12 +79,13 @@ def _params(fit) -> dict[str, float]:
     return out
 
 
-def toy_prediction_table(trace: LoopTrace, trained_loops: int,
+def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
                          rho: float | None = None) -> Table:
     """Rows (protocol, loop k ≥ 1): measured and predicted mean scale, relative error, and
-    whether the loop was used by the fit. ``trace`` holds K_ext ≥ K loops; ``rho`` fixes ρ."""
+    whether the loop was used by the fit. ``trace`` holds K_ext ≥ K loops (or is their
+    Lemma 2 table); ``rho`` fixes ρ."""
     K = trained_loops
-    series = trace_series(trace)
+    series = series_from_lemma2(trace) if isinstance(trace, Table) else trace_series(trace)
     K_ext = len(series["s"]) - 1
     protocols = {}
     if K >= 3:  # the fit needs loops 1..2 at least and something left to predict
