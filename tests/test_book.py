@@ -265,3 +265,9 @@ def test_remote_assets_finds_what_a_page_would_fetch():
     <script>const THEBE_JS_URL = "https://unpkg.com/thebe"</script>"""
     assert remote_assets(page) == ["https://cdn.example.org/mathjax.js",
                                    "//fonts.example.org/x.css", "http://example.org/a.png"]
+
+
+def test_every_proof_and_notebook_page_is_in_the_toc():
+    names = set(toc_docnames(TOC, BOOK))
+    pages = {f"{d}/{p.stem}" for d in ("proofs", "notebooks") for p in (ROOT / d).glob("*.md")}
+    assert not pages - names, f"pages left out of book/_toc.yml: {sorted(pages - names)}"
