@@ -118,13 +118,13 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
         notes.append(f"{name}: fit on loops 1..{J}, largest relative error of the predicted "
                      f"loops {w:.1%} ({verdict} the {TARGET:.0%} target)")
         if w > TARGET:
-            notes.append(_why_off(series, J))
+            notes.append(_why_off(series, J, beyond=name == "depth"))
     meta["worst_rel_error"] = worst
     return Table("toy_prediction", ["protocol", "loop", "measured", "predicted", "rel_error",
                                     "fitted"], rows, notes="; ".join(notes), meta=meta)
 
 
-def _why_off(series: dict[str, np.ndarray], J: int) -> str:
+def _why_off(series: dict[str, np.ndarray], J: int, beyond: bool) -> str:
     """A measured reason a constant-parameter scalar recurrence misses the later loops: the
     radial increment a_k (Lemma 2's a(u_k)) changes after the fitted loops."""
     a = series["a"][1:]  # updates into loops 2..K_ext
@@ -133,5 +133,7 @@ def _why_off(series: dict[str, np.ndarray], J: int) -> str:
         return "why: too few loops to compare"
     return (f"why: the toy assumes a constant radial increment, but a_k averages "
             f"{fitted.mean():.3g} on the fitted loops and {later.mean():.3g} on the predicted "
-            f"ones (range {later.min():.3g}..{later.max():.3g}): the loop's update still "
-            f"depends on the direction u_k, which keeps turning")
+            f"ones (range {later.min():.3g}..{later.max():.3g}): the loop's update depends on "
+            f"the direction u_k, which keeps turning"
+            + (" into directions the model never reached in training (the predicted loops lie "
+               "beyond the trained depth)" if beyond else ""))
