@@ -45,6 +45,9 @@ def test_several_checkpoints_go_to_their_own_folders(tmp_path):
     out = tmp_path / "out"
     assert blindspot(["diagnose", str(folder), "--out", str(out), "--no-toy", "--quiet",
                       "--no-figure"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["checkpoints"]) == {"a", "b"} and "git_revision" in summary["run_card"]
+    assert summary["checkpoints"]["b"]["radial_share_max"] > 1e-2
     raw = json.loads((out / "b" / "radial_gradient.json").read_text())
     norm = json.loads((out / "a" / "radial_gradient.json").read_text())
     # the blind spot through the CLI: at init (‖H‖ ≈ 0.1, so ε/ms(h) ≈ 2e-3) the RMSNorm

@@ -78,3 +78,31 @@ def _sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def summary_row(tables: dict[str, Table]) -> dict:
+    """The headline numbers of one diagnosis (all read from its tables)."""
+    scale, radial = tables["scale"].rows[-1], tables["radial_gradient"].rows
+    clamp, exits = tables["radial_clamp"].rows[-1], tables["early_exit"]
+    row = {"scale_K": scale["scale_mean"], "scale_K_p99": scale["token_p99"],
+           "scale_K_max": scale["token_max"],
+           "radial_share_max": max(r["radial_share"] for r in radial),
+           "rel_ppl_freeze_scale_K": clamp["rel_ppl_freeze_scale"],
+           "rel_ppl_remove_radial_K": clamp["rel_ppl_remove_radial"],
+           "ppl_K": clamp["ppl_base"],
+           "best_exit_loop": min(exits.rows, key=lambda r: r["ppl"])["loop"]}
+    if "halting" in tables:
+        row["halting_avg_loops"] = {r["policy"]: r["test_avg_loops"]
+                                    for r in tables["halting"].rows}
+    if "toy_prediction" in tables:
+        row["toy_worst_rel_error"] = tables["toy_prediction"].meta["worst_rel_error"]
+    return row
+
+
+def write_summary(out: str | Path, diagnosed: dict[str, dict[str, Table]], config: dict) -> Path:
+    """``OUT/summary.json``: :func:`summary_row` per checkpoint, with a run card."""
+    from blindspot.provenance import atomic_write_json, run_card
+
+    rows = {name: summary_row(t) for name, t in diagnosed.items()}
+    return atomic_write_json(Path(out) / "summary.json",
+                             {"checkpoints": rows, "run_card": run_card(config=config, seed=None)})

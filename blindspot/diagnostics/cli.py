@@ -3,7 +3,8 @@ trained looped model, written as JSON tables (with run cards) and a figure.
 
 With one checkpoint the tables go to ``--out`` (default
 ``results/diagnostics-<cpu|gpu>/<checkpoint name>/``); with several, or a folder of
-``*.pt`` files, to ``--out/<checkpoint name>/``. ``--extrapolate 30`` records 30 loops (the
+``*.pt`` files, to ``--out/<checkpoint name>/``, and ``--out/summary.json`` collects the
+headline numbers of each. ``--extrapolate 30`` records 30 loops (the
 GPU Lemma 2 decomposition). Exit status 0 on success, 2 on bad arguments or an unusable
 checkpoint (the message names it and the fix).
 """
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    diagnosed = {}
     for ckpt in ckpts:
         out = args.out
         if out is not None and len(ckpts) > 1:
@@ -72,9 +74,17 @@ def main(argv: list[str] | None = None) -> int:
         except (CheckpointError, ValueError, FileNotFoundError, FloatingPointError) as e:
             print(f"error: {ckpt}: {e}", file=sys.stderr)
             return 2
+        diagnosed[ckpt.stem] = tables
         if not args.quiet:
             for t in tables.values():
                 print(t.format(), end="\n\n")
+    if args.out is not None and len(ckpts) > 1:
+        from blindspot.diagnostics.checkpoint import write_summary
+
+        path = write_summary(args.out, diagnosed, config={
+            "checkpoints": [str(c) for c in ckpts], "windows": args.windows,
+            "extrapolate": args.extrapolate, "device": device})
+        print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

@@ -158,6 +158,10 @@ def draw_grid(grid: dict[str, dict]):
     d.set(ylabel="perplexity / unclamped at loop K", title="(d) radial clamp")
     d.legend(fontsize=8)
     a.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (a, b):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
