@@ -69,7 +69,8 @@ def recorder_mismatch(switches=SWITCHES) -> float:
        "model's own forward pass (states, carried states, per-loop logits) exactly, for every "
        "readout and recurrence switch.",
        paper_ref="Issue 5 (diagnostics for any looped model); Claim 1",
-       test="tests/test_diagnostics_adapter.py::test_recorder_reproduces_a_huginn_style_forward")
+       test="tests/test_diagnostics_adapter.py::test_recorder_reproduces_a_huginn_style_forward",
+       page="notebooks/diagnostics.md")
 def recorder_matches_forward() -> Outcome:
     worst = recorder_mismatch()
     # the recorder calls the same public steps in the same order: equality is bit for bit
@@ -97,7 +98,9 @@ def radial_shares(readout: str, eps: float, seed: int = 0) -> dict[str, float]:
        "(exactly 0 at ε = 0; the ε-leak closed form κ(E_p z − z_y), κ = ε/(ms(h)+ε), when "
        "ε > 0), but a clearly non-zero one through a raw readout (κ = 1).",
        paper_ref="Claims 2-3; Table 3 (radial-gradient diagnostic); THEORY §3-4",
-       test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd")
+       certificate="blindspot.symbolic.identities.EPS_LEAK",
+       test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
+       page="proofs/eps_leak.md")
 def radial_share_blind_spot() -> Outcome:
     norm0, norm6, raw = (radial_shares("norm", 0.0), radial_shares("norm", 1e-6),
                          radial_shares("raw", 0.0))
@@ -153,7 +156,9 @@ def expansion_slopes(log10_scales=(2.0, 3.0, 4.0), loop: int = 2, seed: int = 0
        "expansion error falls like 1/s while the second-order radial and the angular "
        "(‖u_{k+1} − u_k‖ vs ‖Δ⊥‖/s) errors fall like 1/s².",
        paper_ref="Claim 8 (Lemma 2); Table 12 (residual-update decomposition); THEORY §5",
-       test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders")
+       certificate="blindspot.symbolic.identities.LEMMA2_EXPANSION",
+       test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
+       page="proofs/lemma2.md")
 def lemma2_identity_and_orders() -> Outcome:
     with torch.no_grad():
         s = expansion_slopes()
@@ -227,7 +232,7 @@ CLOSED_FORM_F32 = 1e-5  # closed form vs float32 autograd: ~100 x float32 epsilo
        "< K and blind at loop K.",
        paper_ref="Table 3 (radial-gradient diagnostic); Claims 2-3", tier="full",
        test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
-       experiment="table1")
+       experiment="table1", page="notebooks/diagnostics.md")
 def grid_radial_share() -> Outcome:
     grid = _all_grid(GRID_CONDITIONS)
     share = {c: t["radial_gradient"].column("radial_share") for c, t in grid.items()}
@@ -283,8 +288,9 @@ def lemma2_evidence(rows: list[dict]) -> tuple[bool, str]:
        "constant radial increment a_k, while the angular step matches ‖Δ⊥‖/s_k within the "
        "O(|a_k|/s_k) relative error Lemma 2 allows (so it shrinks like 1/s_k).",
        paper_ref="Claim 8 (Lemma 2); Table 12", tier="full",
+       certificate="blindspot.symbolic.identities.LEMMA2_EXACT",
        test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
-       experiment="table1")
+       experiment="table1", page="notebooks/diagnostics.md")
 def grid_lemma2() -> Outcome:
     grid = _all_grid(BLIND_SPOT)
     results = {c: lemma2_evidence(t["lemma2"].rows) for c, t in grid.items()}
@@ -300,8 +306,9 @@ def grid_lemma2() -> Outcome:
        "‖H_k‖ after loop 1, at least 1.5x by loop K) changes the loop-K perplexity by at most "
        "10 %.",
        paper_ref="Table 4 (radial clamp); THEORY §8", tier="full",
+       certificate="blindspot.symbolic.identities.RADIAL_CLAMP",
        test="tests/test_diagnostics_math.py::test_clamps_do_what_they_say",
-       experiment="table1")
+       experiment="table1", page="proofs/radial_clamp.md")
 def grid_clamp() -> Outcome:
     grid = _all_grid(BLIND_SPOT)
     ok, parts = True, []
@@ -326,7 +333,7 @@ def grid_clamp() -> Outcome:
        paper_ref="Claim 8 (Lemma 2 regimes); Issue 5 (toy-model prediction); THEORY §7",
        tier="full",
        test="tests/test_diagnostics_toy.py::test_toy_prediction_recovers_a_synthetic_recurrence",
-       experiment="table1")
+       experiment="table1", page="notebooks/toy.md")
 def grid_toy_prediction() -> Outcome:
     from blindspot.diagnostics.toy_fit import TARGET
 
