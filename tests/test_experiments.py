@@ -36,7 +36,7 @@ def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, m
         assert c["ppl_K"]["mean"] == pytest.approx(sum(s["ppl_K"] for s in c["seeds"]) / 2)
         assert math.isfinite(c["scale_K"]["mean"]) and c["initial_scale_K"]["mean"] > 0
         for seed in (0, 1):
-            run = tmp_path / "out" / "runs" / f"{cond}-seed{seed}"
+            run = tmp_path / "out" / "per_run" / f"{cond}-seed{seed}"
             final = json.loads((run / "final.json").read_text())
             assert final["ppl_K"] == pytest.approx(c["seeds"][seed]["ppl_K"])
             assert "run_card" in final and (run / "metrics.jsonl").is_file()
@@ -64,7 +64,7 @@ def test_shards_split_the_grid_and_stale_results_do_not_count(tmp_path, monkeypa
     second = E.run("cpu", tmp_path / "out", shard=(1, 2), **kw)
     assert (second["runs"], second["complete"]) == (3, True)
     # a result written under another config is not this grid's: it no longer counts
-    final = tmp_path / "out" / "runs" / "per_loop-raw-seed0" / "final.json"
+    final = tmp_path / "out" / "per_run" / "per_loop-raw-seed0" / "final.json"
     data = json.loads(final.read_text())
     data["run_card"]["config"]["lr"] = 1.0
     final.write_text(json.dumps(data))

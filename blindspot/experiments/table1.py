@@ -9,7 +9,7 @@ Tiers:
   :func:`estimate_step_seconds`); writes ``results/table1-gpu/``. ``--rehearse`` shrinks model,
   steps and batch so the same code path runs on a CPU in seconds (tests use it).
 
-Output (``OUT``): ``runs/<condition>-seed<s>/`` with each run's ``config.yaml``,
+Output (``OUT``): ``per_run/<condition>-seed<s>/`` with each run's ``config.yaml``,
 ``metrics.jsonl`` and ``final.json`` (run card inside); ``checkpoints/<condition>.pt``, the
 final float32 weights + config of the first seed of every condition (for ``blindspot
 diagnose``); ``summary.json`` (per condition: final-loop perplexity and ‖H_K‖ per seed, their
@@ -38,6 +38,7 @@ GPU_BUDGET_S = 600.0  # ten minutes on one H200
 H200_BF16_FLOPS = 989e12  # dense bf16 peak of an H200 (NVIDIA datasheet, without sparsity)
 ASSUMED_MFU = 0.30  # model FLOP utilisation we assume for an uncompiled small model (our guess)
 OVERHEAD_S = 60.0  # data preparation, evaluation and checkpoints outside the step budget
+RUN_LOGS = "per_run"  # not "runs": .gitignore keeps every runs/ folder (training scratch) out
 
 PAPER = {
     # Only what ../shared/PAPER.md states; everything else is "n/a". Perplexities: none stated.
@@ -166,7 +167,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
             name = f"{key}-seed{seed}"
             log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
             res = train(cfg, scratch / name, progress=progress)
-            run_dir = out / "runs" / name
+            run_dir = out / RUN_LOGS / name
             run_dir.mkdir(parents=True, exist_ok=True)
             for fname in ("config.yaml", "metrics.jsonl", "final.json"):
                 shutil.copyfile(scratch / name / fname, run_dir / fname)
@@ -209,13 +210,13 @@ def _run_workers(workers: int, tier: str, out: Path, seeds, conditions, override
 
 
 def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
-    """The summary of the planned runs whose results are on disk under ``out/runs`` (a run
+    """The summary of the planned runs whose results are on disk under ``out/per_run`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
     from blindspot.train.config import to_dict
 
     done: dict[str, list[dict[str, Any]]] = {}
     for key, seed, cfg in planned:
-        run_dir = out / "runs" / f"{key}-seed{seed}"
+        run_dir = out / RUN_LOGS / f"{key}-seed{seed}"
         if not (run_dir / "final.json").is_file():
             continue
         f = json.loads((run_dir / "final.json").read_text())
