@@ -100,19 +100,27 @@ def halted_ppl(ce: Tensor, loops: Tensor) -> float:
 def calibrate(score: Tensor, ce: Tensor, policy: str, target: float,
               candidates: int = 64) -> tuple[float, float, float]:
     """(τ, average loops, relative perplexity) on this split: the τ with the fewest average
-    loops whose perplexity is ≤ target × full-depth perplexity (τ = ±inf: never halt)."""
+    loops whose perplexity is ≤ target × full-depth perplexity (τ = ±inf: never halt).
+    Candidates are ``candidates`` quantiles of the finite scores, all evaluated at once."""
     full = ce[-1].mean().exp().item()
-    finite = score[torch.isfinite(score)]
-    qs = torch.linspace(0, 1, candidates, dtype=torch.float64, device=score.device)
-    taus = torch.quantile(finite, qs).tolist() if finite.numel() else []
     never = math.inf if policy == "margin" else -math.inf
     best = (never, float(score.shape[0]), 1.0)
-    for tau in taus:
-        loops = halt_loops(score, policy, tau)
-        rel = halted_ppl(ce, loops) / full
-        used = loops.double().mean().item() + 1
-        if rel <= target and used < best[1]:
-            best = (tau, used, rel)
+    finite = score[torch.isfinite(score)]
+    if not finite.numel():
+        return best
+    qs = torch.linspace(0, 1, candidates, dtype=torch.float64, device=score.device)
+    taus = torch.quantile(finite, qs)  # (C,)
+    s = score.unsqueeze(0)  # (1, K, N)
+    t = taus.view(-1, 1, 1)  # (C, 1, 1)
+    passed = s >= t if policy == "margin" else s <= t  # (C, K, N)
+    passed[:, -1] = True
+    loops = passed.double().argmax(dim=1)  # (C, N) first loop passing each τ
+    halted = ce.unsqueeze(0).expand(len(taus), -1, -1).gather(1, loops.unsqueeze(1))  # (C,1,N)
+    rel = (halted.squeeze(1).mean(dim=1).exp() / full).tolist()  # (C,)
+    used = (loops.double().mean(dim=1) + 1).tolist()
+    for tau, u, r in zip(taus.tolist(), used, rel, strict=True):
+        if r <= target and u < best[1]:
+            best = (tau, u, r)
     return best
 
 

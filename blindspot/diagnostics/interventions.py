@@ -167,10 +167,17 @@ def sensitivity_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
     if runs is None:
         runs = intervention_runs(adapter, e, trace, carry_alphas, at_loop, clamps=False)
     base = [cross_entropy(z, targets) for z in trace.logits]
+    scaled = [a for a in alphas if a != 1]
+    ce_at: dict[tuple[float, int], float] = {}
+    for k, h in enumerate(trace.states, start=1):
+        if scaled:  # every α at once: one readout on the (n_α·B) batch of α·H_k
+            z = adapter.readout(torch.cat([a * h for a in scaled]), k, K)  # (n_α·B, T, V)
+            for a, za in zip(scaled, z.split(h.shape[0]), strict=True):
+                ce_at[(a, k)] = cross_entropy(za, targets)
     rows = []
     for a in alphas:
-        for k, h in enumerate(trace.states, start=1):
-            ce = base[k - 1] if a == 1 else cross_entropy(adapter.readout(a * h, k, K), targets)
+        for k in range(1, K + 1):
+            ce = base[k - 1] if a == 1 else ce_at[(a, k)]
             rows.append({"mode": "readout", "alpha": float(a), "loop": k, "ce": ce,
                          "ce_change": ce - base[k - 1]})
     for a in sorted(set(carry_alphas) | {1.0}):  # α = 1 (no change) anchors the curve
