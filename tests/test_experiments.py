@@ -102,6 +102,13 @@ def test_experiment_cli_rejects_unknown_names(capsys):
     assert EXPERIMENTS["table1"] is E.run
 
 
+def test_prepare_only_tokenizes_the_corpus(capsys):
+    from blindspot.experiments.cli import main
+
+    assert main(["table1", "--prepare", "--set", "data.source=generated"]) == 0
+    assert "training and" in capsys.readouterr().out
+
+
 def test_step_time_estimate_counts_the_training_flops():
     cfg = load_config("44m-per_loop-norm")
     d, V, L, K, T, B = 512, 20000, 8, 4, 256, 64
