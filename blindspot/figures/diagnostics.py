@@ -190,3 +190,24 @@ def per_loop_norm_figure(results: Path):
              "early_exit", "halting")
     return draw_diagnostics({n: read_table(root / f"{n}.json") for n in names},
                             title="per-loop + RMSNorm readout (CPU)")
+
+
+FOREIGN = "diagnostics-cpu/foreign-huginn"
+
+
+@figure("diagnostics-foreign", caption="""Every diagnostic of a looped model the package does not
+know: the Huginn-style model of examples/diagnose_foreign_model.py (plain torch layers,
+prelude + shared core with concatenated input injection + LayerNorm coda), described to
+blindspot by LoopAdapter.from_modules and trained for 60 steps of per-loop cross-entropy.""",
+        needs=[f"{FOREIGN}/{t}.json" for t in
+               ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
+                "early_exit", "halting", "toy_prediction")],
+        command="python examples/diagnose_foreign_model.py --out "
+                "results/diagnostics-cpu/foreign-huginn")
+def foreign_figure(results: Path):
+    from blindspot.diagnostics.run import read_table
+
+    names = ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
+             "early_exit", "halting", "toy_prediction")
+    return draw_diagnostics({n: read_table(results / FOREIGN / f"{n}.json") for n in names},
+                            title="a foreign Huginn-style looped model (CPU)")
