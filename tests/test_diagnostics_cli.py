@@ -80,3 +80,13 @@ def test_unusable_checkpoints_are_named(tmp_path, capsys):
     ok = _checkpoint(tmp_path / "ok.pt")
     assert blindspot(["diagnose", str(ok), "--quiet", "--windows", "1"]) == 2
     assert "windows must be an int >= 2" in capsys.readouterr().err
+
+
+def test_gpu_entry_point_runs_on_cpu(tmp_path):
+    from blindspot.diagnostics.checkpoint import diagnose_gpu_checkpoints
+
+    ckpt = _checkpoint(tmp_path / "tiny.pt")
+    got = diagnose_gpu_checkpoints([ckpt], tmp_path / "gpu", device="cpu", progress=False)
+    assert len(got["tiny"]["lemma2"].rows) == 30  # the K = 30 Lemma 2 decomposition
+    assert (tmp_path / "gpu" / "summary.json").is_file()
+    assert (tmp_path / "gpu" / "tiny" / "lemma2.json").is_file()

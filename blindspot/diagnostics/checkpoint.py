@@ -106,3 +106,27 @@ def write_summary(out: str | Path, diagnosed: dict[str, dict[str, Table]], confi
     rows = {name: summary_row(t) for name, t in diagnosed.items()}
     return atomic_write_json(Path(out) / "summary.json",
                              {"checkpoints": rows, "run_card": run_card(config=config, seed=None)})
+
+
+GPU_LOOPS = 30  # the release measures the Lemma 2 decomposition over K = 30 loops
+
+
+def diagnose_gpu_checkpoints(checkpoints: list[str | Path], out: str | Path =
+                             "results/diagnostics-gpu", *, device: str | None = None,
+                             extrapolate: int = GPU_LOOPS, windows: int | None = None,
+                             progress: bool = True) -> dict[str, dict[str, Table]]:
+    """What the GPU experiment calls on its checkpoints: each diagnosed on ``device``
+    (default: CUDA when available) over ``extrapolate`` = 30 loops, written to
+    ``out/<checkpoint name>/`` with ``out/summary.json``. Runs on CPU checkpoints too
+    (``tests/test_diagnostics_cli.py::test_gpu_entry_point_runs_on_cpu``)."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(out)
+    diagnosed = {Path(c).stem: diagnose_checkpoint(c, out / Path(c).stem, windows=windows,
+                                                   extrapolate=extrapolate, device=device,
+                                                   figure=False, progress=progress)
+                 for c in checkpoints}
+    write_summary(out, diagnosed, config={"checkpoints": [str(c) for c in checkpoints],
+                                          "extrapolate": extrapolate, "device": device,
+                                          "windows": windows})
+    return diagnosed
