@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from blindspot.diagnostics import LoopAdapter
-from blindspot.diagnostics.run import diagnose, write_tables
+from blindspot.diagnostics import LoopAdapter, diagnose, write_tables
 from blindspot.train.data import ByteTokenizer, generated_text
 
 
