@@ -102,7 +102,8 @@ def test_broken_yaml_files_are_clear_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: {d_model: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         C.load_config(str(tmp_path / "bad.yaml"))
-    with pytest.raises(ConfigError, match="no config file or preset .gpu-huge.; presets: tiny-terminal-norm"):
+    with pytest.raises(ConfigError,
+                       match="no config file or preset .gpu-huge.; presets: tiny-terminal-norm"):
         C.load_config("gpu-huge")
 
 
