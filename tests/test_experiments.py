@@ -11,7 +11,7 @@ from blindspot.claims import Skip
 from blindspot.experiments import EXPERIMENTS
 from blindspot.experiments import table1 as E
 from blindspot.train.checkpoint import load_model
-from blindspot.train.config import CONDITIONS, load_config
+from blindspot.train.config import CONDITIONS, PAPER_LABELS, load_config
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +45,8 @@ def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, m
     assert not list((tmp_path / "out").rglob("checkpoint.pt"))  # resume state stays in runs/
     table = (tmp_path / "out" / "table.md").read_text()
     assert "per-loop + RMSNorm readout (n=2)" in table and "≈ 39,207" in table
+    labels = [row.split(" (n=")[0][2:] for row in table.splitlines()[4:]]
+    assert labels == [PAPER_LABELS[c] for c in CONDITIONS]  # the paper's order
     assert table.count("| n/a |") >= 7  # the paper states no perplexity we could print
     assert lines[-1] == table.rstrip("\n")
     # a second invocation resumes every finished run instead of training it again

@@ -254,6 +254,13 @@ def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -
             "run_card": run_card(config=meta["config"], seed=None, wall_time_s=session_s)}
 
 
+def ordered(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary's condition entries in the paper's order (JSON files sort their keys)."""
+    order = list(CONDITIONS)
+    return sorted(summary["conditions"].values(),
+                  key=lambda c: (c["scale_name"], order.index(c["condition"])))
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """Markdown: our final-loop perplexity and ‖H_K‖ (mean ± std over seeds) beside the paper."""
     rows = [f"Table 1 ({summary['tier']} tier{', rehearsal' if summary['rehearse'] else ''}; "
@@ -265,7 +272,7 @@ def format_table(summary: dict[str, Any]) -> str:
             "| condition | final-loop ppl (ours) | ‖H_K‖ (ours) | ‖H_K‖ at init | "
             "ppl (paper) | ‖H_K‖ (paper) |",
             "|---|---|---|---|---|---|"]
-    for c in summary["conditions"].values():
+    for c in ordered(summary):
         p, s = c["ppl_K"], c["scale_K"]
         name = c["label"] if c["scale_name"] == "cpu" else f"{c['scale_name']}: {c['label']}"
         name += f" (n={p['n']})"
@@ -288,4 +295,4 @@ def load_summary(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["CPU_SEEDS", "GPU_SEEDS", "PAPER", "estimate_step_seconds", "format_table",
-           "gpu_plan", "load_summary", "plan_runs", "run"]
+           "gpu_plan", "load_summary", "ordered", "plan_runs", "run"]

@@ -18,9 +18,11 @@ def draw_table1(summary: dict):
     """Two panels from a table1 summary dict (see :mod:`blindspot.experiments.table1`)."""
     import matplotlib.pyplot as plt
 
-    conds = summary["conditions"]
+    from blindspot.experiments.table1 import ordered
+
+    conds = ordered(summary)
     fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for i, c in enumerate(conds.values()):
+    for i, c in enumerate(conds):
         color = f"C{i}"
         K = len(c["scale_per_loop"])
         a.plot(range(1, K + 1), c["scale_per_loop"], "o-", color=color, label=c["label"])
@@ -32,9 +34,9 @@ def draw_table1(summary: dict):
     a.set_ylabel(r"mean $\|H_k\|$ (validation)")
     a.set_xticks(range(1, K + 1))
     a.legend(fontsize=7)
-    b.set_yticks(range(len(conds)), [c["label"] for c in conds.values()], fontsize=8)
+    b.set_yticks(range(len(conds)), [c["label"] for c in conds], fontsize=8)
     b.set_xlabel("final-loop perplexity (mean ± std over seeds)")
-    lo = min(c["ppl_K"]["mean"] - c["ppl_K"]["std"] for c in conds.values())
+    lo = min(c["ppl_K"]["mean"] - c["ppl_K"]["std"] for c in conds)
     b.set_xlim(left=max(0.0, 0.95 * lo))
     fig.suptitle(f"Table 1 grid ({summary['tier']} tier, seeds "
                  f"{', '.join(map(str, summary['seeds']))})")
