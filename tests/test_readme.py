@@ -31,3 +31,14 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_claims_table_is_current():
     table = README.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert table == markdown_table(), "run: python -m blindspot.claims --update README.md"
+
+
+def test_readme_adapter_example_is_the_tested_example():
+    """The README's adapter call must stand verbatim in examples/diagnose_foreign_model.py,
+    which tests/test_diagnostics_example.py runs, so the README cannot show an API that broke."""
+    block = re.search(r"```python\n(.*?)\n```", README, re.S).group(1)
+    example = " ".join((ROOT / "examples" / "diagnose_foreign_model.py").read_text().split())
+    call = " ".join(block.split("adapter = ", 1)[1].split("tables =")[0].split())
+    assert call in example, "README's LoopAdapter.from_modules call differs from the example"
+    assert "from blindspot.diagnostics import LoopAdapter, diagnose" in example
+    assert "diagnose(adapter, " in block and "diagnose(adapter, " in example
