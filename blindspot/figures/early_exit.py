@@ -50,7 +50,7 @@ def draw_early_exit(grid: dict[str, dict]):
     for policy, m in markers.items():
         b.plot([], [], m, color="gray", label=policy)
     b.set(xlabel="average loops used (held-out half)", ylabel="perplexity / full depth",
-          title="(b) calibrated halting (dashed: target)")
+          title="(b) calibrated halting (colours as in (a); dashed: target)")
     b.legend(fontsize=8, title="policy")
     fig.tight_layout()
     return fig
