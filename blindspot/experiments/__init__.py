@@ -4,8 +4,8 @@
 NAME --tier cpu|gpu`` (:mod:`blindspot.experiments.cli`) runs one.
 """
 
-from blindspot.experiments import table1
+from blindspot.experiments import gpu_validation, table1
 
-EXPERIMENTS = {"table1": table1.run}
+EXPERIMENTS = {"table1": table1.run, "gpu-validation": gpu_validation.run}
 
-__all__ = ["EXPERIMENTS", "table1"]
+__all__ = ["EXPERIMENTS", "gpu_validation", "table1"]

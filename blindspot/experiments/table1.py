@@ -57,19 +57,24 @@ REHEARSE = ("model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.ma
 20k-row readout and every other code path of the real run."""
 
 
-def estimate_step_seconds(cfg: TrainConfig, flops: float = H200_BF16_FLOPS,
-                          mfu: float = ASSUMED_MFU) -> float:
-    r"""Seconds per optimizer step from the usual training-FLOP count,
-    $6\,(K P_{\text{stack}} + R\, d V) + 12\, K L\, T d$ per token (forward + backward; $P$ the
+def training_flops_per_token(cfg: TrainConfig) -> float:
+    r"""Training FLOPs per token by the usual count,
+    $6\,(K P_{\text{stack}} + R\, d V) + 12\, K L\, T d$ (forward + backward; $P$ the
     shared stack's matrix parameters, $R$ the number of readouts, the last term attention
-    scores), times the global batch's tokens, at ``mfu`` of ``flops``."""
+    scores)."""
     m = cfg.model
     hidden = int(m.ff_mult * m.d_model)
     per_layer = 4 * m.d_model * m.d_model + 3 * m.d_model * hidden  # qkv+proj, SwiGLU
     readouts = m.num_loops if cfg.supervision == "per_loop" else 1
-    per_token = (6 * (m.num_loops * m.n_layers * per_layer + readouts * m.d_model * m.vocab_size)
-                 + 12 * m.num_loops * m.n_layers * cfg.data.seq_len * m.d_model)
-    return per_token * cfg.batch_size * cfg.data.seq_len / (flops * mfu)
+    return (6 * (m.num_loops * m.n_layers * per_layer + readouts * m.d_model * m.vocab_size)
+            + 12 * m.num_loops * m.n_layers * cfg.data.seq_len * m.d_model)
+
+
+def estimate_step_seconds(cfg: TrainConfig, flops: float = H200_BF16_FLOPS,
+                          mfu: float = ASSUMED_MFU) -> float:
+    """Seconds per optimizer step: :func:`training_flops_per_token` times the global batch's
+    tokens, at ``mfu`` of ``flops``."""
+    return training_flops_per_token(cfg) * cfg.batch_size * cfg.data.seq_len / (flops * mfu)
 
 
 def gpu_plan(budget_s: float = GPU_BUDGET_S) -> dict[str, Any]:
