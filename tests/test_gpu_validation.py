@@ -40,3 +40,8 @@ def test_rehearsal_runs_end_to_end_and_measures_utilisation(tmp_path):
 def test_cli_knows_the_experiment_and_rejects_the_cpu_tier(capsys):
     assert main(["gpu-validation", "--tier", "cpu"]) == 2
     assert "gpu-validation runs the gpu tier only" in capsys.readouterr().err
+
+
+def test_cli_out_diag_belongs_to_gpu_validation_only(capsys):
+    assert main(["table1", "--tier", "cpu", "--out-diag", "x"]) == 2
+    assert "--out-diag applies to gpu-validation only" in capsys.readouterr().err

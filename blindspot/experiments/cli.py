@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)}")
     p.add_argument("--tier", default="cpu", help="cpu (minutes on 2 cores) or gpu (one H200)")
-    p.add_argument("--out", help="output folder (default results/<name>-<tier>)")
+    p.add_argument("--out", "--out-table", dest="out",
+                   help="output folder (default results/<name>-<tier>)")
+    p.add_argument("--out-diag", help="gpu-validation: diagnostics folder "
+                   "(default results/diagnostics-gpu)")
     p.add_argument("--seeds", type=int, nargs="+", help="override the tier's seeds")
     p.add_argument("--conditions", nargs="+", help="only these conditions")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"prepared {len(data.train):,} training and {len(data.val):,} validation "
                   f"tokens ({data.tokenizer_key})")
             return 0
+        extra = {}
+        if args.out_diag:
+            if args.name != "gpu-validation":
+                raise ValueError("--out-diag applies to gpu-validation only")
+            extra["diagnostics_out"] = args.out_diag
         shard = None
         if args.shard:
             i, n = (int(x) for x in args.shard.split("/"))
@@ -64,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                conditions=tuple(args.conditions) if args.conditions else None,
                                overrides=tuple(args.overrides), rehearse=args.rehearse,
                                progress=args.progress, workers=args.workers, shard=shard,
-                               scratch=args.scratch)
+                               scratch=args.scratch, **extra)
     except (ConfigError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
