@@ -41,7 +41,7 @@ def run_claim(c: Claim) -> Verdict:
     return Verdict(c.id, c.statement, c.tier, verdict, evidence, time.perf_counter() - t0)
 
 
-def select(claims: dict[str, Claim], tier: str, only: list[str] | None) -> list[Claim]:
+def select(claims: dict[str, Claim], only: list[str] | None) -> list[Claim]:
     if only:
         unknown = [i for i in only if i not in claims]
         if unknown:
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{c.id:<40} {c.tier:<6} {c.statement}")
         return 0
     try:
-        chosen = select(claims, args.tier, args.only)
+        chosen = select(claims, args.only)
     except KeyError as e:
         print(f"error: {e.args[0]}", file=sys.stderr)
         return 2
