@@ -80,7 +80,8 @@ def tier_includes(selected: str, claim_tier: str) -> bool:
 def markdown_table(claims: dict[str, Claim] | None = None) -> str:
     """The claims table of the README and the book: claim -> tier, paper reference and the
     certificate, test, experiment and page that support it. Regenerate with
-    ``python -m blindspot.claims``; ``tests/test_readme.py`` fails when the README's copy is stale."""
+    ``python -m blindspot.claims``; ``tests/test_readme.py`` fails when the README's copy is
+    stale."""
     claims = load_all() if claims is None else claims
 
     def code(x: str | None) -> str:

@@ -26,12 +26,53 @@ def test_gpu_presets_carry_the_papers_settings():
         (512, 8, 8, 4.0, 4, 0.1)
     assert (d.seq_len, d.stride, d.tokenizer, d.vocab_size, d.min_freq) == \
         (256, 128, "word", 20000, 2)
-    assert (c.batch_size, c.lr, c.weight_decay, c.grad_clip, c.seed, c.precision) == \
-        (64, 3e-4, 0.01, 1.0, 42, "auto")
+    assert (c.batch_size, c.lr, c.weight_decay, c.grad_clip, c.seed) == (64, 3e-4, 0.01, 1.0, 42)
+    assert C.recipe_of(c) == "paper"
     big = C.load_config("129m-per_loop-norm")
     assert (big.model.d_model, big.model.n_layers) == (768, 12)
     # everything else is inherited from the 44m file through `base: 44m`
     assert dataclasses.replace(big, model=c.model, name=c.name) == c
+
+
+def test_the_paper_recipe_is_torchs_adamw_defaults_and_init():
+    """One key selects it; it is also what TrainConfig() gives."""
+    for c in (TrainConfig(), C.load_config("cpu-per_loop-norm"), C.load_config("tiny"),
+              C.load_config("129m-terminal-raw")):
+        assert (c.model.init, c.lr_schedule, c.warmup_steps, c.beta1, c.beta2,
+                c.weight_decay_on, c.precision) == \
+            ("paper", "constant", 0, 0.9, 0.999, "all", "bf16")
+        assert C.recipe_of(c) == "paper"
+
+
+def test_recipe_gpt2_selects_the_whole_contrast_and_explicit_keys_win():
+    c = C.load_config("cpu-per_loop-norm", ["recipe=gpt2"])
+    assert (c.model.init, c.lr_schedule, c.warmup_steps, c.min_lr_ratio, c.beta2,
+            c.weight_decay_on, c.precision) == \
+        ("gpt2", "warmup_cosine", 20, 0.1, 0.95, "matrices", "auto")  # 10 % of 200 steps
+    assert C.recipe_of(c) == "gpt2"
+    assert C.load_config("cpu", ["recipe=gpt2", "steps=1000"]).warmup_steps == 100
+    mixed = C.load_config("cpu", ["recipe=gpt2", "model.init=paper", "beta2=0.98"])
+    assert (mixed.model.init, mixed.beta2, mixed.lr_schedule) == ("paper", 0.98, "warmup_cosine")
+    assert C.recipe_of(mixed) == "gpt2, except model.init=paper, beta2=0.98"
+    assert C.preset("cpu-per_loop-raw", recipe="gpt2") == \
+        C.load_config("cpu-per_loop-raw", ["recipe=gpt2"])
+    with pytest.raises(ConfigError, match="recipe must be one of paper, gpt2"):
+        C.load_config("cpu", ["recipe=nanogpt"])
+
+
+def test_configs_of_blindspot_0_1_are_read_with_its_recipe():
+    """A 0.1 config (no lr_schedule key) meant GPT-2 init, warm-up + cosine, decay on matrices;
+    upgraded, the committed contrast grid's configs equal today's gpt2 recipe exactly."""
+    old = C.to_dict(C.load_config("cpu-per_loop-norm", ["recipe=gpt2"]))
+    for key in ("lr_schedule", "weight_decay_on"):
+        del old[key]
+    del old["model"]["init"]
+    up = C.upgrade(old)
+    assert (up["model"]["init"], up["lr_schedule"], up["weight_decay_on"]) == \
+        ("gpt2", "warmup_cosine", "matrices")
+    assert C.from_dict(TrainConfig, up) == C.load_config("cpu-per_loop-norm", ["recipe=gpt2"])
+    new = C.to_dict(TrainConfig())
+    assert C.upgrade(new) is new  # today's configs pass through
 
 
 def test_conditions_are_the_seven_of_table1():

@@ -339,9 +339,9 @@ def test_same_seed_same_model_and_output_including_dropout():
     assert not torch.equal(LoopedLM(TINY)(tokens()).logits[0], z1[0])
 
 
-def test_residual_projections_are_scaled_down_by_depth():
+def test_init_gpt2_scales_residual_projections_down_by_depth():
     torch.manual_seed(0)
-    cfg = replace(TINY, d_model=64, n_heads=4, num_loops=8)
+    cfg = replace(TINY, d_model=64, n_heads=4, num_loops=8, init="gpt2")
     m = LoopedLM(cfg)
     depth = cfg.n_layers * cfg.num_loops
     std_proj = torch.cat([b.attn.proj.weight.flatten() for b in m.blocks]).std().item()
@@ -350,3 +350,67 @@ def test_residual_projections_are_scaled_down_by_depth():
     # sampling error), so 10 % separates the two intended scales comfortably.
     assert abs(std_qkv / 0.02 - 1) < 0.1
     assert abs(std_proj / (0.02 / (2 * depth) ** 0.5) - 1) < 0.1
+    assert abs(m.tok_emb.weight.std().item() / 0.02 - 1) < 0.1
+
+
+def test_init_paper_is_pytorchs_default():
+    """N(0, 1) embeddings (tied readout included), U(±1/√fan_in) linears with no depth scaling,
+    gains 1: the same distributions as modules left at torch's own init."""
+    torch.manual_seed(0)
+    cfg = replace(TINY, vocab_size=256, d_model=64, n_heads=4, num_loops=8)
+    m = LoopedLM(cfg)
+    assert cfg.init == "paper" and m.lm_head.weight is m.tok_emb.weight
+    for emb in (m.tok_emb.weight, m.pos_emb.weight):  # 16384 / 768 N(0, 1) samples
+        # sample std of n normals: relative error ~1/√(2n) ≤ 2.6 %; 10 % is ≥ 4 sigma
+        assert abs(emb.std().item() - 1) < 0.1
+    for lin in (m.blocks[0].attn.qkv, m.blocks[0].attn.proj, m.blocks[0].mlp.gate_up,
+                m.blocks[0].mlp.proj):
+        bound = 1 / lin.in_features ** 0.5
+        w = lin.weight
+        assert w.abs().max().item() <= bound  # uniform on [-bound, bound] ...
+        # ... with variance bound²/3 (≥ 4096 samples: relative std error of the variance
+        # ≤ 1.8 %, so 10 % is > 5 sigma); the gpt2 init's residual projection would be 0.1x
+        assert abs(w.var().item() / (bound**2 / 3) - 1) < 0.1
+    assert all(torch.equal(b.norm_attn.weight, torch.ones(64)) for b in m.blocks)
+
+
+@pytest.mark.parametrize("init, std", [("paper", 1.0), ("gpt2", 0.02)])
+def test_initial_state_scale_is_the_embedding_std_times_sqrt_2d(init, std):
+    """The documented ‖H_0‖ ≈ std·√(2d): token + position embeddings, each N(0, std²)."""
+    torch.manual_seed(0)
+    cfg = replace(TINY, vocab_size=256, max_seq_len=64, d_model=128, n_heads=4, init=init)
+    h0, _ = LoopedLM(cfg).embed(torch.randint(0, 256, (8, 64)))
+    # 512 tokens of a χ-distributed norm with 256 degrees of freedom: its mean is within 1 %
+    # of std·√(2d); 5 % leaves room for the 64 shared position rows
+    assert abs(h0.norm(dim=-1).mean().item() / (std * (2 * 128) ** 0.5) - 1) < 0.05
+    m = LoopedLM(replace(cfg, init_embed_std=0.3))
+    assert abs(m.tok_emb.weight.std().item() / 0.3 - 1) < 0.05  # 32768 samples
+    assert abs(m.pos_emb.weight.std().item() / 0.3 - 1) < 0.1  # 8192 samples
+
+
+def test_dropout_sits_where_the_paper_puts_it():
+    """Input embedding, attention probabilities and FFN output; not the attention output
+    projection. In training mode with p = 0.9, dropping attention probabilities can zero a
+    token's whole output row (all its keys dropped), never single coordinates of it; dropout
+    on the output projection would zero ~90 % of the coordinates of every row."""
+    torch.manual_seed(0)
+    m = LoopedLM(replace(TINY, dropout=0.9)).train()
+    drops = sorted(n for n, mod in m.named_modules() if isinstance(mod, nn.Dropout))
+    assert drops == ["blocks.0.mlp.drop", "blocks.1.mlp.drop", "emb_drop"]
+    attn = m.blocks[0].attn
+    assert attn.dropout == 0.9  # the attention probabilities' dropout, given to SDPA
+    y = attn(torch.randn(4, 10, TINY.d_model))  # (B, T, d)
+    zero_share = (y == 0).float().mean(-1)  # (B, T): share of zero coordinates per token
+    assert ((zero_share == 0) | (zero_share == 1)).all()
+    assert (zero_share == 0).any()  # some tokens kept attention mass
+    m.blocks[0].mlp.train()
+    z = m.blocks[0].mlp(torch.randn(2, 10, TINY.d_model))
+    assert (z == 0).float().mean().item() > 0.8  # the FFN output is dropped
+
+
+def test_bad_init_settings_are_rejected():
+    with pytest.raises(ValueError, match="init"):
+        LoopedLM(replace(TINY, init="xavier"))
+    for bad in (0.0, -1.0, float("nan"), True):
+        with pytest.raises(ValueError, match="init_embed_std"):
+            LoopedLM(replace(TINY, init_embed_std=bad))

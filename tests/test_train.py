@@ -15,9 +15,10 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from blindspot.nn import LoopedLM
 from blindspot.train import checkpoint as ckpt_io
 from blindspot.train import trainer as T
-from blindspot.train.config import ConfigError, preset
+from blindspot.train.config import ConfigError, load_config, preset
 
 
 @pytest.fixture(autouse=True)
@@ -59,6 +60,20 @@ def test_lr_factor_warms_up_then_decays_by_cosine(warmup, total, ratio):
     assert after[0] == pytest.approx(1.0)
     assert all(x >= y - 1e-12 for x, y in zip(after, after[1:], strict=False))  # non-increasing
     assert f[-1] == pytest.approx(ratio) and min(f) >= min(ratio, f[0]) - 1e-12
+    const = [T.lr_factor(s, warmup, total, ratio, "constant") for s in range(total + 5)]
+    assert const[:warmup] == f[:warmup] and const[warmup:] == [1.0] * (total + 5 - warmup)
+
+
+def test_weight_decay_reaches_every_parameter_or_only_matrices():
+    torch.manual_seed(0)
+    model = LoopedLM(load_config("tiny").model)
+    params = list(model.parameters())
+    (everything,) = T.param_groups(model, 0.01, "all")
+    assert everything["weight_decay"] == 0.01 and len(everything["params"]) == len(params)
+    decay, other = T.param_groups(model, 0.01, "matrices")
+    assert all(p.dim() >= 2 for p in decay["params"]) and other["weight_decay"] == 0.0
+    assert any(p.dim() == 1 for p in other["params"])  # the norm gains escape decay
+    assert len(decay["params"]) + len(other["params"]) == len(params)
 
 
 def test_a_run_writes_config_metrics_checkpoint_and_final(tmp_path):

@@ -217,7 +217,7 @@ def _run_workers(workers: int, tier: str, out: Path, seeds, conditions, override
 def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
     """The summary of the planned runs whose results are on disk under ``out/per_run`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
-    from blindspot.train.config import to_dict
+    from blindspot.train.config import to_dict, upgrade
 
     done: dict[str, list[dict[str, Any]]] = {}
     for key, seed, cfg in planned:
@@ -225,7 +225,7 @@ def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -
         if not (run_dir / "final.json").is_file():
             continue
         f = json.loads((run_dir / "final.json").read_text())
-        if f["run_card"]["config"] != json.loads(json.dumps(to_dict(cfg))):
+        if upgrade(f["run_card"]["config"]) != json.loads(json.dumps(to_dict(cfg))):
             continue  # a stale result of another config: not this grid's
         cond = key.split("-", 1)[1] if key.startswith(("44m-", "129m-")) else key
         done.setdefault(key, []).append({

@@ -13,6 +13,7 @@ Readout = Literal["norm", "raw", "final_only_norm"]
 NormKind = Literal["rmsnorm", "layernorm"]
 BlockNorm = Literal["pre", "sandwich"]
 Injection = Literal["none", "add", "concat"]
+Init = Literal["paper", "gpt2"]
 
 
 @dataclass(frozen=True)
@@ -34,3 +35,8 @@ class ModelConfig:
     coda_layers: int = 0  # unshared layers after the loop (before every readout)
     input_injection: Injection = "none"  # re-inject the prelude output e at every loop
     tie_embeddings: bool = True  # readout matrix W = token embedding
+    # Weight init (LoopedLM docstring): "paper" = PyTorch's defaults, as the paper's release
+    # (embeddings N(0, 1), so ‖H_0‖ ≈ √(2d); linears U(±1/√fan_in)); "gpt2" = N(0, 0.02²) with
+    # depth-scaled residual projections (blindspot 0.1's init, a named contrast).
+    init: Init = "paper"
+    init_embed_std: float | None = None  # std of token/position embeddings; None: the init's

@@ -36,6 +36,7 @@ _CHOICES = {
     "readout": ("norm", "raw", "final_only_norm"),
     "block_norm": ("pre", "sandwich"),
     "input_injection": ("none", "add", "concat"),
+    "init": ("paper", "gpt2"),
 }
 _POSITIVE_INTS = ("vocab_size", "max_seq_len", "d_model", "n_heads", "n_layers", "num_loops")
 _NONNEGATIVE_INTS = ("prelude_layers", "coda_layers")
@@ -69,6 +70,11 @@ def validate_config(cfg: ModelConfig) -> None:
                 or v < 0 or (v == 0 and not low_ok):
             need = ">= 0" if low_ok else "> 0"
             raise ValueError(f"ModelConfig.{name} = {v!r}: must be a finite number {need}")
+    std = cfg.init_embed_std
+    if std is not None and (isinstance(std, bool) or not isinstance(std, int | float)
+                            or not math.isfinite(std) or std <= 0):
+        raise ValueError(f"ModelConfig.init_embed_std = {std!r}: must be a finite number > 0, "
+                         "or None for the init's own (paper: 1, gpt2: 0.02)")
     if cfg.dropout >= 1:
         raise ValueError(f"ModelConfig.dropout = {cfg.dropout!r}: must be in [0, 1)")
     if int(cfg.ff_mult * cfg.d_model) < 1:
@@ -120,7 +126,6 @@ class CausalSelfAttention(nn.Module):
         # one matmul for q, k, v: fewer, larger GEMMs are faster on CPU
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)  # residual projection
-        self.resid_drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         B, T, d = x.shape
@@ -129,7 +134,9 @@ class CausalSelfAttention(nn.Module):
                    for t in (q, k, v))  # 3 x (B, H, T, d_h)
         y = BF.causal_attention(q, k, v, self.dropout if self.training else 0.0)  # (B, H, T, d_h)
         y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
-        return self.resid_drop(self.proj(y))
+        # No dropout on this branch output: the paper drops the input embedding, the attention
+        # probabilities (above) and the FFN output, not the attention output projection.
+        return self.proj(y)
 
 
 class SwiGLU(nn.Module):
@@ -179,12 +186,23 @@ class LoopedOutput:
 class LoopedLM(nn.Module):
     """K applications of one shared stack of ``n_layers`` blocks; see the module docstring.
 
-    Weight init (GPT-2 style): every linear and embedding weight ~ N(0, 0.02²); the residual
-    projections (attention output, MLP down-projection) ~ N(0, (0.02/√(2L))²) with
-    L = prelude_layers + n_layers·num_loops + coda_layers the number of blocks a token passes
-    through at the trained depth, so the residual stream's variance at init does not grow with
-    K. The concat-injection adapter starts at [I | I], i.e. equal to the "add" injection, so
-    the two switches differ only by what training learns
+    Weight init, ``cfg.init`` (``tests/test_nn_model.py::test_init_*``):
+
+    - ``"paper"`` (default): PyTorch's defaults, which is what the paper's release uses.
+      Token and position embeddings ~ N(0, 1), so the first state has ‖H_0‖ ≈ √(2d)
+      (≈ 16 at d = 128, ≈ 32 at d = 512) and the tied readout starts with large logits;
+      every linear weight ~ U(±1/√fan_in) (kaiming-uniform with a = √5), with no depth
+      scaling of the residual projections; norm gains 1, LayerNorm biases 0.
+    - ``"gpt2"``: blindspot 0.1's GPT-2-style init, kept as a named contrast. Every linear and
+      embedding weight ~ N(0, 0.02²), the residual projections (attention output, MLP
+      down-projection) ~ N(0, (0.02/√(2L))²) with L = prelude_layers + n_layers·num_loops +
+      coda_layers, so the stream's variance at init does not grow with K; ‖H_0‖ ≈ 0.02·√(2d)
+      (≈ 0.32 at d = 128).
+
+    ``cfg.init_embed_std`` replaces the embeddings' std (1 or 0.02) in either init. Our own
+    additions keep one init in both: an untied readout follows its init's linear rule, and
+    the concat-injection adapter starts at [I | I], i.e. equal to the "add" injection, so the
+    two switches differ only by what training learns
     (``tests/test_nn_model.py::test_concat_adapter_starts_as_add``).
 
     The loop is exactly its unrolling with tied weights (bit for bit in float64, every switch):
@@ -212,6 +230,39 @@ class LoopedLM(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        cfg = self.cfg
+        if cfg.init == "paper":
+            self._init_paper()
+        else:
+            self._init_gpt2()
+        if cfg.init_embed_std is not None:
+            for emb in (self.tok_emb, self.pos_emb):
+                nn.init.normal_(emb.weight, 0.0, cfg.init_embed_std)
+        if self.adapter is not None:
+            eye = torch.eye(cfg.d_model)
+            with torch.no_grad():
+                self.adapter.weight.copy_(torch.cat([eye, eye], dim=1))  # (d, 2d) = [I | I]
+
+    def _init_paper(self) -> None:
+        """PyTorch's own defaults, written out (named_modules visits a tied readout's weight
+        once, as the token embedding's)."""
+        seen: set[int] = set()
+        for module in self.modules():
+            for p in module.parameters(recurse=False):
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+                if isinstance(module, nn.Embedding):
+                    nn.init.normal_(p, 0.0, 1.0)
+                elif isinstance(module, nn.Linear):
+                    nn.init.kaiming_uniform_(p, a=math.sqrt(5))  # U(±1/√fan_in)
+                elif isinstance(module, RMSNorm | LayerNorm):
+                    if p is module.weight:
+                        nn.init.ones_(p)  # gain 1
+                    else:
+                        nn.init.zeros_(p)  # LayerNorm bias 0
+
+    def _init_gpt2(self) -> None:
         depth = self.cfg.prelude_layers + self.cfg.n_layers * self.cfg.num_loops \
             + self.cfg.coda_layers
         for name, p in self.named_parameters():
@@ -221,10 +272,6 @@ class LoopedLM(nn.Module):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * depth))
             else:
                 nn.init.normal_(p, 0.0, 0.02)
-        if self.adapter is not None:
-            eye = torch.eye(self.cfg.d_model)
-            with torch.no_grad():
-                self.adapter.weight.copy_(torch.cat([eye, eye], dim=1))  # (d, 2d) = [I | I]
 
     # -- the three public steps ------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from blindspot.provenance import atomic_write_bytes
-from blindspot.train.config import ConfigError, TrainConfig, from_dict, to_dict
+from blindspot.train.config import ConfigError, TrainConfig, flatten, from_dict, to_dict, upgrade
 
 FORMAT = "blindspot-checkpoint"
 VERSION = 1
@@ -81,7 +81,7 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
 
 def config_of(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> TrainConfig:
     try:
-        return from_dict(TrainConfig, ckpt["config"])
+        return from_dict(TrainConfig, upgrade(ckpt["config"]))
     except ConfigError as e:
         raise CheckpointError(f"{path}: its config does not load in this blindspot version: "
                               f"{e}") from e
@@ -104,12 +104,6 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, TrainConfig]:
 
 def config_diff(a: TrainConfig, b: TrainConfig) -> list[str]:
     """``["lr: 0.001 != 0.002", ...]``: the keys where two configs differ (nested with dots)."""
-    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-        return out
-
-    fa, fb = flat(to_dict(a)), flat(to_dict(b))
+    fa, fb = flatten(to_dict(a)), flatten(to_dict(b))
     return [f"{k}: {fa.get(k)!r} != {fb.get(k)!r}" for k in sorted(set(fa) | set(fb))
             if fa.get(k) != fb.get(k)]

@@ -33,6 +33,8 @@ Supervision = Literal["per_loop", "terminal"]
 Source = Literal["shakespeare", "wikitext103", "generated"]
 Tokenizer = Literal["byte", "word"]
 Precision = Literal["auto", "fp32", "bf16"]
+LrSchedule = Literal["constant", "warmup_cosine"]
+DecayOn = Literal["all", "matrices"]
 Device = Literal["auto", "cpu", "cuda"]
 
 
@@ -63,13 +65,19 @@ class TrainConfig:
     steps: int = 300
     batch_size: int = 16  # global batch (split evenly across processes)
     lr: float = 3e-4
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 20
-    weight_decay: float = 0.01  # applied to matrices only (not norms' gains, not biases)
+    # The optimizer recipe. Defaults are the paper's (see RECIPES["paper"]); ``recipe: gpt2``
+    # in a YAML file or ``--set recipe=gpt2`` selects blindspot 0.1's recipe as a whole.
+    lr_schedule: LrSchedule = "constant"  # constant: lr after warm-up; warmup_cosine: cosine
+    warmup_steps: int = 0  # linear warm-up steps (the paper: none)
+    min_lr_ratio: float = 0.1  # warmup_cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.01  # AdamW's decoupled decay
+    weight_decay_on: DecayOn = "all"  # all: every parameter (the paper); matrices: dim >= 2
     beta1: float = 0.9
-    beta2: float = 0.95
+    beta2: float = 0.999  # torch's default, the paper's
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
-    precision: Precision = "auto"  # auto: bf16 autocast on GPU, fp32 on CPU
+    # bf16: autocast to bfloat16 with float32 master weights (the paper trains in bf16);
+    # fp32; auto: bf16 on a GPU, fp32 on a CPU.
+    precision: Precision = "bf16"
     device: Device = "auto"
     log_every: int = 10  # JSONL train metrics (per-loop CE, per-loop ‖H_k‖) every N steps
     eval_every: int = 0  # validation every N steps (0: only at the end)
@@ -108,6 +116,67 @@ PAPER_LABELS = {
     "terminal-penalty": "terminal + norm penalty",
     "per_loop-penalty": "per-loop + norm penalty",
 }
+
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # The paper's release (PyTorch defaults, torch.optim.AdamW defaults): N(0, 1) embeddings and
+    # U(±1/√fan_in) linears, constant lr without warm-up, betas (0.9, 0.999), decay 0.01 on
+    # every parameter (norm gains included), bf16.
+    "paper": {"model": {"init": "paper"}, "lr_schedule": "constant", "warmup_steps": 0,
+              "beta1": 0.9, "beta2": 0.999, "weight_decay_on": "all", "precision": "bf16"},
+    # blindspot 0.1's GPT-2/nanoGPT-style recipe, a named contrast: N(0, 0.02²) init with
+    # depth-scaled residual projections, 10 % linear warm-up then cosine to 0.1·lr, betas
+    # (0.9, 0.95), decay on matrices only, float32 on a CPU (bf16 on a GPU).
+    "gpt2": {"model": {"init": "gpt2"}, "lr_schedule": "warmup_cosine", "warmup_steps": "10%",
+             "min_lr_ratio": 0.1, "beta1": 0.9, "beta2": 0.95, "weight_decay_on": "matrices",
+             "precision": "auto"},
+}
+"""Whole recipes (init, schedule, optimizer, precision) that one key selects: ``recipe: NAME``
+in a YAML file, ``--set recipe=NAME`` or ``preset(..., recipe=NAME)``. Keys given explicitly
+win over the recipe's; presets name a recipe and set none of its keys. ``"10%"`` warm-up is
+resolved against the final ``steps``. :func:`recipe_of` names the recipe a config follows."""
+
+
+def _recipe_dict(name: Any, steps: int) -> dict[str, Any]:
+    if name not in RECIPES:
+        raise ConfigError(f"recipe must be one of {', '.join(RECIPES)}; got {name!r}")
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in RECIPES[name].items()}
+    if out.get("warmup_steps") == "10%":
+        out["warmup_steps"] = max(1, round(0.1 * steps))
+    return out
+
+
+def apply_recipe(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its ``recipe`` key (if any) replaced by that recipe's keys; explicit keys
+    in ``data`` win."""
+    if "recipe" not in data:
+        return data
+    data = dict(data)
+    name = data.pop("recipe")
+    steps = data.get("steps", TrainConfig.__dataclass_fields__["steps"].default)
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        raise ConfigError(f"steps expects int; got {type(steps).__name__} {steps!r}")
+    return merge(_recipe_dict(name, steps), data)
+
+
+def recipe_of(cfg: TrainConfig) -> str:
+    """The name of the recipe whose every key ``cfg`` has, e.g. ``"paper"``; otherwise the
+    closest recipe and how ``cfg`` differs, e.g. ``"paper, except beta2=0.95"``."""
+    flat = flatten(to_dict(cfg))
+    diffs = {}
+    for name in RECIPES:
+        want = flatten(_recipe_dict(name, cfg.steps))
+        diffs[name] = [f"{k}={flat[k]}" for k in want if flat[k] != want[k]]
+    best = min(diffs, key=lambda n: len(diffs[n]))
+    return best if not diffs[best] else f"{best}, except {', '.join(diffs[best])}"
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"model": {"d_model": 8}}`` -> ``{"model.d_model": 8}``."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
 
 
 def preset_names() -> list[str]:
@@ -326,13 +395,28 @@ def parse_override(item: str) -> dict[str, Any]:
 
 
 def load_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Resolve a preset name or YAML path, apply ``--set`` overrides, validate."""
+    """Resolve a preset name or YAML path, apply ``--set`` overrides, expand the recipe,
+    validate."""
     data = _preset_dict(preset)
     for item in overrides:
         data = merge(data, parse_override(item))
-    return from_dict(TrainConfig, data)
+    return from_dict(TrainConfig, apply_recipe(data))
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """Python access to a preset with keyword overrides (``model={"d_model": 64}`` for sections)."""
-    return from_dict(TrainConfig, merge(_preset_dict(name), overrides))
+    """Python access to a preset with keyword overrides (``model={"d_model": 64}`` for sections,
+    ``recipe="gpt2"`` for a whole recipe)."""
+    return from_dict(TrainConfig, apply_recipe(merge(_preset_dict(name), overrides)))
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A saved config dict in today's form. Configs written by blindspot 0.1 (no
+    ``lr_schedule`` key) predate the recipe switches; they are read with the values 0.1 used:
+    GPT-2-style init, warm-up + cosine, decay on matrices only. (0.1 also dropped the
+    attention output projection's output; its runs all had dropout 0, where that is moot.)"""
+    if not isinstance(data, dict) or "lr_schedule" in data:
+        return data
+    model = data.get("model")
+    model = {"init": "gpt2", **model} if isinstance(model, dict) else model
+    return {**data, "model": model, "lr_schedule": "warmup_cosine",
+            "weight_decay_on": "matrices"}

@@ -1,5 +1,5 @@
-"""The trainer: AdamW, warm-up + cosine, clipping, bf16 autocast on GPU, JSONL metrics,
-atomic checkpoints with exact resume, a NaN guard, and optional data parallelism.
+"""The trainer: AdamW with the recipe's schedule and decay set, clipping, bf16 autocast,
+JSONL metrics, atomic checkpoints with exact resume, a NaN guard, and data parallelism.
 
 Files in ``out_dir``:
 ``config.yaml`` (the resolved config), ``metrics.jsonl`` (one JSON record per line: ``train``
@@ -50,12 +50,16 @@ class TrainResult:
     wall_time_s: float
 
 
-def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
-    r"""Multiplier of the base lr at optimizer step ``step`` (0-based):
-    linear warm-up $(s+1)/w$ for $s < w$, then cosine
-    $r + (1-r)\tfrac12(1+\cos(\pi\,\tfrac{s-w}{\max(1,T-w)}))$ down to $r$ = ``min_ratio``."""
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float,
+              schedule: str = "warmup_cosine") -> float:
+    r"""Multiplier of the base lr at optimizer step ``step`` (0-based): linear warm-up
+    $(s+1)/w$ for $s < w$, then 1 (``constant``, the paper's schedule, which has $w = 0$) or
+    the cosine $r + (1-r)\tfrac12(1+\cos(\pi\,\tfrac{s-w}{\max(1,T-w)}))$ down to
+    $r$ = ``min_ratio`` (``warmup_cosine``)."""
     if step < warmup:
         return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -75,13 +79,18 @@ def autocast(cfg: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices (dim >= 2) only: decaying norm gains would fight the very
-    scale the paper studies, and decaying biases is conventionally avoided."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    other = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": other, "weight_decay": 0.0}]
+def param_groups(model: torch.nn.Module, weight_decay: float,
+                 on: str = "all") -> list[dict[str, Any]]:
+    """AdamW parameter groups. ``on="all"``: decay on every parameter, norm gains included
+    (the paper: ``AdamW(model.parameters(), weight_decay=...)``); ``on="matrices"``: decay on
+    matrices (dim >= 2) only, the GPT-2 convention of blindspot 0.1."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if on == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    if on != "matrices":
+        raise ValueError(f"weight decay on {on!r}: valid choices are 'all', 'matrices'")
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
 @functools.lru_cache(maxsize=2)
@@ -121,15 +130,16 @@ def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.
 def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
              device: torch.device) -> dict[str, Any]:
     """Validation per-loop CE and perplexity, per-loop mean ‖H_k‖, and the final-loop numbers
-    the paper's Table 1 reports (``ppl`` = exp(CE_K), ``scale_K`` = mean ‖H_K‖)."""
+    the paper's Table 1 reports (``ppl`` = exp(CE_K), ``scale_K`` = mean ‖H_K‖). Always in
+    float32, whatever the training precision: bf16 training keeps float32 master weights, and
+    the numbers the claims read are computed from them without bf16 rounding."""
     was_training = model.training
     model.eval()
     x_all, y_all = eval_windows(val, cfg.data.seq_len, cfg.eval_windows)
     ce_sum, sc_sum, n = 0.0, 0.0, 0
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
-        with autocast(cfg, device):
-            out = model(x, readout="all")
+        out = model(x, readout="all")
         b = len(x)
         ce_sum = ce_sum + per_loop_cross_entropy(out.logits, y).double().cpu() * b
         sc_sum = sc_sum + mean_scale(out.states).double().cpu() * b
@@ -181,11 +191,12 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
     torch.manual_seed(cfg.seed)
     model = ckpt_io.build_model(cfg).to(device)
     dd.broadcast_parameters(model, ctx)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
                             betas=(cfg.beta1, cfg.beta2),
                             fused=device.type == "cuda" or None)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio,
+                                 cfg.lr_schedule))
     # dropout streams differ per rank (each rank sees other tokens); all share the init above
     torch.manual_seed(cfg.seed * 7919 + 1 + ctx.rank)
 
