@@ -8,4 +8,4 @@ Layers (imports only point downward): ``symbolic`` (sympy) -> ``toy`` (numpy/sci
 ``verify`` -> ``cli``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

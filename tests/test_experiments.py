@@ -74,7 +74,8 @@ def test_shards_split_the_grid_and_stale_results_do_not_count(tmp_path, monkeypa
                                                                ("seeds", "conditions",
                                                                 "overrides")}),
                        {"tier": "cpu", "rehearse": False, "seeds": [0], "plan": {},
-                        "config": {}}, 0.0)
+                        "recipe": "paper", "unigram_entropy": 3.0,
+                        "config": {"contrast": None}}, 0.0)
     assert (again["runs"], set(again["conditions"])) == (2, {"per_loop-norm", "terminal-raw"})
 
 
@@ -129,17 +130,22 @@ def test_gpu_plan_fits_the_budget():
     assert used <= E.GPU_BUDGET_S - E.OVERHEAD_S
 
 
-def _summary(scales, ppl, initial=0.5, n=3, std=0.1):
-    """A synthetic summary: ``scales``/``ppl`` map condition -> mean final ‖H_K‖ / perplexity."""
+def _summary(scales, ppl, initial=0.5, n=3, std=0.1, entropy=3.33):
+    """A synthetic summary: ``scales``/``ppl`` map condition -> mean final ‖H_K‖ / perplexity;
+    each seed holds the same values."""
     conds = {}
     for k in CONDITIONS:
+        p = ppl.get(k, 10.0)
+        seed = {"seed": 0, "ppl_K": p, "scale_K": scales.get(k, 1.0), "ce_K": math.log(p),
+                "initial_scale_K": initial, "ppl": [p] * 4, "scale": [scales.get(k, 1.0)] * 4}
         conds[k] = {"condition": k, "scale_name": "cpu", "label": k,
                     "scale_K": {"mean": scales.get(k, 1.0), "std": 0.0, "n": n},
                     "initial_scale_K": {"mean": initial, "std": 0.0, "n": n},
-                    "ppl_K": {"mean": ppl.get(k, 10.0), "std": std, "n": n},
-                    "ppl_per_loop": [ppl.get(k, 10.0)] * 4}
+                    "ppl_K": {"mean": p, "std": std, "n": n},
+                    "ce_K": {"mean": math.log(p), "std": 0.0, "n": n},
+                    "ppl_per_loop": [p] * 4, "seeds": [seed]}
     return {"experiment": "table1", "tier": "cpu", "runs": 21, "total_runs": 21,
-            "conditions": conds}
+            "conditions": conds, "seeds": [0], "unigram_entropy": entropy, "recipe": "paper"}
 
 
 def test_table1_checks_pass_and_refute_on_synthetic_summaries():
@@ -161,6 +167,49 @@ def test_table1_checks_pass_and_refute_on_synthetic_summaries():
     worse = _summary({}, {"per_loop-norm": 10.0, "per_loop-raw": 10.2, "per_loop-penalty": 9.0})
     out = checks.perplexity(worse)
     assert not out.passed and out.evidence.startswith("refuted: ")
+
+
+def test_learning_is_judged_against_the_unigram_entropy():
+    # ln 10 = 2.303 nats; entropy 2.7 leaves a margin of 0.397 ≥ 0.3, entropy 2.5 only 0.197
+    assert checks.learns(_summary({}, {}, entropy=2.7)).passed
+    out = checks.learns(_summary({}, {"terminal-raw": 12.0}, entropy=2.7))  # ln 12 = 2.485
+    assert not out.passed and "0.215 (terminal-raw)" in out.evidence
+    no_entropy = _summary({}, {})
+    del no_entropy["unigram_entropy"]
+    with pytest.raises(Skip, match="no unigram entropy"):
+        checks.learns(no_entropy)
+
+
+def test_verdicts_of_one_seed_compare_across_precisions():
+    blown = {"per_loop-norm": 300.0, "terminal-raw": 3.0, "per_loop-raw": 4.0,
+             "terminal-penalty": 2.0, "per_loop-penalty": 20.0}
+    bf16, fp32 = _summary(blown, {}, initial=1.0), _summary(blown, {}, initial=1.0, n=1)
+    out = checks.same_verdicts(bf16, fp32)
+    assert out.passed and "scale_blowup: PASS -> PASS" in out.evidence
+    fp32_small = _summary({**blown, "per_loop-norm": 100.0}, {}, initial=1.0, n=1)
+    out = checks.same_verdicts(bf16, fp32_small)  # 100/20 = 5x: the blow-up verdict flips
+    assert not out.passed and "scale_blowup: PASS -> FAIL" in out.evidence
+
+
+def test_recipe_decides_needs_both_grids():
+    blown = _summary({"per_loop-norm": 300.0, "terminal-raw": 3.0, "per_loop-raw": 4.0,
+                      "terminal-penalty": 2.0, "per_loop-penalty": 20.0}, {})
+    flat = _summary({"per_loop-norm": 50.0, "per_loop-raw": 30.0}, {})
+    assert checks.recipe_decides(blown, flat).passed
+    assert not checks.recipe_decides(blown, blown).passed  # contrast blows up too
+    assert not checks.recipe_decides(flat, flat).passed  # the paper's recipe does not
+
+
+def test_contrast_grid_is_blindspot_0_1s_configuration():
+    runs = E.plan_runs("cpu", seeds=(0,), conditions=("per_loop-norm",),
+                       overrides=E.CONTRASTS["gpt2"])
+    (_, _, cfg), = runs
+    assert (cfg.model.init, cfg.lr_schedule, cfg.warmup_steps, cfg.beta2, cfg.weight_decay_on,
+            cfg.precision, cfg.model.dropout) == \
+        ("gpt2", "warmup_cosine", 20, 0.95, "matrices", "auto", 0.0)
+    from blindspot.experiments.cli import main
+
+    assert main(["sensitivity", "--contrast", "gpt2"]) == 2  # a table1 option
 
 
 def test_table1_checks_skip_without_results(tmp_path, monkeypatch):

@@ -4,8 +4,9 @@
 NAME --tier cpu|gpu`` (:mod:`blindspot.experiments.cli`) runs one.
 """
 
-from blindspot.experiments import gpu_validation, table1
+from blindspot.experiments import gpu_validation, scale_prediction, sensitivity, table1
 
-EXPERIMENTS = {"table1": table1.run, "gpu-validation": gpu_validation.run}
+EXPERIMENTS = {"table1": table1.run, "gpu-validation": gpu_validation.run,
+               "sensitivity": sensitivity.run, "scale-prediction": scale_prediction.run}
 
-__all__ = ["EXPERIMENTS", "gpu_validation", "table1"]
+__all__ = ["EXPERIMENTS", "gpu_validation", "scale_prediction", "sensitivity", "table1"]

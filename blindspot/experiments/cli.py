@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", nargs="+", help="only these conditions")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
+    p.add_argument("--arms", nargs="+", help="sensitivity: only these arms")
+    p.add_argument("--contrast", help="table1: a named contrast grid (gpt2: blindspot 0.1's "
+                   "init and recipe, into results/table1-<tier>-gpt2)")
     p.add_argument("--rehearse", action="store_true",
                    help="gpu tier: tiny model, 3 steps, on CPU (checks the code path)")
     p.add_argument("--prepare", action="store_true",
@@ -59,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"tokens ({data.tokenizer_key})")
             return 0
         extra = {}
+        if args.arms:
+            if args.name != "sensitivity":
+                raise ValueError("--arms applies to sensitivity only")
+            extra["arms"] = tuple(args.arms)
+        if args.contrast:
+            if args.name != "table1":
+                raise ValueError("--contrast applies to table1 only")
+            extra["contrast"] = args.contrast
         if args.out_diag:
             if args.name != "gpu-validation":
                 raise ValueError("--out-diag applies to gpu-validation only")

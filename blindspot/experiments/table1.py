@@ -3,7 +3,9 @@
 Tiers:
 
 - ``cpu``: the ``cpu-<condition>`` presets (byte vocabulary, minutes on 2 cores), seeds 0, 1, 2;
-  writes ``results/table1-cpu/``.
+  writes ``results/table1-cpu/``. With the paper's init and recipe, like every preset.
+  ``contrast="gpt2"`` reruns the grid with blindspot 0.1's GPT-2-style init and recipe (and
+  its dropout 0) into ``results/table1-cpu-gpt2/``: the grid that missed the blow-up.
 - ``gpu``: the paper-scale ``44m-<condition>`` presets (and ``129m-`` when the budget allows),
   seed 42, with a step budget that fits :data:`GPU_BUDGET_S` on one H200 (estimated from FLOPs,
   :func:`estimate_step_seconds`); writes ``results/table1-gpu/``. ``--rehearse`` shrinks model,
@@ -23,14 +25,14 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from blindspot.experiments.grid import RUN_LOGS, mine, spawn_workers, train_and_keep
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
-from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config
+from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config, recipe_of
 
 CPU_SEEDS = (0, 1, 2)
 GPU_SEEDS = (42,)  # the paper's seed; one seed per condition is what fits the GPU budget
@@ -38,7 +40,10 @@ GPU_BUDGET_S = 600.0  # ten minutes on one H200
 H200_BF16_FLOPS = 989e12  # dense bf16 peak of an H200 (NVIDIA datasheet, without sparsity)
 ASSUMED_MFU = 0.30  # model FLOP utilisation we assume for an uncompiled small model (our guess)
 OVERHEAD_S = 60.0  # data preparation, evaluation and checkpoints outside the step budget
-RUN_LOGS = "per_run"  # not "runs": .gitignore keeps every runs/ folder (training scratch) out
+CONTRASTS = {"gpt2": ("recipe=gpt2", "model.dropout=0.0")}
+"""Named contrast grids: overrides put before the user's. ``gpt2`` is blindspot 0.1's grid
+(GPT-2-style init, warm-up + cosine, betas (0.9, 0.95), decay on matrices, float32 on a CPU,
+dropout 0); under it the committed runs are reproduced bit for bit."""
 
 PAPER = {
     # Only what ../shared/PAPER.md states; everything else is "n/a". Perplexities: none stated.
@@ -144,38 +149,49 @@ def plan_runs(tier: str, seeds: tuple[int, ...] | None = None,
 def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, ...] | None = None,
         conditions: tuple[str, ...] | None = None, overrides: tuple[str, ...] = (),
         rehearse: bool = False, scratch: str | Path = "runs", progress: bool = False,
-        workers: int = 1, shard: tuple[int, int] | None = None, log=print) -> dict[str, Any]:
+        workers: int = 1, shard: tuple[int, int] | None = None, contrast: str | None = None,
+        log=print) -> dict[str, Any]:
     """Train every (scale, condition, seed) of ``tier`` and write ``out`` (see module doc).
 
     ``workers > 1`` spreads the runs over that many single-threaded processes; ``shard=(i, n)``
-    (what each worker gets) trains only the runs whose index is ``i`` modulo ``n``."""
+    (what each worker gets) trains only the runs whose index is ``i`` modulo ``n``.
+    ``contrast`` names a grid of :data:`CONTRASTS`."""
     from blindspot.train.checkpoint import save_model
-    from blindspot.train.trainer import train
+    from blindspot.train.data import unigram_entropy
+    from blindspot.train.trainer import prepared_data
 
+    if contrast is not None and contrast not in CONTRASTS:
+        raise ValueError(f"unknown contrast {contrast!r}; valid: {', '.join(CONTRASTS)}")
+    user_overrides = overrides
+    overrides = (*CONTRASTS.get(contrast, ()), *overrides)
     plan = gpu_plan() if tier == "gpu" else {}
     runs = plan_runs(tier, seeds, conditions, overrides, rehearse)
     seeds = tuple(dict.fromkeys(seed for _, seed, _ in runs))
     conditions = tuple(CONDITIONS) if conditions is None else conditions
-    suffix = "-rehearse" if rehearse else ""
+    suffix = ("-rehearse" if rehearse else "") + (f"-{contrast}" if contrast else "")
     out = Path(out or f"results/table1-{tier}{suffix}")
     scratch = Path(scratch) / f"table1-{tier}{suffix}"
     t0 = time.perf_counter()
     meta = {"tier": tier, "rehearse": rehearse, "seeds": list(seeds), "plan": plan,
+            "recipe": recipe_of(runs[0][2]),
+            "unigram_entropy": unigram_entropy(prepared_data(runs[0][2]).train),
             "config": {"tier": tier, "seeds": list(seeds), "conditions": list(conditions),
-                       "overrides": list(overrides), "rehearse": rehearse}}
+                       "overrides": list(user_overrides), "contrast": contrast,
+                       "rehearse": rehearse}}
     if workers > 1:
-        _run_workers(workers, tier, out, seeds, conditions, overrides, rehearse, scratch, log)
+        argv = ["table1", "--tier", tier, "--out", str(out), "--scratch", str(scratch.parent),
+                "--seeds", *map(str, seeds), "--conditions", *conditions,
+                *[a for o in user_overrides for a in ("--set", o)],
+                *(["--rehearse"] if rehearse else []),
+                *(["--contrast", contrast] if contrast else [])]
+        spawn_workers(argv, workers, "table1", log)
     else:
         for i, (key, seed, cfg) in enumerate(runs):
-            if shard is not None and i % shard[1] != shard[0]:
+            if not mine(i, shard):
                 continue
             name = f"{key}-seed{seed}"
             log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
-            res = train(cfg, scratch / name, progress=progress)
-            run_dir = out / RUN_LOGS / name
-            run_dir.mkdir(parents=True, exist_ok=True)
-            for fname in ("config.yaml", "metrics.jsonl", "final.json"):
-                shutil.copyfile(scratch / name / fname, run_dir / fname)
+            res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
             if seed == seeds[0]:
                 save_model(out / "checkpoints" / f"{key}.pt", res.model.cpu(), cfg)
             f = res.final
@@ -189,29 +205,6 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     atomic_write_text(out / "table.md", table + "\n")
     log(table)
     return summary
-
-
-def _run_workers(workers: int, tier: str, out: Path, seeds, conditions, overrides, rehearse,
-                 scratch: Path, log) -> None:
-    """Run the grid in ``workers`` processes (``--shard i/n``), one thread each: on a shared
-    2-core machine two single-threaded processes beat one two-threaded process."""
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = []
-    for i in range(workers):
-        cmd = [sys.executable, "-m", "blindspot.experiments.cli", "table1", "--tier", tier,
-               "--out", str(out), "--scratch", str(scratch.parent), "--shard", f"{i}/{workers}",
-               "--seeds", *map(str, seeds), "--conditions", *conditions]
-        cmd += [a for o in overrides for a in ("--set", o)] + (["--rehearse"] if rehearse else [])
-        procs.append(subprocess.Popen(cmd, env=env))
-    codes = [p.wait() for p in procs]
-    if any(codes):
-        raise RuntimeError(f"table1 worker(s) failed with exit codes {codes}; rerun the same "
-                           f"command: finished runs are kept and unfinished ones resume")
-    log(f"[table1 {tier}] {workers} workers finished")
 
 
 def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
@@ -231,7 +224,8 @@ def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -
         done.setdefault(key, []).append({
             "seed": seed, "condition": cond, "scale_name": cfg.name.split("-", 1)[0],
             "steps": cfg.steps, "ppl_K": f["ppl_K"], "scale_K": f["scale_K"], "ppl": f["ppl"],
-            "scale": f["scale"], "initial_scale_K": _initial_scale(run_dir / "metrics.jsonl"),
+            "scale": f["scale"], "ce_K": f["ce"][-1],
+            "initial_scale_K": _initial_scale(run_dir / "metrics.jsonl"),
             "wall_time_s": f["run_card"]["wall_time_s"]})
     results = {}
     for key, per_seed in done.items():
@@ -242,6 +236,7 @@ def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -
             "scale_name": per_seed[0]["scale_name"],
             "steps": per_seed[0]["steps"],
             "ppl_K": _stats([r["ppl_K"] for r in per_seed]),
+            "ce_K": _stats([r["ce_K"] for r in per_seed]),
             "scale_K": _stats([r["scale_K"] for r in per_seed]),
             "initial_scale_K": _stats([r["initial_scale_K"] for r in per_seed]),
             "ppl_per_loop": [statistics.fmean(r["ppl"][k] for r in per_seed) for k in range(K)],
@@ -253,7 +248,10 @@ def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -
     runs = sum(len(v) for v in done.values())
     train_s = sum(r["wall_time_s"] for v in done.values() for r in v)
     return {"experiment": "table1", "tier": meta["tier"], "rehearse": meta["rehearse"],
-            "seeds": meta["seeds"], "complete": runs == len(planned), "runs": runs,
+            "seeds": meta["seeds"], "recipe": meta["recipe"],
+            "contrast": meta["config"]["contrast"],
+            "unigram_entropy": meta["unigram_entropy"], "complete": runs == len(planned),
+            "runs": runs,
             "total_runs": len(planned), "conditions": results, "gpu_plan": meta["plan"] or None,
             "train_time_s": train_s, "wall_time_s": session_s,
             "run_card": run_card(config=meta["config"], seed=None, wall_time_s=session_s)}
@@ -267,21 +265,27 @@ def ordered(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Markdown: our final-loop perplexity and ‖H_K‖ (mean ± std over seeds) beside the paper."""
+    """Markdown: our final-loop perplexity, CE and ‖H_K‖ (mean ± std over seeds) beside the
+    paper's, with the corpus's unigram entropy (the CE a model that learned nothing reaches)."""
+    entropy = summary.get("unigram_entropy")
     rows = [f"Table 1 ({summary['tier']} tier{', rehearsal' if summary['rehearse'] else ''}; "
+            f"recipe {summary.get('recipe', 'gpt2 (blindspot 0.1)')}; "
             f"seeds {', '.join(map(str, summary['seeds']))}; "
             f"{summary['runs']}/{summary['total_runs']} runs; "
             f"{summary['wall_time_s'] / 60:.1f} min wall clock, "
-            f"{summary['train_time_s'] / 60:.1f} min of training summed over runs)",
+            f"{summary['train_time_s'] / 60:.1f} min of training summed over runs"
+            + (f"; unigram entropy of the corpus {entropy:.3f} nats)" if entropy else ")"),
             "",
-            "| condition | final-loop ppl (ours) | ‖H_K‖ (ours) | ‖H_K‖ at init | "
-            "ppl (paper) | ‖H_K‖ (paper) |",
-            "|---|---|---|---|---|---|"]
+            "| condition | final-loop ppl (ours) | final-loop CE, nats (ours) | ‖H_K‖ (ours) | "
+            "‖H_K‖ at init | ppl (paper) | ‖H_K‖ (paper) |",
+            "|---|---|---|---|---|---|---|"]
     for c in ordered(summary):
         p, s = c["ppl_K"], c["scale_K"]
+        ce = c.get("ce_K") or {"mean": math.log(p["mean"]), "std": float("nan")}
         name = c["label"] if c["scale_name"] == "cpu" else f"{c['scale_name']}: {c['label']}"
         name += f" (n={p['n']})"
         rows.append(f"| {name} | {p['mean']:.3f} ± {p['std']:.3f} | "
+                    f"{ce['mean']:.3f} ± {ce['std']:.3f} | "
                     f"{_fmt(s['mean'])} ± {_fmt(s['std'])} | {_fmt(c['initial_scale_K']['mean'])}"
                     f" | {c['paper_ppl_K']} | {c['paper_scale_K']} |")
     return "\n".join(rows)
@@ -299,5 +303,5 @@ def load_summary(path: str | Path) -> dict[str, Any]:
     return data
 
 
-__all__ = ["CPU_SEEDS", "GPU_SEEDS", "PAPER", "estimate_step_seconds", "format_table",
+__all__ = ["CONTRASTS", "CPU_SEEDS", "GPU_SEEDS", "PAPER", "estimate_step_seconds", "format_table",
            "gpu_plan", "load_summary", "ordered", "plan_runs", "run"]

@@ -360,6 +360,14 @@ def _load_cache(path: Path, text_sha: str) -> Prepared | None:
 # batches
 
 
+def unigram_entropy(tokens: Tensor) -> float:
+    """Entropy in nats of the token frequencies of ``tokens``: the cross-entropy of the best
+    model that ignores context. A trained model that does not beat it has learned nothing."""
+    counts = torch.bincount(tokens.reshape(-1).long()).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * p.log()).sum())
+
+
 class WindowBatches:
     """Deterministic training batches: batch ``i`` is a pure function of (tokens, seed, i).
 

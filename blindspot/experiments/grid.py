@@ -1,0 +1,57 @@
+"""What every training experiment shares: train one configuration and keep its logs, and
+spread a list of runs over single-threaded worker processes.
+
+A run's logs (``config.yaml``, ``metrics.jsonl``, ``final.json`` with its run card) are copied
+from the resumable scratch folder into the experiment's ``per_run/<name>/``, which is what the
+results commit; the scratch (optimizer state, under ``runs/``) stays out of git, and an
+interrupted experiment resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+RUN_LOGS = "per_run"  # not "runs": .gitignore keeps every runs/ folder (training scratch) out
+LOG_FILES = ("config.yaml", "metrics.jsonl", "final.json")
+
+
+def train_and_keep(cfg, run_dir: Path, scratch_dir: Path, progress: bool = False):
+    """Train ``cfg`` in ``scratch_dir`` (resuming if it holds a checkpoint) and copy its logs
+    to ``run_dir``; returns the :class:`~blindspot.train.trainer.TrainResult`."""
+    from blindspot.train.trainer import train
+
+    res = train(cfg, scratch_dir, progress=progress)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for fname in LOG_FILES:
+        shutil.copyfile(scratch_dir / fname, run_dir / fname)
+    return res
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The JSON records of ``run_dir/metrics.jsonl``, in order."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def spawn_workers(argv: list[str], workers: int, what: str, log=print) -> None:
+    """Run ``python -m blindspot.experiments.cli *argv --shard i/n`` in ``workers`` processes,
+    one thread each: on a shared 2-core machine two single-threaded processes beat one
+    two-threaded process."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-m", "blindspot.experiments.cli", *argv,
+                               "--shard", f"{i}/{workers}"], env=env) for i in range(workers)]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"{what} worker(s) failed with exit codes {codes}; rerun the same "
+                           f"command: finished runs are kept and unfinished ones resume")
+    log(f"[{what}] {workers} workers finished")
+
+
+def mine(index: int, shard: tuple[int, int] | None) -> bool:
+    """Whether run ``index`` belongs to this worker's shard (all runs without one)."""
+    return shard is None or index % shard[1] == shard[0]
