@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from blindspot.claims import Outcome, Skip, claim
+from blindspot.experiments.scale_prediction import measured_curves
 
 FACTOR = 2.0  # self-logit regime: final ‖H_K‖ and median curve error within a factor 2
 FLOOR_FACTOR = 2.0  # floor regime: final ‖H_K‖ at most 2x the fitted floor f
@@ -43,29 +44,6 @@ def _load(rel: str, how: str) -> dict[str, Any]:
 
 def _utc(card: dict[str, Any]) -> datetime:
     return datetime.strptime(card["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
-
-
-def measured_curves(study: dict[str, Any], study_root: Path,
-                    grid_root: Path) -> dict[str, dict[str, Any]]:
-    """Target name -> measured ``steps``, ``scale_K`` (training-batch ‖H_K‖), ``final``
-    (evaluated ‖H_K‖) and the run's ``created_utc``, from the sensitivity summary and the
-    per-run logs of the study (``study_root``) and of the grid (``grid_root``)."""
-    def card(run_dir: Path) -> dict[str, Any]:
-        return json.loads((run_dir / "final.json").read_text())
-
-    out = {}
-    for name, arm in study["arms"].items():
-        out[f"sensitivity/{name}"] = {
-            "steps": arm["curve_steps"], "scale_K": arm["curve_scale_K"], "final": arm["scale_K"],
-            "created_utc": card(study_root / "per_run" / name)["run_card"]["created_utc"]}
-    for run_dir in sorted((grid_root / "per_run").glob("per_loop-norm-seed*")):
-        recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        train = [r for r in recs if r["kind"] == "train"]
-        final = card(run_dir)
-        out[f"table1-cpu/{run_dir.name}"] = {
-            "steps": [r["step"] for r in train], "scale_K": [r["scale"][-1] for r in train],
-            "final": final["scale_K"], "created_utc": final["run_card"]["created_utc"]}
-    return out
 
 
 def judge_predictions(pred: dict[str, Any], measured: dict[str, dict[str, Any]]) -> Outcome:
