@@ -142,8 +142,8 @@ def diagnose_gpu_checkpoints(checkpoints: list[str | Path], out: str | Path =
                              progress: bool = True) -> dict[str, dict[str, Table]]:
     """What the GPU experiment calls on its checkpoints: each diagnosed on ``device``
     (default: CUDA when available) over ``extrapolate`` = 30 loops, written to
-    ``out/<checkpoint name>/`` with ``out/summary.json``. Runs on CPU checkpoints too
-    (``tests/test_diagnostics_cli.py::test_gpu_entry_point_runs_on_cpu``)."""
+    ``out/<run name>/`` (:func:`run_name`) with ``out/summary.json``. Runs on CPU checkpoints
+    too (``tests/test_diagnostics_cli.py::test_gpu_entry_point_runs_on_cpu``)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(out)
