@@ -110,6 +110,10 @@ def test_prepare_only_tokenizes_the_corpus(capsys):
 
     assert main(["table1", "--prepare", "--set", "data.source=generated"]) == 0
     assert "training and" in capsys.readouterr().out
+    # a corpus that cannot be read is a one-line error, not a traceback
+    assert main(["table1", "--prepare", "--set", "data.source=wikitext103"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data.source=wikitext103 needs data.path") and err.count("\n") == 1
 
 
 def test_step_time_estimate_counts_the_training_flops():

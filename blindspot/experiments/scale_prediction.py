@@ -1,7 +1,7 @@
 """Experiment ``scale-prediction``: predict ‖H_K‖ over training before the runs are read.
 
 Protocol (the order is recorded: every file carries a run card with its UTC time, and the
-claim ``training.scale_prediction`` checks that the predictions are older than the runs they
+claim ``growth.scale_prediction`` checks that the predictions are older than the runs they
 predict):
 
 1. Calibrate. The sensitivity study's four :data:`CALIBRATION` arms (per-loop CE, RMSNorm
@@ -16,7 +16,7 @@ predict):
    - the CPU Table 1 grid's per-loop + RMSNorm runs (seeds 0, 1, 2);
    - the GPU tier's 44M per-loop + RMSNorm run at the planned ten-minute budget, and the
      paper's full run (4 epochs of WikiText-103), whose prediction is compared with the
-     paper's reported ≈ 39,207 (claim ``training.paper_run_prediction``).
+     paper's reported ≈ 39,207 (claim ``growth.paper_run_prediction``).
 
    Each target is labelled with the model's regime: ``self_logit`` (a tied readout whose
    self-logit γσ²d^{3/2}/m exceeds the floor f: the model predicts the curve) or ``floor``

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from blindspot.checks import training as T
+from blindspot.checks import scale_growth as T
 from blindspot.claims import Skip
 
 EARLY, LATE = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
