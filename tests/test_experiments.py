@@ -49,8 +49,12 @@ def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, m
     assert labels == [PAPER_LABELS[c] for c in CONDITIONS]  # the paper's order
     assert table.count("| n/a |") >= 7  # the paper states no perplexity we could print
     assert lines[-1] == table.rstrip("\n")
-    # a second invocation resumes every finished run instead of training it again
-    again = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=lambda s: None)
+    # a second invocation keeps every finished run as it is: no training, no new run card
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("final.json")}
+    again_log = []
+    again = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=again_log.append)
+    assert sum("finished earlier, kept as it is" in line for line in again_log) == 14
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("final.json")} == before
     for cond, c in again["conditions"].items():
         assert (c["ppl_K"], c["scale_K"]) == (summary["conditions"][cond]["ppl_K"],
                                               summary["conditions"][cond]["scale_K"])
