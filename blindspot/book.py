@@ -16,8 +16,10 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from blindspot.claims import Claim
 
@@ -393,3 +395,126 @@ def _is_plain_link(tag: str) -> bool:
     rel = re.search(r"\brel=[\"']([^\"']+)", tag, re.I)
     return bool(rel) and not re.search(r"stylesheet|preload|icon|modulepreload", rel.group(1),
                                        re.I)
+
+
+# ---------------------------------------------------------------------------------------------
+# internal links of the built HTML
+
+_EXTERNAL = re.compile(r"^([a-z][a-z0-9+.-]*:|//)", re.I)  # http:, mailto:, data:, //host
+
+
+class _LinkParser(HTMLParser):
+    """The link targets (href/src of a, link, img, script, iframe) and the ids of one page."""
+
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if a.get(key):
+                self.ids.add(a[key])
+        if tag in ("a", "link", "img", "script", "iframe", "source"):
+            target = a.get("src" if tag in ("img", "script", "iframe", "source") else "href")
+            if target:
+                self.links.append(target)
+
+
+def _parse_page(path: Path) -> _LinkParser:
+    parser = _LinkParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def source_link_target(uri: str, fromdoc: str) -> tuple[str, str] | None:
+    """``(docname, fragment)`` of a link written to a source file of the book, e.g.
+    ``/proofs/euler.md#the-claim`` (root-relative) or ``euler.md`` (relative to the folder of
+    ``fromdoc``); None for any other link. Markdown that a notebook glues into a page keeps
+    such links as written, and the built site has no ``.md`` files: the book's extension
+    rewrites them to the page they name."""
+    if not uri or _EXTERNAL.match(uri):
+        return None
+    path, _, fragment = uri.partition("#")
+    if not path.endswith(SOURCE_SUFFIXES):
+        return None
+    if path.startswith("/"):
+        full = path.lstrip("/")
+    else:
+        full = os.path.normpath(os.path.join(os.path.dirname(fromdoc), path)).replace(os.sep, "/")
+    return docname(full), fragment
+
+
+def broken_links(html_root: str | os.PathLike) -> tuple[list[str], int]:
+    """Every internal link of the built site under ``html_root`` that does not resolve, as
+    ``"page: target (why)"``, and the number of internal links checked.
+
+    A link resolves when its file exists (relative to the page, or to ``html_root`` when it
+    starts with ``/``; a folder means its ``index.html``) and, for ``#fragment`` into an
+    HTML page, when that page has an element with that id. Pages under ``_static/`` (theme
+    templates) are not read. Links to other hosts (``http:``,
+    ``mailto:``, ``//host``) are not followed; ``tests/test_book.py`` checks this on a small
+    synthetic site, and ``.ci/run`` runs it on the built book.
+    """
+    root = Path(html_root).resolve()
+    # _static holds the themes' assets, among them Jinja macro files named *.html that are
+    # never served as pages
+    pages = {p: _parse_page(p) for p in sorted(root.rglob("*.html"))
+             if p.relative_to(root).parts[0] != "_static"}
+    broken, checked = [], 0
+    for page, parsed in pages.items():
+        for link in parsed.links:
+            if _EXTERNAL.match(link):
+                continue
+            checked += 1
+            path, _, fragment = link.partition("#")
+            path = unquote(path.partition("?")[0])
+            if not path:
+                target = page
+            else:
+                target = (root / path.lstrip("/")) if path.startswith("/") else page.parent / path
+                target = Path(os.path.normpath(target))
+                if target.is_dir():
+                    target = target / "index.html"
+            where = f"{page.relative_to(root).as_posix()}: {link}"
+            if not target.is_file():
+                broken.append(f"{where} (no file {_shown(target, root)})")
+            elif fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else _parse_page(target).ids
+                if unquote(fragment) not in ids:
+                    broken.append(f"{where} (no id {fragment!r} in {_shown(target, root)})")
+    return broken, checked
+
+
+def _shown(target: Path, root: Path) -> str:
+    try:
+        return target.relative_to(root).as_posix()
+    except ValueError:
+        return f"{target} (outside the site)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m blindspot.book check-links DIR``: exit 1 when an internal link of the built
+    site in DIR does not resolve (each is printed), 2 when DIR holds no built site."""
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m blindspot.book",
+                                description="checks on the built book")
+    p.add_argument("command", choices=["check-links"])
+    p.add_argument("html_dir", help="the built site, e.g. book/_build/html")
+    args = p.parse_args(argv)
+    if not (Path(args.html_dir) / "index.html").is_file():
+        print(f"error: {args.html_dir} holds no built site (no index.html); build the book "
+              f"with `jupyter-book build -W -n --keep-going book/`", file=sys.stderr)
+        return 2
+    broken, checked = broken_links(args.html_dir)
+    for b in broken:
+        print(f"broken link: {b}")
+    print(f"{checked} internal links checked: {len(broken)} broken")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

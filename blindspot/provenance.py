@@ -58,7 +58,9 @@ def _json_default(o: Any) -> Any:
 
 
 def git_revision(cwd: str | os.PathLike | None = None) -> str:
-    """The git revision of the working tree (with ``-dirty`` if it has changes), or 'unknown'."""
+    """The git revision of the working tree, with ``-dirty`` if a tracked file outside
+    ``results/`` has changes, or 'unknown'. Result files are left out: an experiment that
+    rewrites its own results has not changed the code that produced them."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         rev = subprocess.run(
@@ -67,7 +69,8 @@ def git_revision(cwd: str | os.PathLike | None = None) -> str:
         if rev.returncode != 0:
             return "unknown"
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+             ":(exclude,top)results"],
             cwd=cwd, capture_output=True, text=True, timeout=10,
         )
         return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -271,3 +271,89 @@ def test_every_proof_and_notebook_page_is_in_the_toc():
     names = set(toc_docnames(TOC, BOOK))
     pages = {f"{d}/{p.stem}" for d in ("proofs", "notebooks") for p in (ROOT / d).glob("*.md")}
     assert not pages - names, f"pages left out of book/_toc.yml: {sorted(pages - names)}"
+
+
+def _site(root: Path, pages: dict[str, str]) -> Path:
+    for name, body in pages.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(f"<html><body>{body}</body></html>")
+    return root
+
+
+def test_broken_links_finds_every_internal_link_that_does_not_resolve(tmp_path):
+    from blindspot.book import broken_links
+
+    site = _site(tmp_path, {
+        "index.html": '<a href="notes/a.html#eq-1">ok</a> <a href="notes/">a folder</a> '
+                      '<a href="#top" id="top">self</a> <img src="_static/x.png"> '
+                      '<a href="https://example.org/missing">external, not followed</a> '
+                      '<a href="mailto:a@b.c">mail</a> <a href="/notes/a.html">root-relative</a>',
+        "notes/a.html": '<p id="eq-1"></p><a href="../index.html">up</a> '
+                        '<a href="/proofs/euler.md">a source file</a> '
+                        '<a href="a.html#no-such-id">bad fragment</a> '
+                        '<a href="../gone.html">gone</a> <a href="../../outside.html">out</a> '
+                        '<script src="../_static/app.js"></script>',
+        "notes/index.html": '<a name="legacy" href="a.html">named anchor</a>',
+        "_static/macros.html": '<link href="{{ pathto(\'x.css\', 1) }}">',  # theme template
+    })
+    (site / "_static" / "x.png").write_bytes(b"")  # app.js is missing
+    broken, checked = broken_links(site)
+    assert checked == 12  # every link but the two to other hosts; _static/*.html is not a page
+    assert sorted(broken) == sorted([
+        "notes/a.html: /proofs/euler.md (no file proofs/euler.md)",
+        "notes/a.html: a.html#no-such-id (no id 'no-such-id' in notes/a.html)",
+        "notes/a.html: ../gone.html (no file gone.html)",
+        f"notes/a.html: ../../outside.html (no file {tmp_path.parent / 'outside.html'} "
+        "(outside the site))",
+        "notes/a.html: ../_static/app.js (no file _static/app.js)",
+    ])
+
+
+def test_check_links_command_exits_by_what_it_found(tmp_path, capsys):
+    from blindspot.book import main
+
+    assert main(["check-links", str(tmp_path)]) == 2  # no site built
+    assert "no index.html" in capsys.readouterr().err
+    _site(tmp_path, {"index.html": '<a href="b.html">b</a>'})
+    assert main(["check-links", str(tmp_path)]) == 1
+    assert "broken link: index.html: b.html (no file b.html)" in capsys.readouterr().out
+    _site(tmp_path, {"b.html": ""})
+    assert main(["check-links", str(tmp_path)]) == 0
+    assert "1 internal links checked: 0 broken" in capsys.readouterr().out
+
+
+def test_ci_checks_the_links_of_the_built_book():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    build = next(i for i, line in enumerate(ci) if line.startswith("jupyter-book build"))
+    assert "python -m blindspot.book check-links book/_build/html" in ci[build + 1:]
+
+
+@pytest.mark.parametrize("uri, fromdoc, want", [
+    ("/proofs/euler.md", "notebooks/scale_invariance", ("proofs/euler", "")),
+    ("/proofs/euler.md#the-claim", "index", ("proofs/euler", "the-claim")),
+    ("euler.md", "proofs/index", ("proofs/euler", "")),
+    ("../proofs/gd.ipynb", "notebooks/toy", ("proofs/gd", "")),
+    ("https://example.org/a.md", "index", None),
+    ("euler.html", "proofs/index", None),
+    ("#anchor", "index", None),
+])
+def test_links_to_source_files_name_their_page(uri, fromdoc, want):
+    from blindspot.book import source_link_target
+
+    assert source_link_target(uri, fromdoc) == want
+
+
+def test_the_proofs_are_a_part_of_their_own():
+    parts = {p["caption"]: p for p in TOC["parts"]}
+    proofs = parts["Proofs"]
+    assert [c["file"] for c in proofs["chapters"]] == ["proofs/index"]
+    assert proofs.get("numbered") is False  # the chapters after it keep their numbers
+
+    def files(entries):
+        for e in entries:
+            yield e["file"]
+            yield from files(e.get("sections", []))
+
+    for caption, part in parts.items():
+        if caption != "Proofs":  # no proof page is a section of another chapter
+            assert not [f for f in files(part["chapters"]) if f.startswith("proofs/")]

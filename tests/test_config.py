@@ -146,6 +146,21 @@ def test_broken_yaml_files_are_clear_errors(tmp_path):
     with pytest.raises(ConfigError,
                        match="no config file or preset .gpu-huge.; presets: tiny-terminal-norm"):
         C.load_config("gpu-huge")
+    for text in ("", "# only a comment\n"):  # would silently train the default config
+        (tmp_path / "empty.yaml").write_text(text)
+        with pytest.raises(ConfigError, match="empty.yaml is empty; .*base: tiny"):
+            C.load_config(str(tmp_path / "empty.yaml"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.norm_eps=-1e-6", "model.norm_eps = -1e-06: must be a finite number >= 0"),
+    ("model.dropout=1.0", "model.dropout = 1.0: must be in"),
+    ("model.ff_mult=0", "model.ff_mult = 0.0: must be a finite number > 0"),
+])
+def test_model_values_are_checked_with_the_config(override, message):
+    # checked when the config is built, not minutes later when the model is
+    with pytest.raises(ConfigError, match=message):
+        C.load_config("tiny", [override])
 
 
 configs = st.builds(

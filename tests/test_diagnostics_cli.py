@@ -3,6 +3,7 @@ clear errors for a missing, corrupt or foreign checkpoint."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,8 +16,10 @@ TINY = {"model": {"d_model": 32, "n_heads": 4, "n_layers": 1, "num_loops": 2,
         "data": {"source": "generated", "seq_len": 16, "stride": 8}, "batch_size": 4}
 
 
-def _checkpoint(path, readout="norm"):
-    cfg = preset("cpu-per_loop-norm", **{**TINY, "model": {**TINY["model"], "readout": readout}})
+def _checkpoint(path, readout="norm", num_loops=2, data=None):
+    cfg = preset("cpu-per_loop-norm", **{
+        **TINY, "model": {**TINY["model"], "readout": readout, "num_loops": num_loops},
+        "data": {**TINY["data"], **(data or {})}})
     torch.manual_seed(0)
     return save_model(path, build_model(cfg), cfg)
 
@@ -64,7 +67,15 @@ def test_unusable_checkpoints_are_named(tmp_path, capsys):
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(b"not a checkpoint")
     assert blindspot(["diagnose", str(bad), "--quiet"]) == 2
-    assert "corrupt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "corrupt" in err
+    # never relay torch's advice to load with weights_only=False (it runs the file's code)
+    assert "weights_only" not in err and "trust" not in err
+    torch.save({"format": "blindspot-checkpoint", "model": np.arange(3)}, bad)
+    assert blindspot(["diagnose", str(bad), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a numpy" in err and err.count("\n") == 1
+    assert "weights_only" not in err and "trust" not in err
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
     assert blindspot(["diagnose", str(foreign), "--quiet"]) == 2
@@ -90,3 +101,38 @@ def test_gpu_entry_point_runs_on_cpu(tmp_path):
     assert len(got["tiny"]["lemma2"].rows) == 30  # the K = 30 Lemma 2 decomposition
     assert (tmp_path / "gpu" / "summary.json").is_file()
     assert (tmp_path / "gpu" / "tiny" / "lemma2.json").is_file()
+
+
+@pytest.mark.slow
+def test_diagnose_says_where_it_wrote_and_keeps_runs_apart(tmp_path, monkeypatch, capsys):
+    # two training runs: each writes runs/<run>/checkpoint.pt; K = 1 skips the toy table
+    a = _checkpoint(tmp_path / "runs" / "tiny-seed0" / "checkpoint.pt", num_loops=1)
+    b = _checkpoint(tmp_path / "runs" / "tiny-seed1" / "checkpoint.pt", readout="raw")
+    monkeypatch.chdir(tmp_path)
+    assert blindspot(["diagnose", str(a), "--quiet"]) == 0  # with the figure
+    assert f"{a}: wrote 8 tables and diagnostics.png to results/diagnostics-cpu/tiny-seed0/" \
+        in capsys.readouterr().err
+    assert blindspot(["diagnose", str(b), "--quiet", "--no-figure"]) == 0
+    assert "to results/diagnostics-cpu/tiny-seed1/" in capsys.readouterr().err
+    first = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed0/scale.json").read_text())
+    second = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed1/scale.json").read_text())
+    assert first["run_card"]["config"]["checkpoint"] == str(a)  # not overwritten by b
+    assert second["run_card"]["config"]["checkpoint"] == str(b)
+    toy = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed0/toy_prediction.json")
+                     .read_text())
+    assert toy["rows"] == [] and toy["notes"].startswith("skipped:")
+    assert (tmp_path / "results/diagnostics-cpu/tiny-seed0/diagnostics.png").stat().st_size
+    # two runs whose folders share a name would share an output folder: refused up front
+    c = _checkpoint(tmp_path / "elsewhere" / "tiny-seed0" / "checkpoint.pt")
+    assert blindspot(["diagnose", str(a), str(c), "--out", "both", "--quiet"]) == 2
+    assert "both named 'tiny-seed0'" in capsys.readouterr().err
+    assert not (tmp_path / "both").exists()
+
+
+def test_a_checkpoint_whose_corpus_is_missing_is_one_line(tmp_path, capsys):
+    (tmp_path / "wt103").mkdir()
+    ckpt = _checkpoint(tmp_path / "wiki.pt",
+                       data={"source": "wikitext103", "path": str(tmp_path / "wt103")})
+    assert blindspot(["diagnose", str(ckpt), "--quiet", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wiki.train.raw is missing" in err

@@ -57,3 +57,12 @@ def test_a_regime_change_is_reported_with_its_reason():
 def test_too_few_loops_is_a_clear_error():
     with pytest.raises(ValueError, match="needs K ≥ 3"):
         toy_prediction_table(synthetic_trace([1.0, 1.0]), trained_loops=2)
+
+
+def test_a_blank_scale_is_named_not_fitted():
+    from blindspot.diagnostics.lemma2 import lemma2_table
+
+    table = lemma2_table(synthetic_trace([1.0] * 4))
+    table.rows[0]["scale_out"] = float("nan")  # a Lemma 2 table that lost s_1
+    with pytest.raises(ValueError, match=r"loops \[1\] have none"):
+        toy_prediction_table(table, trained_loops=4)

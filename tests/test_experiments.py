@@ -49,8 +49,12 @@ def test_cpu_grid_pipeline_writes_runs_checkpoints_summary_and_table(tmp_path, m
     assert labels == [PAPER_LABELS[c] for c in CONDITIONS]  # the paper's order
     assert table.count("| n/a |") >= 7  # the paper states no perplexity we could print
     assert lines[-1] == table.rstrip("\n")
-    # a second invocation resumes every finished run instead of training it again
-    again = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=lambda s: None)
+    # a second invocation keeps every finished run as it is: no training, no new run card
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("final.json")}
+    again_log = []
+    again = E.run("cpu", tmp_path / "out", seeds=(0, 1), overrides=TINY, log=again_log.append)
+    assert sum("finished earlier, kept as it is" in line for line in again_log) == 14
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("final.json")} == before
     for cond, c in again["conditions"].items():
         assert (c["ppl_K"], c["scale_K"]) == (summary["conditions"][cond]["ppl_K"],
                                               summary["conditions"][cond]["scale_K"])
@@ -110,6 +114,10 @@ def test_prepare_only_tokenizes_the_corpus(capsys):
 
     assert main(["table1", "--prepare", "--set", "data.source=generated"]) == 0
     assert "training and" in capsys.readouterr().out
+    # a corpus that cannot be read is a one-line error, not a traceback
+    assert main(["table1", "--prepare", "--set", "data.source=wikitext103"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data.source=wikitext103 needs data.path") and err.count("\n") == 1
 
 
 def test_step_time_estimate_counts_the_training_flops():

@@ -42,3 +42,33 @@ def test_readme_adapter_example_is_the_tested_example():
     assert call in example, "README's LoopAdapter.from_modules call differs from the example"
     assert "from blindspot.diagnostics import LoopAdapter, diagnose" in example
     assert "diagnose(adapter, " in block and "diagnose(adapter, " in example
+
+
+def _section(title):
+    return README.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_first_run_and_book_name_what_exists(capsys):
+    """Every preset the README's first run names loads, ``--preset`` is accepted, and the
+    book's install extra and link check are real."""
+    import tomllib
+
+    from blindspot.book import main as book_main
+    from blindspot.train.cli import main as train_main
+    from blindspot.train.config import load_config
+
+    first = _section("A first run")
+    assert "`blindspot train tiny`" in first
+    names = re.findall(r"`(?:blindspot train |--preset )?((?:tiny|cpu|44m|129m)[\w-]*)`", first)
+    assert {"tiny", "cpu-per_loop-norm", "44m"} <= set(names)
+    for name in names:
+        load_config(name)
+    assert train_main(["--preset", "tiny", "--print-config"]) == 0
+    book = _section("The book")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert '`pip install -e ".[book]"`' in book and "jupyter-book" in " ".join(extras["book"])
+    assert "python -m blindspot.book check-links book/_build/html" in book
+    assert book_main(["check-links", str(ROOT / "no-such-dir")]) == 2  # a real command
+    tiers = _section("What `verify` checks")
+    assert "`--tier full`" in tiers and "`--tier gpu`" in tiers and "FAIL" in tiers

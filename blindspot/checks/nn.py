@@ -1,8 +1,9 @@
-"""Claims about the looped model's recurrence, checked on a small ``LoopedLM`` in float64.
+"""Claims about the looped model, checked on a small ``LoopedLM`` in float64.
 
-Both intervene between loops through the public steps ``embed`` / ``loop_step`` / ``carry``:
-the state H_k is multiplied by c > 0 before the next loop sees it (THEORY §8), and we watch
-what the recurrence does with that scale.
+The recurrence claims intervene between loops through the public steps ``embed`` /
+``loop_step`` / ``carry``: the state H_k is multiplied by c > 0 before the next loop sees it,
+and we watch what the recurrence does with that scale. The norm and readout claims compare
+the model's normalizers and each readout switch with their closed forms.
 """
 
 from __future__ import annotations
@@ -105,3 +106,125 @@ def prenorm_loop_carries_scale() -> Outcome:
                    + ": ‖Δ‖ = " + ", ".join(f"{s:.3f}" for s in sizes)
                    + "; ‖Δ(c)−Δ(1e4)‖/‖Δ(1e4)‖ = " + ", ".join(f"{g:.1e}" for g in gaps)
                    + "; mean ‖H_2‖/‖c·H_1‖ = " + ", ".join(f"{r:.5f}" for r in ratios))
+
+
+# ------------------------------------------------------------------------------ norms, readouts
+# Closed forms written out here, independently of blindspot.nn.functional, so that a bug there
+# cannot hide in the reference. Gains (and LayerNorm biases) are drawn away from their init
+# values γ = 1, β = 0, under which a dropped gain would compute the same numbers.
+
+READOUTS = ("norm", "raw", "final_only_norm")
+F64_REL = 1e-12  # float64 round-off (2.2e-16) through a few chained ops on d = 32 vectors
+
+
+def closed_form_norm(kind: str, h: Tensor, gain: Tensor, bias: Tensor | None,
+                     eps: float) -> Tensor:
+    """RMSNorm γ ⊙ h/√(ms(h) + ε), or LayerNorm γ ⊙ Ph/√(‖Ph‖²/n + ε) + β, over the last axis."""
+    n = h.shape[-1]
+    if kind == "layernorm":
+        p = h - h.mean(-1, keepdim=True)  # (..., n) Ph
+        return gain * p / torch.sqrt((p * p).sum(-1, keepdim=True) / n + eps) + bias
+    return gain * h / torch.sqrt((h * h).sum(-1, keepdim=True) / n + eps)
+
+
+def norm_modules(model: LoopedLM) -> list[tuple[str, torch.nn.Module]]:
+    """Every normalizer of the model (block, sandwich, inter-loop and readout norms)."""
+    from blindspot.nn.model import LayerNorm, RMSNorm
+
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, RMSNorm | LayerNorm)]
+
+
+def with_drawn_gains(model: LoopedLM, seed: int = 5) -> LoopedLM:
+    """The model with every norm gain drawn from U(0.5, 1.5) and every bias from N(0, 0.1²)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, m in norm_modules(model):
+            m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g, dtype=torch.float64))
+            if getattr(m, "bias", None) is not None:
+                m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g, dtype=torch.float64))
+    return model
+
+
+def nan_as_inf(error: float) -> float:
+    """An error measure with NaN turned into inf: ``max`` would silently skip a NaN."""
+    return error if error == error else float("inf")
+
+
+def rel_error(a: Tensor, b: Tensor) -> float:
+    """‖a − b‖/‖b‖ (NaN reported as inf)."""
+    return nan_as_inf(_rel(a, b))
+
+
+def _norm_error(model: LoopedLM, m: torch.nn.Module, h: Tensor) -> float:
+    want = closed_form_norm(model.cfg.norm, h, m.weight, getattr(m, "bias", None), m.eps)
+    return rel_error(m(h), want)
+
+
+@claim("nn.norms_closed_form",
+       "Every normalizer inside LoopedLM (block, sandwich, inter-loop and readout norms) "
+       "computes its closed form with its own gain: RMSNorm γ ⊙ h/√(ms(h) + ε), LayerNorm "
+       "γ ⊙ Ph/√(‖Ph‖²/n + ε) + β, at ε = 0 and 1e-6 and at state scales 1e-3..1e3.",
+       paper_ref="Claim 3 (scale-invariant readouts: RMSNorm, LayerNorm); Setup (pre-norm "
+                 "RMSNorm blocks)",
+       test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
+def norms_closed_form() -> Outcome:
+    g = torch.Generator().manual_seed(7)
+    worst, count = 0.0, 0
+    for kind in ("rmsnorm", "layernorm"):
+        for eps in (0.0, 1e-6):
+            model = with_drawn_gains(_model(norm=kind, norm_eps=eps, block_norm="sandwich",
+                                            inter_loop_norm=True))
+            with torch.no_grad():
+                for _, m in norm_modules(model):
+                    for c in (1e-3, 1.0, 1e3):
+                        h = c * torch.randn(2, 5, SMALL.d_model, generator=g,
+                                            dtype=torch.float64)
+                        worst = max(worst, _norm_error(model, m, h))
+                    count += 1
+    return Outcome(worst <= F64_REL, f"{count} norm modules (rmsnorm and layernorm, ε = 0 and "
+                                     f"1e-6, gains drawn from U(0.5, 1.5)), scales 1e-3..1e3: "
+                                     f"max relative error {worst:.1e} (needs ≤ {F64_REL:g})")
+
+
+def normalized_at(readout: str, loop: int, num_loops: int) -> bool:
+    """Whether the readout of ``loop`` in a ``num_loops``-loop run normalizes the state."""
+    return readout == "norm" or (readout == "final_only_norm" and loop == num_loops)
+
+
+def readout_errors(readout: str, kind: str = "rmsnorm") -> dict[str, float]:
+    """Largest relative error of LoopedLM's logits against W·N_f(H_k) (normalized loops) or
+    W·H_k (raw loops): ``loops`` for the per-loop readouts of a K-loop run, ``exits`` for the
+    readout of a run stopped at depth k = 1..K (what an early exit sees)."""
+    model = with_drawn_gains(_model(readout=readout, norm=kind, norm_eps=1e-6))
+    idx, K = _tokens(), model.cfg.num_loops
+    W, f = model.lm_head.weight, model.final_norm
+
+    def want(h: Tensor, k: int, depth: int) -> Tensor:
+        if normalized_at(readout, k, depth):
+            h = closed_form_norm(kind, h, f.weight, getattr(f, "bias", None), f.eps)
+        return h @ W.T  # (B, T, V)
+
+    with torch.no_grad():
+        out = model(idx)
+        loops = max(rel_error(z, want(h, k, K)) for k, (z, h) in
+                    enumerate(zip(out.logits, out.states, strict=True), start=1))
+        exits = max(rel_error(model(idx, num_loops=k, readout="last").logits[-1],
+                              want(out.states[k - 1], k, k)) for k in range(1, K + 1))
+    return {"loops": loops, "exits": exits}
+
+
+@claim("nn.readout_switches",
+       "Each readout switch of LoopedLM decodes what it says, at every loop and at every exit "
+       "depth: `norm` gives W·N_f(H_k), `raw` gives W·H_k, and `final_only_norm` gives W·H_k "
+       "at loops before the last and W·N_f(H_K) at the last loop of the run (N_f with its own "
+       "gain; RMSNorm and LayerNorm).",
+       paper_ref="Setup (readout norm on/off, norm only at the final readout); Claims 3 and 5",
+       test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
+def readout_switches() -> Outcome:
+    errs = {(r, kind): readout_errors(r, kind) for r in READOUTS
+            for kind in ("rmsnorm", "layernorm")}
+    worst = max(max(e.values()) for e in errs.values())
+    shown = "; ".join(f"{r}/{kind}: loops {e['loops']:.1e}, exits {e['exits']:.1e}"
+                      for (r, kind), e in errs.items())
+    return Outcome(worst <= F64_REL, f"max relative error of the logits against the closed form "
+                                     f"(needs ≤ {F64_REL:g}): {shown}")

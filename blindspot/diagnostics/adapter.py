@@ -92,7 +92,8 @@ class LoopAdapter:
         - ``inter_loop_norm``: applied to H_k before loop k+1 (omit when the model has none).
         - ``readout``: ``H_k -> logits`` (coda + head); the same at every loop.
         - ``initial_state``: H_0 = e (``"prelude"``) or zeros (``"zeros"``, state-space style;
-          the Lemma 2 decomposition of loop 1 is then undefined and reported as such).
+          loop 1 then has no input direction: its radial and tangential terms are blank in
+          the Lemma 2 table, while ‖H_1‖ is reported as usual).
 
         A name that is not a submodule raises ``ValueError`` naming it and listing the
         model's submodules (``tests/test_diagnostics_adapter.py::test_missing_module_is_named``).

@@ -22,11 +22,23 @@ from blindspot.diagnostics.adapter import adapter_for
 from blindspot.diagnostics.run import diagnose, write_tables
 from blindspot.diagnostics.table import Table
 
+RUN_CHECKPOINT = "checkpoint.pt"  # the file every training run writes in its own folder
+
+
+def run_name(path: str | Path) -> str:
+    """The name of the run a checkpoint belongs to: its folder's name for a training run's own
+    ``checkpoint.pt`` (``runs/tiny-seed0/checkpoint.pt`` -> ``tiny-seed0``), else the file
+    name without ``.pt`` (``checkpoints/per_loop-norm.pt`` -> ``per_loop-norm``)."""
+    path = Path(path)
+    if path.name == RUN_CHECKPOINT and path.resolve().parent.name:
+        return path.resolve().parent.name
+    return path.stem
+
 
 def default_out(path: str | Path, device: str) -> Path:
-    """``results/diagnostics-<cpu|gpu>/<checkpoint name>``."""
+    """``results/diagnostics-<cpu|gpu>/<run name>`` (:func:`run_name`)."""
     kind = "gpu" if device.startswith("cuda") else "cpu"
-    return Path("results") / f"diagnostics-{kind}" / Path(path).stem
+    return Path("results") / f"diagnostics-{kind}" / run_name(path)
 
 
 def validation_tokens(cfg, windows: int) -> torch.Tensor:
@@ -108,6 +120,19 @@ def write_summary(out: str | Path, diagnosed: dict[str, dict[str, Table]], confi
                              {"checkpoints": rows, "run_card": run_card(config=config, seed=None)})
 
 
+def unique_run_names(checkpoints: list[str | Path]) -> list[str]:
+    """:func:`run_name` of each checkpoint, or ValueError when two share one (their
+    diagnoses would overwrite each other in one output folder)."""
+    names = [run_name(c) for c in checkpoints]
+    for name in set(names):
+        same = [str(c) for c, n in zip(checkpoints, names, strict=True) if n == name]
+        if len(same) > 1:
+            raise ValueError(f"{' and '.join(same)} are both named {name!r}, so their "
+                             f"diagnoses would overwrite each other; diagnose them one at a "
+                             f"time with separate --out folders")
+    return names
+
+
 GPU_LOOPS = 30  # the release measures the Lemma 2 decomposition over K = 30 loops
 
 
@@ -117,15 +142,16 @@ def diagnose_gpu_checkpoints(checkpoints: list[str | Path], out: str | Path =
                              progress: bool = True) -> dict[str, dict[str, Table]]:
     """What the GPU experiment calls on its checkpoints: each diagnosed on ``device``
     (default: CUDA when available) over ``extrapolate`` = 30 loops, written to
-    ``out/<checkpoint name>/`` with ``out/summary.json``. Runs on CPU checkpoints too
-    (``tests/test_diagnostics_cli.py::test_gpu_entry_point_runs_on_cpu``)."""
+    ``out/<run name>/`` (:func:`run_name`) with ``out/summary.json``. Runs on CPU checkpoints
+    too (``tests/test_diagnostics_cli.py::test_gpu_entry_point_runs_on_cpu``)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(out)
-    diagnosed = {Path(c).stem: diagnose_checkpoint(c, out / Path(c).stem, windows=windows,
-                                                   extrapolate=extrapolate, device=device,
-                                                   figure=False, progress=progress)
-                 for c in checkpoints}
+    names = unique_run_names(checkpoints)
+    diagnosed = {name: diagnose_checkpoint(c, out / name, windows=windows,
+                                           extrapolate=extrapolate, device=device,
+                                           figure=False, progress=progress)
+                 for name, c in zip(names, checkpoints, strict=True)}
     write_summary(out, diagnosed, config={"checkpoints": [str(c) for c in checkpoints],
                                           "extrapolate": extrapolate, "device": device,
                                           "windows": windows})

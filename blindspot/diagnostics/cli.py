@@ -2,11 +2,12 @@
 trained looped model, written as JSON tables (with run cards) and a figure.
 
 With one checkpoint the tables go to ``--out`` (default
-``results/diagnostics-<cpu|gpu>/<checkpoint name>/``); with several, or a folder of
-``*.pt`` files, to ``--out/<checkpoint name>/``, and ``--out/summary.json`` collects the
-headline numbers of each. ``--extrapolate 30`` records 30 loops (the
-GPU Lemma 2 decomposition). Exit status 0 on success, 2 on bad arguments or an unusable
-checkpoint (the message names it and the fix).
+``results/diagnostics-<cpu|gpu>/<run>/``, where <run> is the run's folder name for a
+training run's ``checkpoint.pt``, e.g. ``tiny-seed0``, and the file name otherwise); with
+several, or a folder of ``*.pt`` files, to ``--out/<run>/``, and ``--out/summary.json``
+collects the headline numbers of each. A line per checkpoint says where it wrote.
+``--extrapolate 30`` records 30 loops (the GPU Lemma 2 decomposition). Exit status 0 on
+success, 2 on bad arguments or an unusable checkpoint (the message names it and the fix).
 """
 
 from __future__ import annotations
@@ -49,35 +50,45 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from blindspot.diagnostics.checkpoint import diagnose_checkpoint
+    from blindspot.diagnostics.checkpoint import (
+        default_out,
+        diagnose_checkpoint,
+        unique_run_names,
+    )
     from blindspot.train.checkpoint import CheckpointError
+    from blindspot.train.data import DataError
 
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         ckpts = checkpoints(args.checkpoint)
-    except FileNotFoundError as e:
+        names = unique_run_names(ckpts)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     diagnosed = {}
-    for ckpt in ckpts:
-        out = args.out
-        if out is not None and len(ckpts) > 1:
-            out = Path(out) / ckpt.stem
+    for name, ckpt in zip(names, ckpts, strict=True):
+        if args.out is None:
+            out = default_out(ckpt, device)
+        else:
+            out = Path(args.out) / name if len(ckpts) > 1 else Path(args.out)
         try:
             tables = diagnose_checkpoint(ckpt, out, windows=args.windows,
                                          extrapolate=args.extrapolate, device=device,
                                          halting_target=args.halting_target,
                                          toy=not args.no_toy, figure=not args.no_figure,
                                          progress=not args.quiet)
-        except (CheckpointError, ValueError, FileNotFoundError, FloatingPointError) as e:
+        except (CheckpointError, DataError, ValueError, FileNotFoundError,
+                FloatingPointError) as e:
             print(f"error: {ckpt}: {e}", file=sys.stderr)
             return 2
-        diagnosed[ckpt.stem] = tables
+        diagnosed[name] = tables
         if not args.quiet:
             for t in tables.values():
                 print(t.format(), end="\n\n")
+        figure = "" if args.no_figure else " and diagnostics.png"
+        print(f"{ckpt}: wrote {len(tables)} tables{figure} to {out}/", file=sys.stderr)
     if args.out is not None and len(ckpts) > 1:
         from blindspot.diagnostics.checkpoint import write_summary
 

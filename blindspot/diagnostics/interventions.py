@@ -40,7 +40,8 @@ CARRY_ALPHAS = (0.1, 10.0)  # the two ends: each costs a forward pass of loops j
 
 def cross_entropy(logits: Tensor, targets: Tensor) -> float:
     """Mean next-token CE in nats (float32 or wider accumulation)."""
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten()).item()
+    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+    return F.cross_entropy(z.flatten(0, 1), targets.flatten()).item()  # float64 stays float64
 
 
 def remove_radial(x: Tensor, h: Tensor) -> Tensor:
@@ -151,6 +152,15 @@ def intervention_runs(adapter: LoopAdapter, e: Tensor | None, trace: LoopTrace,
     return runs
 
 
+def scaled_readouts(adapter: LoopAdapter, h: Tensor, alphas: Sequence[float], loop: int,
+                    num_loops: int) -> list[Tensor]:
+    """Logits of loop ``loop``'s readout of α·H_k for each α: the STATE is rescaled, not the
+    logits (through a normalized readout the two differ). Every α at once, as one readout
+    on the (n_α·B) batch."""
+    z = adapter.readout(torch.cat([a * h for a in alphas]), loop, num_loops)  # (n_α·B, T, V)
+    return list(z.split(h.shape[0]))
+
+
 def sensitivity_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
                       trace: LoopTrace,
                       alphas: Sequence[float] = ALPHAS,
@@ -170,9 +180,8 @@ def sensitivity_table(adapter: LoopAdapter, e: Tensor | None, targets: Tensor,
     scaled = [a for a in alphas if a != 1]
     ce_at: dict[tuple[float, int], float] = {}
     for k, h in enumerate(trace.states, start=1):
-        if scaled:  # every α at once: one readout on the (n_α·B) batch of α·H_k
-            z = adapter.readout(torch.cat([a * h for a in scaled]), k, K)  # (n_α·B, T, V)
-            for a, za in zip(scaled, z.split(h.shape[0]), strict=True):
+        if scaled:
+            for a, za in zip(scaled, scaled_readouts(adapter, h, scaled, k, K), strict=True):
                 ce_at[(a, k)] = cross_entropy(za, targets)
     rows = []
     for a in alphas:

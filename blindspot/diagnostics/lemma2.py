@@ -30,6 +30,9 @@ LEMMA2_COLUMNS = [
     "update_norm", "angular_step", "angular_step_predicted", "identity_residual",
     "radial_expansion_error", "radial_expansion_error_2nd", "angular_expansion_error", "tokens",
 ]
+# Defined for every token, a zero input scale included (H_1 from a zero initial state): these
+# average over all tokens; the other columns need the direction u = x/s.
+EVERY_TOKEN = {"scale_in", "scale_out", "scale_increment", "update_norm"}
 
 
 def decompose_update(x: Tensor, h: Tensor) -> dict[str, Tensor]:
@@ -74,14 +77,18 @@ def decompose_update(x: Tensor, h: Tensor) -> dict[str, Tensor]:
 
 def lemma2_table(trace: LoopTrace) -> Table:
     """One row per loop k = 1..K: token means of every term of :func:`decompose_update` (the
-    identity residual is the max over tokens), over tokens whose input scale is non-zero."""
+    identity residual is the max over tokens). The scales and ‖Δ‖ average over every token;
+    the terms that need the direction u average over tokens whose input scale is non-zero
+    (NaN, and ``tokens`` = 0, when there is none, e.g. loop 1 from a zero initial state)."""
     rows = []
     for k, (x, h) in enumerate(zip(loop_inputs(trace), trace.states, strict=True), start=1):
         d = decompose_update(x, h)
         v = d["valid"]
         row = {"loop": k}
         for c in LEMMA2_COLUMNS[1:-1]:
-            t = d[c][v] if v.any() else torch.full((1,), float("nan"), dtype=torch.float64)
+            t = d[c] if c in EVERY_TOKEN else d[c][v]
+            if not t.numel():
+                t = torch.full((1,), float("nan"), dtype=torch.float64)
             row[c] = (t.max() if c == "identity_residual" else t.mean()).item()
         row["tokens"] = int(v.sum())
         rows.append(row)

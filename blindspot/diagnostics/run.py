@@ -110,7 +110,7 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
             "radial_clamp": lambda: clamp_table(adapter, e, targets, trace, interventions()),
             "early_exit": lambda: early_exit_table(exit_ce, K),
             "halting": lambda: halting_table(trace.logits, targets, halting_target),
-            "toy_prediction": lambda: _toy_table(tables["lemma2"], K, adapter),
+            "toy_prediction": lambda: _toy_table(tables["lemma2"], K, K_ext, adapter),
         }
         for name in names:
             bar.set_postfix_str(name)
@@ -121,9 +121,18 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
     return tables
 
 
-def _toy_table(lemma2: Table, trained_loops: int, adapter: LoopAdapter) -> Table:
-    from blindspot.diagnostics.toy_fit import toy_prediction_table
+def _toy_table(lemma2: Table, trained_loops: int, recorded_loops: int,
+               adapter: LoopAdapter) -> Table:
+    """The toy prediction, or (e.g. K = 1) an empty table whose notes say why it was skipped."""
+    from blindspot.diagnostics.toy_fit import (
+        skipped_toy_table,
+        too_few_loops,
+        toy_prediction_table,
+    )
 
+    why = too_few_loops(trained_loops, recorded_loops)
+    if why:
+        return skipped_toy_table(why)
     return toy_prediction_table(lemma2, trained_loops,
                                 rho=1.0 if adapter.direction_only_update else None)
 

@@ -26,31 +26,24 @@ import math
 
 import numpy as np
 
-from blindspot.diagnostics.lemma2 import decompose_update
-from blindspot.diagnostics.recorder import loop_inputs
+from blindspot.diagnostics.lemma2 import lemma2_table
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace
 
 TARGET = 0.20  # the issue's target: predicted ‖H_k‖ within 20 %
+TOY_COLUMNS = ["protocol", "loop", "measured", "predicted", "rel_error", "fitted"]
 
 
 def trace_series(trace: LoopTrace) -> dict[str, np.ndarray]:
     """Mean over tokens of s_0..s_K (‖H_0‖, then ‖H_k‖ before any inter-loop norm) and, per
     loop k = 1..K, the mean radial increment a_k and tangential norm ‖Δ⊥_k‖ of its update."""
-    s = [trace.initial.detach().double().norm(dim=-1).mean().item()]
-    a, perp = [], []
-    for x, h in zip(loop_inputs(trace), trace.states, strict=True):
-        d = decompose_update(x, h)
-        v = d["valid"]
-        s.append(d["scale_out"].mean().item())
-        a.append(d["radial_increment"][v].mean().item() if v.any() else math.nan)
-        perp.append(d["tangential"][v].mean().item() if v.any() else math.nan)
-    return {"s": np.array(s), "a": np.array(a), "dperp": np.array(perp)}
+    return series_from_lemma2(lemma2_table(trace))
 
 
 def series_from_lemma2(table: Table) -> dict[str, np.ndarray]:
-    """The same series from a :func:`blindspot.diagnostics.lemma2.lemma2_table` (token means
-    over tokens with a direction), so a full pass decomposes every update only once."""
+    """The same series from a :func:`blindspot.diagnostics.lemma2.lemma2_table` (scales: means
+    over every token; a_k and ‖Δ⊥_k‖: over tokens with a direction, NaN for a loop that
+    starts from a zero state), so a full pass decomposes every update only once."""
     rows = table.rows
     return {"s": np.array([rows[0]["scale_in"]] + [r["scale_out"] for r in rows], dtype=float),
             "a": np.array([r["radial_increment"] for r in rows], dtype=float),
@@ -79,6 +72,25 @@ def _params(fit) -> dict[str, float]:
     return out
 
 
+def _protocols(K: int, K_ext: int) -> dict[str, int]:
+    """The protocols that have loops to fit and loops to predict, with their fit depth J."""
+    protocols = {}
+    if K >= 3:  # the fit needs loops 1..2 at least and something left to predict
+        protocols["early"] = max(2, math.ceil(K / 2))
+    if K_ext > K and K >= 2:
+        protocols["depth"] = K
+    return protocols
+
+
+def too_few_loops(trained_loops: int, recorded_loops: int) -> str | None:
+    """Why no toy prediction can be made from this many loops (None when one can)."""
+    if _protocols(trained_loops, recorded_loops):
+        return None
+    return (f"the toy prediction fits the radial recurrence on trained loops and predicts later "
+            f"ones, so it needs K ≥ 3, or K ≥ 2 with extrapolated loops; got K = "
+            f"{trained_loops}, {recorded_loops} loops recorded")
+
+
 def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
                          rho: float | None = None) -> Table:
     """Rows (protocol, loop k ≥ 1): measured and predicted mean scale, relative error, and
@@ -87,14 +99,15 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
     K = trained_loops
     series = series_from_lemma2(trace) if isinstance(trace, Table) else trace_series(trace)
     K_ext = len(series["s"]) - 1
-    protocols = {}
-    if K >= 3:  # the fit needs loops 1..2 at least and something left to predict
-        protocols["early"] = max(2, math.ceil(K / 2))
-    if K_ext > K and K >= 2:
-        protocols["depth"] = K
-    if not protocols:
-        raise ValueError(f"the toy prediction needs K ≥ 3, or K ≥ 2 with extrapolated loops; "
-                         f"got K = {K}, {K_ext} loops recorded")
+    why = too_few_loops(K, K_ext)
+    if why:
+        raise ValueError(why)
+    protocols = _protocols(K, K_ext)
+    blank = [k for k in range(1, K_ext + 1) if not math.isfinite(series["s"][k])]
+    if blank:
+        raise ValueError(f"the toy prediction needs the mean scale of every loop, but loops "
+                         f"{blank} have none (a Lemma 2 table whose scale_out is blank); "
+                         "rebuild it with lemma2_table from the recorded trace")
     rows, meta, worst = [], {}, {}
     for name, J in protocols.items():
         last = K if name == "early" else K_ext
@@ -120,8 +133,13 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
         if w > TARGET:
             notes.append(_why_off(series, J, beyond=name == "depth"))
     meta["worst_rel_error"] = worst
-    return Table("toy_prediction", ["protocol", "loop", "measured", "predicted", "rel_error",
-                                    "fitted"], rows, notes="; ".join(notes), meta=meta)
+    return Table("toy_prediction", TOY_COLUMNS, rows, notes="; ".join(notes), meta=meta)
+
+
+def skipped_toy_table(reason: str) -> Table:
+    """The toy table of a run it cannot describe: no rows, and the reason in its notes."""
+    return Table("toy_prediction", TOY_COLUMNS, [], notes=f"skipped: {reason}",
+                 meta={"skipped": reason, "worst_rel_error": {}})
 
 
 def _why_off(series: dict[str, np.ndarray], J: int, beyond: bool) -> str:

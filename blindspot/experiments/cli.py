@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.tier not in ("cpu", "gpu"):
         print(f"error: unknown tier {args.tier!r}; valid tiers: cpu, gpu", file=sys.stderr)
         return 2
+    from blindspot.train.checkpoint import CheckpointError
     from blindspot.train.config import ConfigError, load_config
+    from blindspot.train.data import DataError
 
     try:
         if args.prepare:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                overrides=tuple(args.overrides), rehearse=args.rehearse,
                                progress=args.progress, workers=args.workers, shard=shard,
                                scratch=args.scratch, **extra)
-    except (ConfigError, ValueError) as e:
+    except (ConfigError, ValueError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

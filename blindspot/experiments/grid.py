@@ -33,6 +33,21 @@ def train_and_keep(cfg, run_dir: Path, scratch_dir: Path, progress: bool = False
     return res
 
 
+def finished(run_dir: Path, cfg) -> dict[str, Any] | None:
+    """The final evaluation recorded in ``run_dir`` when it is a finished run of ``cfg``
+    (configs of older blindspot versions upgraded), else None. A finished run is never
+    trained or evaluated again, so its record (run card included) stays the one made when
+    it ran."""
+    from blindspot.train.config import to_dict, upgrade
+
+    path = run_dir / "final.json"
+    if not path.is_file():
+        return None
+    final = json.loads(path.read_text())
+    same = upgrade(final["run_card"]["config"]) == json.loads(json.dumps(to_dict(cfg)))
+    return final if same else None
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The JSON records of ``run_dir/metrics.jsonl``, in order."""
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

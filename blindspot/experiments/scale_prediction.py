@@ -1,7 +1,7 @@
 """Experiment ``scale-prediction``: predict ‖H_K‖ over training before the runs are read.
 
 Protocol (the order is recorded: every file carries a run card with its UTC time, and the
-claim ``training.scale_prediction`` checks that the predictions are older than the runs they
+claim ``growth.scale_prediction`` checks that the predictions are older than the runs they
 predict):
 
 1. Calibrate. The sensitivity study's four :data:`CALIBRATION` arms (per-loop CE, RMSNorm
@@ -16,7 +16,7 @@ predict):
    - the CPU Table 1 grid's per-loop + RMSNorm runs (seeds 0, 1, 2);
    - the GPU tier's 44M per-loop + RMSNorm run at the planned ten-minute budget, and the
      paper's full run (4 epochs of WikiText-103), whose prediction is compared with the
-     paper's reported ≈ 39,207 (claim ``training.paper_run_prediction``).
+     paper's reported ≈ 39,207 (claim ``growth.paper_run_prediction``).
 
    Each target is labelled with the model's regime: ``self_logit`` (a tied readout whose
    self-logit γσ²d^{3/2}/m exceeds the floor f: the model predicts the curve) or ``floor``
@@ -30,6 +30,7 @@ reports its numbers without a model of them.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,29 @@ def fit_rate_for(fit, cfg: TrainConfig) -> float:
     m = cfg.model
     return rate_at_width(fit.rate, ref.d_model, 2 * ref.n_layers * ref.num_loops, m.d_model,
                          2 * m.n_layers * m.num_loops)
+
+
+def measured_curves(study: dict[str, Any], study_root: Path,
+                    grid_root: Path) -> dict[str, dict[str, Any]]:
+    """Target name -> measured ``steps``, ``scale_K`` (training-batch ‖H_K‖), ``final``
+    (evaluated ‖H_K‖) and the run's ``created_utc``, from the sensitivity summary and the
+    per-run logs of the study (``study_root``) and of the grid (``grid_root``)."""
+    def card(run_dir: Path) -> dict[str, Any]:
+        return json.loads((run_dir / "final.json").read_text())
+
+    out = {}
+    for name, arm in study["arms"].items():
+        out[f"sensitivity/{name}"] = {
+            "steps": arm["curve_steps"], "scale_K": arm["curve_scale_K"], "final": arm["scale_K"],
+            "created_utc": card(study_root / "per_run" / name)["run_card"]["created_utc"]}
+    for run_dir in sorted((grid_root / "per_run").glob("per_loop-norm-seed*")):
+        recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        train = [r for r in recs if r["kind"] == "train"]
+        final = card(run_dir)
+        out[f"table1-cpu/{run_dir.name}"] = {
+            "steps": [r["step"] for r in train], "scale_K": [r["scale"][-1] for r in train],
+            "final": final["scale_K"], "created_utc": final["run_card"]["created_utc"]}
+    return out
 
 
 def run(tier: str = "cpu", out: str | Path | None = None, *, study: str | Path | None = None,

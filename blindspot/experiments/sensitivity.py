@@ -33,6 +33,7 @@ from typing import Any
 
 from blindspot.experiments.grid import (
     RUN_LOGS,
+    finished,
     mine,
     read_metrics,
     spawn_workers,
@@ -110,6 +111,9 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, arms: tuple[str, ..
         for i, (name, cfg) in enumerate(planned):
             if not mine(i, shard):
                 continue
+            if finished(out / RUN_LOGS / name, cfg):
+                log(f"[sensitivity] {name}: finished earlier, kept as it is")
+                continue
             log(f"[sensitivity] {name}: {cfg.steps} steps ({recipe_of(cfg)}) ...")
             res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
             log(f"[sensitivity] {name}: ‖H_K‖ {res.final['scale_K']:.1f}, final-loop ppl "
@@ -146,19 +150,13 @@ def curve(run_dir: Path, cfg: TrainConfig) -> dict[str, Any]:
 
 def summarize(out: Path, session_s: float = 0.0, overrides: tuple[str, ...] = ()) -> dict:
     """The summary of every arm whose logs are under ``out/per_run`` with the arm's config."""
-    import json
-
-    from blindspot.train.config import to_dict
-
     rows = {}
     for name, arm in ARMS.items():
         run_dir = out / RUN_LOGS / name
-        if not (run_dir / "final.json").is_file():
-            continue
         cfg = arm.config(overrides)
-        final = json.loads((run_dir / "final.json").read_text())
-        if final["run_card"]["config"] != json.loads(json.dumps(to_dict(cfg))):
-            continue  # a stale result of another config
+        final = finished(run_dir, cfg)
+        if final is None:
+            continue  # not run, or a stale result of another config
         rows[name] = {"group": arm.group, "readout": arm.readout, "factors": arm.factors,
                       "recipe": recipe_of(cfg), "steps_total": cfg.steps,
                       "ce_K": final["ce"][-1], "ppl_K": final["ppl_K"],

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blindspot.experiments.grid import RUN_LOGS, mine, spawn_workers, train_and_keep
+from blindspot.experiments.grid import RUN_LOGS, finished, mine, spawn_workers, train_and_keep
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config, recipe_of
 
@@ -190,10 +190,14 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
             if not mine(i, shard):
                 continue
             name = f"{key}-seed{seed}"
+            ckpt = out / "checkpoints" / f"{key}.pt"
+            if finished(out / RUN_LOGS / name, cfg) and (seed != seeds[0] or ckpt.is_file()):
+                log(f"[table1 {tier}] {name}: finished earlier, kept as it is")
+                continue
             log(f"[table1 {tier}] {name}: {cfg.steps} steps ...")
             res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
             if seed == seeds[0]:
-                save_model(out / "checkpoints" / f"{key}.pt", res.model.cpu(), cfg)
+                save_model(ckpt, res.model.cpu(), cfg)
             f = res.final
             log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
                 f" ({res.wall_time_s:.0f} s)")
@@ -210,16 +214,12 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
 def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
     """The summary of the planned runs whose results are on disk under ``out/per_run`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
-    from blindspot.train.config import to_dict, upgrade
-
     done: dict[str, list[dict[str, Any]]] = {}
     for key, seed, cfg in planned:
         run_dir = out / RUN_LOGS / f"{key}-seed{seed}"
-        if not (run_dir / "final.json").is_file():
-            continue
-        f = json.loads((run_dir / "final.json").read_text())
-        if upgrade(f["run_card"]["config"]) != json.loads(json.dumps(to_dict(cfg))):
-            continue  # a stale result of another config: not this grid's
+        f = finished(run_dir, cfg)
+        if f is None:
+            continue  # not run, or a stale result of another config: not this grid's
         cond = key.split("-", 1)[1] if key.startswith(("44m-", "129m-")) else key
         done.setdefault(key, []).append({
             "seed": seed, "condition": cond, "scale_name": cfg.name.split("-", 1)[0],

@@ -40,7 +40,7 @@ def draw_diagnostics(tables: dict, title: str = ""):
     a.plot(k, t.column("token_p99"), "s--", ms=3, label="p99")
     a.plot(k, t.column("token_max"), "^:", ms=3, label="max")
     a.plot(k, t.column("carried_scale_mean"), "k-", lw=0.8, label="carried (after loop norm)")
-    if "toy_prediction" in tables:
+    if "toy_prediction" in tables and tables["toy_prediction"].rows:  # no rows: skipped
         toy = tables["toy_prediction"]
         name = "depth" if any(r["protocol"] == "depth" for r in toy.rows) else "early"
         rows = [r for r in toy.rows if r["protocol"] == name]

@@ -49,3 +49,12 @@ conditions (dots: each seed's final ‖H_K‖) and final-loop perplexity.""",
         needs=["table1-cpu/summary.json"], command="blindspot experiment table1 --tier cpu")
 def table1_cpu_figure(results: Path):
     return draw_table1(json.loads((results / "table1-cpu" / "summary.json").read_text()))
+
+
+@figure("table1-cpu-gpt2", caption="""The contrast grid: the same seven conditions trained
+with blindspot 0.1's GPT-2-style init and recipe (N(0, 0.02²) weights, warm-up + cosine, betas
+(0.9, 0.95), decay on matrices only, float32, dropout 0).""",
+        needs=["table1-cpu-gpt2/summary.json"],
+        command="blindspot experiment table1 --tier cpu --contrast gpt2")
+def table1_cpu_gpt2_figure(results: Path):
+    return draw_table1(json.loads((results / "table1-cpu-gpt2" / "summary.json").read_text()))

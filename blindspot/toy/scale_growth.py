@@ -31,7 +31,7 @@ s_0 (‖H_K‖ at init, measured before any step), σ_E, γ (1 at init) and d co
 initial values (Adam moves an N(0, 1) entry by at most τ ≈ 0.4 in 200 steps at lr 2e-3, but a
 0.02 entry by 20x), and it says nothing about a readout that sees the scale. Tests:
 ``tests/test_toy_scale_growth.py``; the comparison with trained models is the claim
-``training.scale_prediction`` (:mod:`blindspot.experiments.scale_prediction`).
+``growth.scale_prediction`` (:mod:`blindspot.experiments.scale_prediction`).
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,9 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for damaged files
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: "
-                              f"{str(e)[:200]}); it is corrupt or not a torch file: "
-                              f"re-run training to rewrite it") from e
+        raise CheckpointError(f"checkpoint {path} is unreadable ({_load_failure(e)}); it is "
+                              f"corrupt or not a blindspot checkpoint: re-run training to "
+                              f"rewrite it") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a blindspot checkpoint (no format={FORMAT!r} "
                               f"field); pass a file written by `blindspot train`")
@@ -77,6 +78,18 @@ def read(path: str | os.PathLike) -> dict[str, Any]:
         if key not in ckpt:
             raise CheckpointError(f"{path} lacks the {key!r} entry; it is damaged, re-train")
     return ckpt
+
+
+def _load_failure(e: Exception) -> str:
+    """What torch.load found wrong, in one line, without torch's advice to load with
+    weights_only=False: that runs code from the file, which a checkpoint never needs."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+    if found:
+        return f"it holds a {found[1]} object, and a checkpoint holds only tensors and numbers"
+    if "weights only load failed" in str(e).lower():
+        return "not a torch file of tensors"
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first.split('. ')[0][:200]}"
 
 
 def config_of(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> TrainConfig:

@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="blindspot train", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="presets: " + ", ".join(preset_names()))
-    p.add_argument("preset", help="preset name (e.g. cpu-per_loop-norm) or a YAML file path")
+    p.add_argument("preset", nargs="?",
+                   help="preset name (e.g. tiny, cpu-per_loop-norm) or a YAML file path")
+    p.add_argument("--preset", dest="preset_option", metavar="PRESET",
+                   help="the same, as an option (blindspot train --preset tiny)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set model.d_model=256 (repeatable)")
     p.add_argument("--out", help="output directory (default runs/<name>-seed<seed>)")
@@ -27,20 +30,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config as YAML and exit")
     args = p.parse_args(argv)
+    if (args.preset is None) == (args.preset_option is None):
+        print("error: name one preset, e.g. `blindspot train tiny`; presets: "
+              + ", ".join(preset_names()), file=sys.stderr)
+        return 2
     try:
-        cfg = load_config(args.preset, args.overrides)
+        cfg = load_config(args.preset or args.preset_option, args.overrides)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.print_config:
         print(to_yaml(cfg), end="")
         return 0
+    from blindspot.train.checkpoint import CheckpointError
+    from blindspot.train.data import DataError
     from blindspot.train.trainer import train
 
     out = args.out or f"runs/{cfg.name}-seed{cfg.seed}"
     try:
         res = train(cfg, out, progress=not args.no_progress, resume=not args.no_resume)
-    except ConfigError as e:
+    except (ConfigError, DataError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     f = res.final

@@ -314,6 +314,12 @@ def validate(cfg: TrainConfig) -> None:
     if m.d_model % m.n_heads:
         raise ConfigError(f"model.d_model={m.d_model} is not divisible by model.n_heads="
                           f"{m.n_heads}")
+    from blindspot.nn import validate_config  # torch: only once a config is being built
+
+    try:  # every check the model makes when it is built (model.norm_eps >= 0, ...), made now
+        validate_config(m)
+    except ValueError as e:
+        raise ConfigError(str(e).replace("ModelConfig.", "model.", 1)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,8 +339,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
-    if data is None:
-        return {}
+    if data is None:  # an empty file would silently train the default config
+        raise ConfigError(f"{path} is empty; a config file holds a mapping of config keys, "
+                          f"e.g. `base: tiny` then the keys to change")
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     return data

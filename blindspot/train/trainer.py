@@ -21,6 +21,7 @@ import contextlib
 import functools
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
         if device.type == "cuda" and rng.get("cuda") is not None:
             torch.cuda.set_rng_state(rng["cuda"], device)
         step, elapsed = int(state["step"]), float(state["elapsed_s"])
+        if ctx.is_main:
+            print(f"resuming from step {step} of {cfg.steps} ({ckpt_path})", file=sys.stderr)
     lines = _read_metrics(metrics_path, step, step >= cfg.steps) if step > 0 else []
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,12 @@
 2. Read the package's docstrings as they are written, in plain reStructuredText with
    mathematical bars: :func:`blindspot.book.rst_docstring` escapes a ``|x|`` that docutils
    would take for a substitution and opens a bullet list that follows a line directly.
-3. Resolve a Python cross-reference to where the object is defined and documented: a name a
+3. Turn a link to a source file (``[euler](/proofs/euler.md)`` in Markdown that a notebook
+   glues into a page) into a link to the page it names
+   (:func:`blindspot.book.source_link_target`); a link to a file that is not a page of the
+   book warns. At the end of the build, every internal link of the built HTML must resolve
+   (:func:`blindspot.book.broken_links`; ``.ci/run`` runs the same check on the site).
+4. Resolve a Python cross-reference to where the object is defined and documented: a name a
    package re-exports (``:class:`blindspot.nn.LoopedLM```, :func:`blindspot.book.canonical_name`)
    or a bare name that exactly one documented object has (``:class:`LoopTrace```); an
    ambiguous or unknown name still warns.
@@ -26,7 +31,13 @@ logger = logging.getLogger(__name__)
 def _check(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    from blindspot.book import CLAIMS_PAGE, book_problems, remote_assets, toc_docnames
+    from blindspot.book import (
+        CLAIMS_PAGE,
+        book_problems,
+        broken_links,
+        remote_assets,
+        toc_docnames,
+    )
     from blindspot.claims import load_all
 
     book = Path(app.srcdir)
@@ -35,11 +46,33 @@ def _check(app, exception):
     text = html.read_text(encoding="utf-8") if html.is_file() else None
     for problem in book_problems(load_all(), toc, app.env.found_docs, text):
         logger.warning(problem, type="blindspot", subtype="claims")
+    broken, _ = broken_links(app.outdir)
+    for link in broken:
+        logger.warning(f"broken link: {link}", type="blindspot", subtype="links")
     for page in sorted(Path(app.outdir).rglob("*.html")):
         for url in remote_assets(page.read_text(encoding="utf-8")):
             logger.warning(f"{page.relative_to(app.outdir)} loads {url} from the internet; the "
                            "book must build and read offline (serve it from book/_static)",
                            type="blindspot", subtype="offline")
+
+
+def _source_links(app, doctree, docname):
+    from docutils import nodes
+
+    from blindspot.book import source_link_target
+
+    for node in doctree.findall(nodes.reference):
+        target = source_link_target(node.get("refuri", ""), docname)
+        if target is None:
+            continue
+        doc, fragment = target
+        if doc not in app.env.found_docs:
+            logger.warning(f"link to {node['refuri']}, which is not a page of the book",
+                           location=node, type="blindspot", subtype="links")
+            continue
+        node["refuri"] = app.builder.get_relative_uri(docname, doc) + (
+            f"#{fragment}" if fragment else "")
+        node["internal"] = True  # rendered as an internal link
 
 
 def _docstring(app, what, name, obj, options, lines):
@@ -68,6 +101,7 @@ def _bare_name(app, env, node, contnode):
 
 def setup(app):
     app.connect("build-finished", _check)
+    app.connect("doctree-resolved", _source_links)
     app.connect("autodoc-process-docstring", _docstring)
     app.connect("missing-reference", _bare_name)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

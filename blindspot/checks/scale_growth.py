@@ -3,7 +3,7 @@ runs, what sets the size of the blow-up, and the toy's T3 exponent against train
 
 Every check is a pure function of committed result files (``results/scale-prediction``,
 ``results/sensitivity-cpu``, ``results/table1-cpu``), so tests feed them synthetic data that
-must pass or be refuted (``tests/test_training_checks.py``). Thresholds are fixed here, before
+must pass or be refuted (``tests/test_scale_growth_checks.py``). Thresholds are fixed here, before
 the runs they judge, and never adjusted to a result.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from blindspot.claims import Outcome, Skip, claim
+from blindspot.experiments.scale_prediction import measured_curves
 
 FACTOR = 2.0  # self-logit regime: final ‖H_K‖ and median curve error within a factor 2
 FLOOR_FACTOR = 2.0  # floor regime: final ‖H_K‖ at most 2x the fitted floor f
@@ -43,29 +44,6 @@ def _load(rel: str, how: str) -> dict[str, Any]:
 
 def _utc(card: dict[str, Any]) -> datetime:
     return datetime.strptime(card["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
-
-
-def measured_curves(study: dict[str, Any], study_root: Path,
-                    grid_root: Path) -> dict[str, dict[str, Any]]:
-    """Target name -> measured ``steps``, ``scale_K`` (training-batch ‖H_K‖), ``final``
-    (evaluated ‖H_K‖) and the run's ``created_utc``, from the sensitivity summary and the
-    per-run logs of the study (``study_root``) and of the grid (``grid_root``)."""
-    def card(run_dir: Path) -> dict[str, Any]:
-        return json.loads((run_dir / "final.json").read_text())
-
-    out = {}
-    for name, arm in study["arms"].items():
-        out[f"sensitivity/{name}"] = {
-            "steps": arm["curve_steps"], "scale_K": arm["curve_scale_K"], "final": arm["scale_K"],
-            "created_utc": card(study_root / "per_run" / name)["run_card"]["created_utc"]}
-    for run_dir in sorted((grid_root / "per_run").glob("per_loop-norm-seed*")):
-        recs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        train = [r for r in recs if r["kind"] == "train"]
-        final = card(run_dir)
-        out[f"table1-cpu/{run_dir.name}"] = {
-            "steps": [r["step"] for r in train], "scale_K": [r["scale"][-1] for r in train],
-            "final": final["scale_K"], "created_utc": final["run_card"]["created_utc"]}
-    return out
 
 
 def judge_predictions(pred: dict[str, Any], measured: dict[str, dict[str, Any]]) -> Outcome:
@@ -163,7 +141,7 @@ def judge_t3(measured: dict[str, dict[str, Any]]) -> Outcome:
 _PRED = ("scale-prediction/predictions.json",
          "blindspot experiment scale-prediction --tier cpu")
 _STUDY = ("sensitivity-cpu/summary.json", "blindspot experiment sensitivity --tier cpu")
-_TEST = "tests/test_training_checks.py"
+_TEST = "tests/test_scale_growth_checks.py"
 
 
 def _measured() -> dict[str, dict[str, Any]]:
@@ -171,7 +149,7 @@ def _measured() -> dict[str, dict[str, Any]]:
     return measured_curves(_load(*_STUDY), root / "sensitivity-cpu", root / "table1-cpu")
 
 
-@claim("training.scale_prediction",
+@claim("growth.scale_prediction",
        "Fitted on four calibration arms only, the self-logit model predicts, before the runs, "
        "‖H_K‖ over training of every other per-loop + RMSNorm-readout run of the sensitivity "
        "study and of the CPU grid: in its self-logit regime (tied readout, γσ²d^{3/2}/m > f) "
@@ -185,7 +163,7 @@ def _scale_prediction() -> Outcome:
     return judge_predictions(_load(*_PRED), _measured())
 
 
-@claim("training.paper_run_prediction",
+@claim("growth.paper_run_prediction",
        "Calibrated on the CPU study, the self-logit model predicts the ‖H_K‖ of the paper's "
        "full 44M per-loop + RMSNorm run (4 epochs of WikiText-103) within a factor 3 of the "
        "paper's reported ≈ 39,207.",
@@ -197,7 +175,7 @@ def _paper_run() -> Outcome:
     return judge_paper_run(_load(*_PRED))
 
 
-@claim("training.init_sets_blowup",
+@claim("growth.init_sets_blowup",
        "The init, not the optimizer recipe, sets the size of the blow-up: with per-loop CE "
        "through an RMSNorm readout, swapping the init (paper ↔ GPT-2-style) at a fixed recipe "
        "moves the final ‖H_K‖ by at least 5x, swapping the recipe at a fixed init by less "
@@ -209,7 +187,7 @@ def _init_sets_blowup() -> Outcome:
     return judge_init_vs_recipe(_load(*_STUDY))
 
 
-@claim("training.t3_exponent",
+@claim("growth.t3_exponent",
        "The toy's T3 prediction holds on trained models: ‖H_K‖ of per-loop + RMSNorm runs "
        "grows over training with a log-log exponent of 1/2 ± 0.15 (the CPU grid's seeds and "
        "the 1,000-step study arm).",

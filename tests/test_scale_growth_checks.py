@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from blindspot.checks import training as T
+from blindspot.checks import scale_growth as T
 from blindspot.claims import Skip
 
 EARLY, LATE = "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
@@ -102,7 +102,7 @@ def test_study_and_prediction_end_to_end_at_toy_size(tmp_path, monkeypatch):
     time.sleep(1.1)  # run cards record UTC to the second: the target run is strictly later
     summary = S.run("cpu", study, arms=("untied-norm",), overrides=tiny, log=lambda s: None)
     assert "untied-norm" in summary["arms"] and len(summary["arms"]) == 5
-    measured = T.measured_curves(summary, study, tmp_path / "no-grid")
+    measured = P.measured_curves(summary, study, tmp_path / "no-grid")
     assert measured["sensitivity/untied-norm"]["created_utc"] > pred["run_card"]["created_utc"]
     assert measured["sensitivity/untied-norm"]["steps"] == [2, 4, 6]
 
