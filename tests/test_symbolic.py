@@ -101,10 +101,38 @@ def test_lemma2_exact_certificate():
 def test_lemma2_expansion_certificate():
     _holds(I.LEMMA2_EXPANSION, (1,))
     _numeric("LEMMA2_EXPANSION")
-    # negative control: a wrong tangential coefficient (beta^2/s instead of beta^2/(2s))
+    # negative controls: a wrong tangential coefficient (beta^2/s instead of beta^2/(2s)), and
+    # a wrong s^-2 coefficient (+a beta^2/(2s^2)), do not match the series
     s, a, beta, s1, _ = I.lemma2_scalars()
-    series = sp.series((s1 - s).subs(s, 1 / I.t), I.t, 0, 2).removeO()
-    assert vanish(series - (a + beta**2 * I.t)) != 0
+    series = sp.series((s1 - s).subs(s, 1 / I.t), I.t, 0, 3).removeO()
+    assert vanish(series - (a + beta**2 * I.t - a * beta**2 * I.t**2 / 2)) != 0
+    assert vanish(series - (a + beta**2 * I.t / 2 + a * beta**2 * I.t**2 / 2)) != 0
+
+
+def test_lemma2_expansion_twin_holds_for_every_seed_and_block_size():
+    """The float64 twin checks the s^-2 term against explicit bounds, so it holds for every
+    draw of (a, beta): 300 seeds, and blocks scaled by 0.1 (small a and beta), where a
+    tolerance with the dimension of (|a| + beta)^2 used to fail (e.g. a = 0.0057, beta = 3.98)."""
+    for scale in (1.0, 0.1):
+        for seed in range(300):
+            rep = numeric.check_lemma2_expansion(seed=seed, block_scale=scale)
+            assert rep.passed, rep.summary()
+    # the measured remainder approaches -a beta^2/(2 s^2): ratio -> 1 like 1/s
+    rep = numeric.check_lemma2_expansion(seed=61)
+    ratios = [v for k, v in rep.values.items() if k.startswith("rem/")]
+    assert abs(ratios[-1] - 1) < abs(ratios[0] - 1)
+
+
+def test_lemma2_bounds_certificate():
+    _holds(I.LEMMA2_BOUNDS, (1,))
+    _numeric("LEMMA2_BOUNDS")
+    # negative control: halving the lower bound's beta^4 term makes the bound false
+    s, x, q, a, beta2, s1 = I.lemma2_bound_scalars()
+    value = s1 - s - a - beta2 / (2 * s)
+    too_tight = -a * beta2 / (2 * s * x) - beta2**2 / (16 * x**3)
+    gap = sp.factor(vanish(value - too_tight))
+    assert not gap.is_nonnegative  # sympy cannot prove the wrong bound; a point refutes it
+    assert gap.subs({s: 1, x: 10, q: 1}) < 0  # small q = large scale: the typical case
 
 
 def test_gd_norm_certificate():
@@ -311,3 +339,39 @@ def test_lambdified_closed_forms_match_the_numeric_formulas():
     assert theta(0.1, 0.01) == pytest.approx(rep.values["theta*"], rel=F64)
     h = np.array([3.0, -4.0])
     assert kappa(h, 1e-3) == pytest.approx(1e-3 / (12.5 + 1e-3), rel=F64)
+
+
+positive_rationals = st.fractions(min_value=Fraction(1, 10**6), max_value=10**6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(positive_rationals, positive_rationals, positive_rationals)
+def test_bounds_lemma2_explicit_exactly(s, x, q):
+    """The explicit bounds in exact rational arithmetic, no tolerance: any s > 0,
+    x = s + a > 0 and q = s' - x > 0 (so beta^2 = q(2x + q), s' = x + q) over twelve orders
+    of magnitude. The angular bounds are compared squared (all sides are positive)."""
+    a, beta2, s1 = x - s, q * (2 * x + q), x + q
+    value = s1 - s - a - beta2 / (2 * s)
+    upper = -a * beta2 / (2 * s * x)
+    assert upper - beta2**2 / (8 * x**3) <= value <= upper
+    ang2 = 2 * beta2 / (s1 * (s1 + x))
+    assert beta2 / s1**2 <= ang2 <= beta2 / x**2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(entries, min_size=6, max_size=6), st.lists(entries, min_size=6, max_size=6),
+       log_scales)
+def test_bounds_lemma2_float64_every_scale(h, d, log_c):
+    """Float64 updates at scales 1e-30..1e30 lie inside the explicit bounds (to round-off), and
+    the lambdified sympy bounds equal the twin's hand-written ones."""
+    h, d = torch.tensor(h, dtype=torch.float64) * 10.0**log_c, torch.tensor(d, dtype=torch.float64)
+    if h.norm() == 0 or not h.norm() + (h / h.norm()) @ d > 0 or d.norm() == 0:
+        return
+    x = numeric.lemma2_bound_excess(h, d)
+    assert x["radial"] <= numeric.BOUND_ULPS and x["angular"] <= numeric.BOUND_ULPS
+    T = numeric.lemma2_terms(h, d)
+    s, a, beta = float(T["s"]), float(T["a"]), float(T["beta"])
+    lo = I.LEMMA2_BOUNDS.lambdify("radial_lower")(s, a, beta)
+    up = I.LEMMA2_BOUNDS.lambdify("radial_upper")(s, a, beta)
+    # same closed form evaluated twice in float64: F64 relative to the bound's own size
+    assert up - lo == pytest.approx(x["bound_width"], rel=F64, abs=1e-300)

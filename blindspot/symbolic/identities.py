@@ -367,14 +367,15 @@ def lemma2_scalars():
 def _derive_lemma2_expansion(n: int) -> Derivation:
     s, a, beta, s1, ang2 = lemma2_scalars()
     inc = (s1 - s).subs(s, 1 / t)
-    inc_series = sp.series(inc, t, 0, 2).removeO()
+    inc_series = sp.series(inc, t, 0, 3).removeO()  # through the s^-2 term
     ang2_series = sp.series(ang2.subs(s, 1 / t), t, 0, 4).removeO()
-    second = sp.series(inc, t, 0, 3).removeO() - inc_series  # the O(s^-2) term, for numerics
+    second = -a * beta**2 * t**2 / 2  # the s^-2 coefficient the statement names
     return Derivation(
         residuals={
-            "series(s'-s, 1/s) - (a + beta^2/(2s))": inc_series - (a + beta**2 * t / 2),
-            # |u'-u|^2 = beta^2 t^2 (1 + O(t)) gives |u'-u| = beta t + O(t^2) directly, so the
-            # (slower) series of the square root adds nothing
+            "series(s'-s, 1/s) to s^-2 - (a + beta^2/(2s) - a beta^2/(2s^2))":
+                inc_series - (a + beta**2 * t / 2 + second),
+            # |u'-u|^2 = beta^2 t^2 (1 - 2at + O(t^2)) gives |u'-u| = beta t - a beta t^2 + O(t^3)
+            # directly, so the (slower) series of the square root adds nothing
             "series(|u'-u|^2, 1/s) to s^-3 - beta^2/s^2 (1 - 2a/s)":
                 ang2_series - beta**2 * t**2 * (1 - 2 * a * t),
         },
@@ -387,10 +388,67 @@ def _derive_lemma2_expansion(n: int) -> Derivation:
 
 LEMMA2_EXPANSION = Certificate(
     "LEMMA2_EXPANSION",
-    r"s' - s = a + \frac{\lVert\Delta_\perp\rVert^2}{2s} + O(s^{-2}),\quad "
+    r"s' - s = a + \frac{\lVert\Delta_\perp\rVert^2}{2s} - \frac{a\lVert\Delta_\perp\rVert^2}{2s^2} + O(s^{-3}),\quad "
     r"\lVert u'-u\rVert = \frac{\lVert\Delta_\perp\rVert}{s} + O(s^{-2})",
-    ("s -> infinity with a and |Delta_perp| fixed (Delta depends only on u)",),
+    ("s -> infinity with a and |Delta_perp| fixed", "s + a > 0 (true for s large)"),
     _derive_lemma2_expansion, dims=(1,), default_n=1, page="proofs/lemma2.md")
+
+
+def lemma2_bound_scalars():
+    """The variables in which the Lemma 2 bounds are polynomial identities: x = s + a > 0 (the
+    hypothesis) and q = s' - x = beta^2/(s' + x) > 0, so that beta^2 = q(2x + q), s' = x + q
+    and a = x - s. Returns (s, x, q, a, beta^2, s')."""
+    s = sp.Symbol("s", positive=True)
+    x = sp.Symbol("x", positive=True)
+    q = sp.Symbol("q", positive=True)
+    return s, x, q, x - s, q * (2 * x + q), x + q
+
+
+def lemma2_bounds(s, a, beta):
+    """Closed forms of the explicit Lemma 2 bounds in (s, a, beta), valid when s + a > 0:
+    (lower, upper) for s' - s - a - beta^2/(2s), and (lower, upper) for |u' - u|."""
+    x = s + a
+    s1 = sp.sqrt(x**2 + beta**2)
+    upper = -a * beta**2 / (2 * s * x)
+    return {"radial_lower": upper - beta**4 / (8 * x**3), "radial_upper": upper,
+            "angular_lower": beta / s1, "angular_upper": beta / x}
+
+
+def _derive_lemma2_bounds(n: int) -> Derivation:
+    s, x, q, a, beta2, s1 = lemma2_bound_scalars()
+    bound = lemma2_bounds(s, a, sp.sqrt(beta2))  # the exported closed forms, in (s, x, q)
+    value = s1 - s - a - beta2 / (2 * s)  # s' - s - a - beta^2/(2s)
+    ang2 = 2 * beta2 / (s1 * (s1 + x))  # LEMMA2_EXACT's cancellation-free |u'-u|^2
+    gaps = {  # name -> (gap, the expression it equals, non-negative for x, q > 0)
+        "radial upper - value": (bound["radial_upper"] - value, q**2 / (2 * x)),
+        "value - radial lower": (value - bound["radial_lower"], q**3 * (4 * x + q) / (8 * x**3)),
+        "upper^2 - |u'-u|^2": (bound["angular_upper"]**2 - ang2,
+                               q**2 * (3 * x + q) / (x**2 * (x + q))),
+        "|u'-u|^2 - lower^2": (ang2 - bound["angular_lower"]**2, q**2 / (x + q)**2),
+    }
+    S, A, B, S1, _ = lemma2_scalars()
+    Q = S1 - (S + A)  # q in the original variables
+    residuals = {
+        # the change of variables is exact: q = s' - (s+a) has beta^2 = q(2(s+a) + q)
+        "beta^2 - q(2x+q) at q = s' - (s+a)": B**2 - Q * (2 * (S + A) + Q),
+        "s'^2 - x^2 - beta^2": s1**2 - x**2 - beta2,
+    }
+    residuals.update({f"({k}) - ({sp.sstr(e)})": g - e for k, (g, e) in gaps.items()})
+    sb, ab, bb = sp.symbols("s a beta", real=True)
+    return Derivation(
+        residuals=residuals,
+        signs={f"{sp.sstr(e)} (= {k})": e for k, (_, e) in gaps.items()},
+        exports={k: Export((sb, ab, bb), v) for k, v in lemma2_bounds(sb, ab, bb).items()},
+    )
+
+
+LEMMA2_BOUNDS = Certificate(
+    "LEMMA2_BOUNDS",
+    r"s + a > 0:\ -\frac{a\beta^2}{2s(s+a)} - \frac{\beta^4}{8(s+a)^3} \le s' - s - a - \frac{\beta^2}{2s} "
+    r"\le -\frac{a\beta^2}{2s(s+a)},\qquad \frac{\beta}{s'} \le \lVert u'-u\rVert \le \frac{\beta}{s+a}",
+    ("s = |h| > 0, beta = |Delta_perp| > 0, s' = |h + Delta|", "s + a > 0",
+     "no assumption on the size of s: the bounds hold at every scale"),
+    _derive_lemma2_bounds, dims=(1,), default_n=1, page="proofs/lemma2.md")
 
 
 # -- 6. gradient descent on a scale-invariant loss ----------------------------------------
@@ -497,5 +555,6 @@ RADIAL_CLAMP = Certificate(
 
 
 ALL = (RMSNORM_INVARIANCE, LAYERNORM_INVARIANCE, NORM_JACOBIAN, EULER, HESSIAN, EPS_LEAK,
-       RAW_READOUT, NORM_PENALTY, FINAL_ONLY, LEMMA2_EXACT, LEMMA2_EXPANSION, GD_NORM,
+       RAW_READOUT, NORM_PENALTY, FINAL_ONLY, LEMMA2_EXACT, LEMMA2_EXPANSION, LEMMA2_BOUNDS,
+       GD_NORM,
        WEIGHT_DECAY, RADIAL_CLAMP)
