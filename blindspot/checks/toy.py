@@ -346,10 +346,13 @@ def check_adam() -> Outcome:
     return Outcome(ok, "; ".join(rows))
 
 
-@claim("T3.paper-prediction", "Link to the paper: a per-loop CE through a normalized readout "
-       "exerts no radial force, so ‖H_K‖ ∝ ‖P‖ follows the optimizer's norm drift: under "
-       "AdamW before 1/(2ηλ) steps the log-log growth exponent of ‖H_K‖ is 1/2 ± 0.15.",
-       paper_ref="paper claims 3-4; THEORY 3, 6",
+@claim("T3.paper-prediction", "Link to the paper, with its hypotheses: with an untied readout, "
+       "ε = 0, pre-norm bias-free blocks and no inter-loop norm, the stream-writing "
+       "parameters P are scale-invariant as a group (S6.param-invariance), so under AdamW "
+       "before 1/(2ηλ) steps the toy's log-log growth exponent of ‖P‖ is 1/2 ± 0.15; "
+       "‖H_K‖ = ‖P‖φ(P/‖P‖) inherits it only while φ stays constant, and with the paper's "
+       "tied readout the premise fails (a temperature force acts on P).",
+       paper_ref="paper claims 3-4 (premise: proofs/parameters.md)",
        test="tests/test_toy_training.py::test_paper_prediction_exponent", page=PAGE)
 def check_paper_prediction() -> Outcome:
     steps = 3000
@@ -363,9 +366,11 @@ def check_paper_prediction() -> Outcome:
     predicted = growth_exponent(t, pred["ratio"][1:])
     ok = abs(measured - pred["exponent"]) < pred["tolerance"] and \
         abs(predicted - pred["exponent"]) < pred["tolerance"]
-    return Outcome(bool(ok), f"AdamW, t <= {steps} << 1/(2ηλ) = {pred['timescale']:.0f}: "
-                             f"measured exponent {measured:.3f}, toy curve {predicted:.3f}, "
-                             f"asymptote {pred['exponent']} ± {pred['tolerance']}")
+    return Outcome(bool(ok), f"scale-invariant parameter group under AdamW, t <= {steps} << "
+                             f"1/(2ηλ) = {pred['timescale']:.0f}: simulated exponent of ‖P‖ "
+                             f"{measured:.3f}, toy curve {predicted:.3f}, asymptote "
+                             f"{pred['exponent']} ± {pred['tolerance']} (the premise holds only "
+                             "untied with ε = 0: S6.param-invariance)")
 
 
 # ------------------------------------------------------------------- T4: fitting
