@@ -22,6 +22,18 @@ def test_tied_readout_adds_the_temperature_force_and_untied_is_blind(block):
     assert abs(t["correction"]) > 1e-6 * t["size"]  # resolvably non-zero: not a 0 = 0
 
 
+def test_at_the_paper_init_the_tied_force_is_large_and_inward():
+    """N(0, 1) tied readout: large initial logits, CE far above ln V, so the loss wants
+    softer logits and <P, grad_P L> > 0 (descent shrinks the group); still the closed form."""
+    r = T.tied_vs_untied(init="pytorch")
+    t, u = r["tied"], r["untied"]
+    assert t["inner"] == pytest.approx(t["correction"], abs=F64 * t["size"])
+    assert t["inner"] > 1.0 and t["loss"] > np.log(64)
+    assert abs(u["inner"]) <= F64 * u["size"]
+    with pytest.raises(ValueError, match="init"):
+        T.tied_vs_untied(init="xavier")
+
+
 def test_eps_breaks_the_parameter_invariance_by_the_leak():
     r = T.tied_vs_untied(norm_eps=1e-3)["untied"]
     assert abs(r["inner"]) > 1e-6 * r["size"]  # eps > 0: the hypothesis fails, so does the law

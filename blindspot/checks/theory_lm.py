@@ -106,11 +106,17 @@ def stream_radial(model: LoopedLM, idx: Tensor, targets: Tensor) -> dict[str, fl
             "loss": float(loss.detach())}
 
 
-def tied_vs_untied(seed: int = 0, **overrides) -> dict[str, dict[str, float]]:
-    """:func:`stream_radial` for the same architecture with a tied and an untied readout."""
+def tied_vs_untied(seed: int = 0, init: str = "gpt2", **overrides) -> dict[str, dict[str, float]]:
+    """:func:`stream_radial` for the same architecture with a tied and an untied readout, at
+    the package's init (``"gpt2"``) or the paper's release init (``"pytorch"``, whose N(0, 1)
+    tied readout makes the initial logits large)."""
+    if init not in ("gpt2", "pytorch"):
+        raise ValueError(f"init must be 'gpt2' or 'pytorch', got {init!r}")
     out = {}
     for tied in (True, False):
         m = small_lm(seed, tie_embeddings=tied, **overrides)
+        if init == "pytorch":
+            pytorch_default_init_(m)
         out["tied" if tied else "untied"] = stream_radial(m, *batch(m))
     return out
 
