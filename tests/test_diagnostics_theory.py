@@ -8,9 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blindspot.checks.theory_lm import batch, small_lm, total_radial_at_scale
+from blindspot.checks.theory_lm import (
+    batch,
+    direction_only_adapter,
+    small_lm,
+    total_radial_at_scale,
+    total_radial_exact,
+)
 from blindspot.diagnostics import diagnose
-from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm, adapter_for
+from blindspot.diagnostics.adapter import adapter_for
 from blindspot.diagnostics.lemma2 import (
     BOUND_ULPS,
     bound_excess,
@@ -18,9 +24,8 @@ from blindspot.diagnostics.lemma2 import (
     explicit_bounds,
     lemma2_table,
 )
-from blindspot.diagnostics.radial import TOTAL_COLUMNS, radial_table, total_radial_force
+from blindspot.diagnostics.radial import TOTAL_COLUMNS, radial_table
 from blindspot.diagnostics.recorder import record
-from blindspot.nn import functional as BF
 from blindspot.symbolic import identities as I
 from blindspot.symbolic import numeric
 
@@ -30,27 +35,12 @@ from blindspot.symbolic import numeric
 F64 = 1e-10
 
 
-def _direction_only_adapter(seed: int = 0, num_loops: int = 4) -> LoopAdapter:
-    """The premise of the theorem: each loop is ONE pre-norm sublayer (a LoopedLM block's
-    attention branch), Δ = B(N(H)), eps = 0, no inter-loop norm, a normalized readout."""
-    m = small_lm(seed, n_layers=1)
-    blk = m.blocks[0]
-
-    def step(x, e):
-        return x + blk.attn(blk.norm_attn(x))
-
-    return LoopAdapter(start=m.embed, step=step,
-                       readout=lambda h, k, K: m.lm_head(BF.rms_norm(h, m.final_norm.weight)),
-                       num_loops=num_loops, readout_form=lambda k, K: ReadoutForm("rmsnorm"),
-                       module=m)
-
-
 def test_total_radial_force_is_the_sum_over_later_loops_when_the_premise_holds():
-    a = _direction_only_adapter()
+    t = total_radial_exact()
+    a = direction_only_adapter()
     idx, targets = batch(a.module)
     with torch.no_grad():
         h0, e = a.start(idx)
-    t = total_radial_force(a, h0, e, targets)
     size = t["total"].abs().max()
     assert float((t["total"] - t["predicted"]).abs().max()) <= F64 * float(size)
     assert float(t["total"][-1].abs().max()) <= F64 * float(size)  # R_K = 0: blind final state
@@ -68,7 +58,7 @@ def test_total_radial_force_is_the_sum_over_later_loops_when_the_premise_holds()
 
 
 def test_total_radial_force_without_start_is_not_measured():
-    a = _direction_only_adapter()
+    a = direction_only_adapter()
     idx, targets = batch(a.module)
     with torch.no_grad():
         states = record(a, idx).states

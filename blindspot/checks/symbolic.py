@@ -74,12 +74,18 @@ def hessian() -> Outcome:
 
 
 def _lm_total_radial() -> tuple[bool, str]:
-    """On a LoopedLM (two sublayers per block, eps = 0): R_K = 0 to round-off, R_1 is not,
-    and the prediction -sum <Delta_j, G_{j+1}> misses by O(1/|H|): scaling the embeddings by
-    1e3 shrinks the miss at least 100x."""
-    from blindspot.checks.theory_lm import total_radial_at_scale
+    """With one pre-norm sublayer per loop the prediction holds to round-off; on a LoopedLM
+    (two sublayers per block, eps = 0): R_K = 0 to round-off, R_1 is not, and the prediction
+    -sum <Delta_j, G_{j+1}> misses by O(1/|H|): scaling the embeddings by 1e3 shrinks the
+    miss at least 100x."""
+    from blindspot.checks.theory_lm import total_radial_at_scale, total_radial_exact
 
-    misses, ok, text = [], True, []
+    exact = total_radial_exact()
+    exact_miss = float(((exact["total"] - exact["predicted"]).abs() / exact["size"]).max())
+    # where the premise holds (one pre-norm sublayer per loop) the formula is exact: float64
+    # round-off of sums of size |H||G|, 1e-12 is ~1e4 ulps
+    misses, ok = [], exact_miss <= 1e-12
+    text = [f"one pre-norm sublayer per loop: max |R_k - predicted|/(|H||G|) = {exact_miss:.1e}"]
     for scale in (1.0, 1e3):
         t = total_radial_at_scale(scale)
         rel = t["total"].abs() / t["size"]  # R_k in units of the sum it cancels from
@@ -191,7 +197,28 @@ def lemma2_expansion() -> Outcome:
        paper_ref="Lemma 2 (made non-asymptotic)", certificate=_cert(I.LEMMA2_BOUNDS),
        test=_T + "test_lemma2_bounds_certificate", page="proofs/lemma2.md")
 def lemma2_bounds() -> Outcome:
-    return _run(I.LEMMA2_BOUNDS)
+    return _run(I.LEMMA2_BOUNDS, model=_lm_lemma2_bounds)
+
+
+def _lm_lemma2_bounds() -> tuple[bool, str]:
+    """The diagnostics' Lemma 2 table of a LoopedLM over 12 loops: every update with s + a > 0
+    lies inside the explicit bounds (to 64 float64 ulps), and every update is checked."""
+    import torch
+
+    from blindspot.checks.theory_lm import batch, small_lm
+    from blindspot.diagnostics.adapter import adapter_for
+    from blindspot.diagnostics.lemma2 import lemma2_table
+    from blindspot.diagnostics.recorder import record
+
+    m = small_lm(0)
+    with torch.no_grad():
+        rows = lemma2_table(record(adapter_for(m), batch(m)[0], num_loops=12)).rows
+    checked = sum(r["bounds_checked"] for r in rows)
+    outside = sum(r["bounds_violations"] for r in rows)
+    tokens = sum(r["tokens"] for r in rows)
+    return outside == 0 and checked == tokens > 0, (
+        f"diagnostics lemma2 table, 12 loops: {checked} of {tokens} updates checked, "
+        f"{outside} outside the bounds")
 
 
 def _lm_direction_limit() -> tuple[bool, str]:
@@ -285,7 +312,9 @@ def _lm_tied_untied() -> tuple[bool, str]:
     for block in ("pre", "sandwich"):
         r = tied_vs_untied(block_norm=block)
         t, u = r["tied"], r["untied"]
-        ok &= abs(u["inner"]) <= 1e-12 * u["size"] and             abs(t["inner"] - t["correction"]) <= 1e-12 * t["size"] and             abs(t["correction"]) > 1e-6 * t["size"]
+        ok &= (abs(u["inner"]) <= 1e-12 * u["size"]
+               and abs(t["inner"] - t["correction"]) <= 1e-12 * t["size"]
+               and abs(t["correction"]) > 1e-6 * t["size"])
         text.append(f"{block}: untied <P,grad_P L> = {u['inner']:.1e} (|P||grad| "
                     f"{u['size']:.3g}); tied {t['inner']:.4g} vs closed form "
                     f"{t['correction']:.4g}")

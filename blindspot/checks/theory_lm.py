@@ -121,6 +121,33 @@ def tied_vs_untied(seed: int = 0, init: str = "gpt2", **overrides) -> dict[str, 
     return out
 
 
+def direction_only_adapter(seed: int = 0, num_loops: int = 4):
+    """A loop that meets the premise of proofs/total_loss.md exactly: each loop is ONE
+    pre-norm sublayer of a LoopedLM block (its attention branch), Delta = B(N(H)) at eps = 0,
+    no inter-loop norm, an RMSNorm readout with eps = 0. Returns a diagnostics LoopAdapter."""
+    from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm
+    from blindspot.nn import functional as BF
+
+    m = small_lm(seed, n_layers=1)
+    blk = m.blocks[0]
+    return LoopAdapter(start=m.embed, step=lambda x, e: x + blk.attn(blk.norm_attn(x)),
+                       readout=lambda h, k, K: m.lm_head(BF.rms_norm(h, m.final_norm.weight)),
+                       num_loops=num_loops, readout_form=lambda k, K: ReadoutForm("rmsnorm"),
+                       module=m)
+
+
+def total_radial_exact(seed: int = 0) -> dict[str, Tensor]:
+    """The diagnostics' total-loss radial force on :func:`direction_only_adapter`, where the
+    prediction -sum_{j>=k} <Delta_j, grad_{H_{j+1}} L> must hold to round-off."""
+    from blindspot.diagnostics.radial import total_radial_force
+
+    a = direction_only_adapter(seed)
+    idx, targets = batch(a.module)
+    with torch.no_grad():
+        h0, e = a.start(idx)
+    return total_radial_force(a, h0, e, targets)
+
+
 def total_radial_at_scale(scale: float, seed: int = 0) -> dict[str, Tensor]:
     """The diagnostics' total-loss radial force R_k (proofs/total_loss.md) on a small LoopedLM
     whose embeddings are multiplied by ``scale``, so every state is ~``scale`` times larger

@@ -755,8 +755,8 @@ def check_momentum_growth(seed: int = 0, n: int = 16, steps: int = 300) -> Numer
     for lr in (0.1, 1.0):
         for mom, nest in ((0.0, False), (0.9, False), (0.9, True)):
             name = "GD" if mom == 0 else "Nesterov" if nest else "heavy ball"
-            r = run_optimizer(lambda ps: torch.optim.SGD(ps, lr=lr, momentum=mom, nesterov=nest),
-                              w0, losses)
+            r = run_optimizer(lambda ps, lr=lr, mom=mom, nest=nest: torch.optim.SGD(
+                ps, lr=lr, momentum=mom, nesterov=nest), w0, losses)
             shrink = -(r["norm"][1:] / r["norm"][:-1] - 1).min()
             # |w| changes by ~lr |grad| ~ lr/|w| per step; one ulp of |w| is the floor
             e[f"{name} lr={lr:g}: max relative shrink"] = max(0.0, float(shrink))

@@ -324,7 +324,8 @@ def raw_readout_scale(z, q) -> Prediction:
     Along a fixed direction u with logits :math:`z = W u` (so at scale s the logits are
     :math:`s z`) and data distribution q over targets, the expected cross-entropy
     :math:`L(s) = \mathrm{logsumexp}(s z) - s\,E_q[z]` is convex with
-    :math:`L'(s) = E_{p_s}[z] - E_q[z]` (proofs/readouts.md) and :math:`L''(s) = \mathrm{Var}_{p_s}[z]`.
+    :math:`L'(s) = E_{p_s}[z] - E_q[z]` (proofs/readouts.md) and
+    :math:`L''(s) = \mathrm{Var}_{p_s}[z]`.
     When q is not concentrated on the top logit, the loss pulls s to the finite calibrated
     scale :math:`s_{opt}` solving :math:`E_{\mathrm{softmax}(s z)}[z] = E_q[z]`; the restoring
     stiffness is :math:`L''(s_{opt})`. A normalized readout has :math:`L' \equiv 0` (no force).
