@@ -23,14 +23,14 @@ from blindspot.nn import LoopedLM, ModelConfig
 # Small enough for the quick tier (a forward and backward in float64 take milliseconds),
 # large enough to have every part of the real model: attention and SwiGLU sublayers, a stack
 # of two blocks per loop, learned positions, and a readout tied to the token embedding.
-THEORY_LM = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
+SMALL_LM = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
                         ff_mult=2.0, num_loops=4, norm_eps=0.0)
 
 
 def small_lm(seed: int = 0, **overrides) -> LoopedLM:
     """A float64 :class:`LoopedLM` in eval mode with the package's (GPT-2 style) init."""
     torch.manual_seed(seed)
-    return LoopedLM(replace(THEORY_LM, **overrides)).double().eval()
+    return LoopedLM(replace(SMALL_LM, **overrides)).double().eval()
 
 
 def batch(model: LoopedLM, seed: int = 1, size: int = 2) -> tuple[Tensor, Tensor]:

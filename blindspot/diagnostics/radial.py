@@ -7,8 +7,9 @@ token's state receives its own CE gradient g = ∇_{H_k} L_k), per token
           \text{radial share} = \frac{\|P_{rad}\, g\|}{\|g\|}
           = \sqrt{\frac{\sum_t ⟨g_t, u_t⟩^2}{\sum_t \|g_t\|^2}},
 
-the second over all tokens of the batch. Closed forms (THEORY §3-4), for a readout
-z = W·h (raw) or z = W·RMSNorm_ε(h) (any gain, no bias), with p = softmax(z):
+the second over all tokens of the batch. Closed forms (proofs/eps_leak.md,
+proofs/readouts.md), for a readout z = W·h (raw) or z = W·RMSNorm_ε(h) (any gain, no bias),
+with p = softmax(z):
 
 .. math:: ⟨h, g⟩ = κ(h)\,(\mathbb{E}_p[z] - z_y), \qquad
           κ = 1 \text{ (raw)}, \quad κ = \frac{ε}{\mathrm{ms}(h) + ε} \text{ (RMSNorm)},

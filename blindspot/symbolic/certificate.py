@@ -1,4 +1,4 @@
-"""``Certificate``: one statement of THEORY.md as sympy residuals that must simplify to zero.
+"""``Certificate``: one statement of the theory (proofs/) as sympy residuals that must vanish.
 
 A certificate builds, at a small symbolic dimension n, a :class:`Derivation`:
 

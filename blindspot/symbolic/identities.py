@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (LaTeX statements and named residuals read best unbroken)
-"""The statements of THEORY.md as certificates (module-level objects claims can name).
+"""The statements of the theory (proofs/) as certificates (module-level objects claims name).
 
 Each ``_derive_*`` function builds, at symbolic dimension n, the residuals that must vanish.
 The proofs in ``proofs/`` state the hypotheses and argue why; the certificate is the
