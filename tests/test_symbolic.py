@@ -470,3 +470,45 @@ def test_bounds_lemma2_float64_every_scale(h, d, log_c):
     up = I.LEMMA2_BOUNDS.lambdify("radial_upper")(s, a, beta)
     # same closed form evaluated twice in float64: F64 relative to the bound's own size
     assert up - lo == pytest.approx(x["bound_width"], rel=F64, abs=1e-300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-10, 10), min_size=2, max_size=2).filter(
+           lambda v: np.linalg.norm(v) > 1e-2),
+       st.floats(-3.0, 3.0), eps_values, st.integers(0, 1))
+def test_differential_eps_temperature_export_vs_autograd(h, log_c, eps, y):
+    """The lambdified EPS_TEMPERATURE export kappa (E_p z - z_y), with the model's own
+    logits, equals <h, grad L> from torch.func.grad, eps in {0, 1e-8, 1e-6, 1e-5} (at 0 both
+    are 0) and scales over six orders of magnitude."""
+    h = torch.tensor(h, dtype=torch.float64) * 10.0**log_c
+    gain = torch.tensor([1.3, -0.6], dtype=torch.float64)
+    W = torch.tensor([[1.0, -2.0], [0.5, 0.7]], dtype=torch.float64)
+
+    def L(x):
+        return numeric.cross_entropy(W @ numeric.rms_norm(x, gain, eps), y)
+
+    g = torch.func.grad(L)(h)
+    force = I.EPS_TEMPERATURE.lambdify("temperature_force", 2)
+    closed = force(h.numpy(), gain.numpy(), eps, W.numpy().ravel())[y]
+    # a cancelling sum of terms of size |h||grad L|: compare at that scale (see F64)
+    assert abs(float(h @ g) - float(closed)) <= F64 * float(h.norm() * g.norm())
+
+
+def test_direction_limit_export_is_the_autograd_slope():
+    """The lambdified 1/s coefficient B2 J_N(h) B1 N(h) equals d/dt F(t) at 0 by
+    torch.func.jacrev, F(t) = B1 N(h) + B2 N(h + t B1 N(h)), at random points (n = 2, 3)."""
+    rng = np.random.default_rng(0)
+    for n in (2, 3):
+        slope = I.DIRECTION_LIMIT.lambdify("first_order_coefficient", n)
+        for _ in range(5):
+            h, g = rng.standard_normal(n), 1 + 0.3 * rng.standard_normal(n)
+            B1, B2 = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+            th, tg, tB1, tB2 = (torch.tensor(x) for x in (h, g, B1, B2))
+
+            def F(t, th=th, tg=tg, tB1=tB1, tB2=tB2):
+                b1 = tB1 @ numeric.rms_norm(th, tg)
+                return b1 + tB2 @ numeric.rms_norm(th + t * b1, tg)
+
+            want = jacrev(F)(torch.zeros((), dtype=torch.float64)).numpy()
+            got = np.array(slope(h, g, B1.ravel(), B2.ravel()), dtype=float).ravel()
+            assert np.abs(got - want).max() <= F64 * np.abs(want).max()

@@ -291,8 +291,8 @@ def _derive_eps_temperature(n: int) -> Derivation:
     return Derivation(
         residuals=residuals,
         signs={"kappa = eps/(m+eps) (m = ms(h) > 0)": eps / (M + eps)},
-        exports={"temperature_force": Export((h, eps, W), [kappa * (ex.dot(p, z) - z[y])
-                                                           for y in range(V)]),
+        exports={"temperature_force": Export((h, g, eps, W), [kappa * (ex.dot(p, z) - z[y])
+                                                              for y in range(V)]),
                  "kappa": Export((M, eps), eps / (M + eps))},
     )
 
