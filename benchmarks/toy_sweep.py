@@ -24,7 +24,7 @@ from blindspot.toy import prenorm_scale, radial_moments, regime
 def sweep(rho, a, sigma, d, K):
     """Vectorized: (mean, var) of s_K, regime, and the pre-norm s_K for every setting."""
     m = radial_moments(K, rho, a, sigma, s0=1.0)
-    names = regime(rho, a, sigma, tol=1e-9)
+    names = regime(rho, a, sigma, model="scalar", tol=1e-9)
     s = prenorm_scale(K, 1.0, a, d, rho, asymptotic=False)["s"][-1]
     return m["mean"], m["var"], names, s
 
@@ -42,7 +42,7 @@ def reference(rho, a, sigma, d, K):
         var.append(v)
         s_out.append(s)
         if abs(r - 1) <= 1e-9:
-            names.append("linear" if aa > 1e-9 else "bounded" if aa < -1e-9 else
+            names.append("linear" if aa > 1e-9 else "decreasing" if aa < -1e-9 else
                          "sqrt" if sg > 0 else "constant")
         else:
             names.append("bounded" if r < 1 else "exponential")

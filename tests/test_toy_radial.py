@@ -1,5 +1,5 @@
 """Closed forms of blindspot.toy.radial: exact identities (Hypothesis), moments against
-simulation, the four regimes, the controls, and clear errors on bad input."""
+simulation, the regimes of both reductions, the controls, and clear errors on bad input."""
 
 import numpy as np
 import pytest
@@ -101,7 +101,7 @@ def test_simulation_is_deterministic_given_a_seed():
 
 def test_regimes_match_simulated_growth():
     assert list(regime([0.5, 1.0, 1.0, 1.2, 1.0, 1.0], [1.0, 0.0, 0.3, 0.0, -0.2, 0.0],
-                       [1.0, 1.0, 1.0, 1.0, 1.0, 0.0])) == \
+                       [1.0, 1.0, 1.0, 1.0, 1.0, 0.0], model="prenorm")) == \
         ["bounded", "sqrt", "linear", "exponential", "bounded", "constant"]
     block = direction_block(16, a=0.3, d=1.0, seed=2)
     h0 = np.ones(16)
@@ -112,6 +112,30 @@ def test_regimes_match_simulated_growth():
     assert (linear[-1] - linear[-2]) == pytest.approx(0.3, abs=1.0 / linear[-1])  # d²/(2s)
     expo = simulate_radial(100, 1.2, 0.0, 0.0, s0=1.0, n_paths=1)[0]
     assert expo[-1] == pytest.approx(1.2**100, rel=1e-12)  # 100 products: round-off only
+
+
+def test_regime_names_the_model_it_classifies():
+    """rho = 1, a < 0 is bounded for the pre-norm map (s settles at (a^2 + d^2)/(-2a)) but not
+    for the scalar recurrence, whose mean s_0 + a k falls without bound; each label is checked
+    against the system it names, and a call without a model is refused."""
+    assert regime(1.0, -0.5, 1.0, model="prenorm") == "bounded"
+    assert regime(1.0, -0.5, 1.0, model="scalar") == "decreasing"
+    s = prenorm_scale(2000, 10.0, -0.5, 1.0)["s"]
+    # contraction factor |ds'/ds| = |s*+a|/s* = 0.6 at the fixed point: converged to round-off
+    assert s[-1] == pytest.approx(prenorm_fixed_point(1.0, -0.5, 1.0), rel=1e-12)
+    assert s.max() <= 10.0  # never above where it started: bounded
+    paths = simulate_radial(200, 1.0, -0.5, 1.0, s0=10.0, n_paths=4000, seed=0)  # (4000, 201)
+    pred = radial_moments(np.arange(201), 1.0, -0.5, 1.0, s0=10.0)
+    se = pred["std"][-1] / np.sqrt(4000)
+    assert abs(paths.mean(0)[-1] - pred["mean"][-1]) < 5 * se  # 5 SE, as elsewhere
+    assert pred["mean"][-1] == pytest.approx(10.0 - 0.5 * 200)  # -90: below zero, unbounded
+    # elsewhere the two models agree
+    grid = ([0.5, 1.0, 1.0, 1.2, 1.0], [1.0, 0.0, 0.3, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 0.0])
+    assert list(regime(*grid, model="prenorm")) == list(regime(*grid, model="scalar"))
+    with pytest.raises(TypeError, match="model"):
+        regime(1.0, -0.5, 1.0)
+    with pytest.raises(ValueError, match="prenorm, scalar"):
+        regime(1.0, -0.5, 1.0, model="linear")
 
 
 def test_prenorm_scale_closed_forms():

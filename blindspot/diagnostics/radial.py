@@ -7,17 +7,29 @@ token's state receives its own CE gradient g = ∇_{H_k} L_k), per token
           \text{radial share} = \frac{\|P_{rad}\, g\|}{\|g\|}
           = \sqrt{\frac{\sum_t ⟨g_t, u_t⟩^2}{\sum_t \|g_t\|^2}},
 
-the second over all tokens of the batch. Closed forms (THEORY §3-4), for a readout
-z = W·h (raw) or z = W·RMSNorm_ε(h) (any gain, no bias), with p = softmax(z):
+the second over all tokens of the batch. Closed forms (proofs/eps_leak.md,
+proofs/readouts.md), for a readout z = W·h (raw) or z = W·RMSNorm_ε(h) (any gain, no bias),
+with p = softmax(z):
 
 .. math:: ⟨h, g⟩ = κ(h)\,(\mathbb{E}_p[z] - z_y), \qquad
           κ = 1 \text{ (raw)}, \quad κ = \frac{ε}{\mathrm{ms}(h) + ε} \text{ (RMSNorm)},
 
 because d/dc L(c·h) at c = 1 equals ⟨h, g⟩ and d/dc z(c·h) = κ·z. So a normalized readout
 has radial share exactly 0 at ε = 0 and an ε-leak of order ε/ms(h); a raw one does not.
-A measured share is only meaningful above the round-off floor of the dtype (THEORY §9),
-which the table reports beside it. Demonstrated in
+A measured share is only meaningful above the round-off floor of the dtype
+(proofs/precision.md), which the table reports beside it. Demonstrated in
 ``tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd``.
+
+Beside that immediate force the table reports what the *total* per-loop loss
+L = Σ_k CE_k sees (:func:`total_radial_force`, proofs/total_loss.md): per token
+
+.. math:: R_k = ⟨H_k, ∇_{H_k} L⟩ = -\sum_{j=k}^{K-1} ⟨Δ_j, ∇_{H_{j+1}} L⟩, \qquad R_K = 0,
+
+exactly when ε = 0 and each loop's update reads the state only through N(H_k) (one pre-norm
+sublayer, no inter-loop norm, no input injection). Only the final state is blind to its own
+scale; earlier states feel a radial force through the later loops. For a stack of sublayers
+the prediction is first order in 1/‖H‖ (proofs/lemma2.md), and the table shows how far off
+it is. Demonstrated in ``tests/test_diagnostics_theory.py``.
 """
 
 from __future__ import annotations
@@ -29,10 +41,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm
+from blindspot.diagnostics.recorder import continue_loops
 from blindspot.diagnostics.table import Table
+from blindspot.nn.trace import LoopTrace
 
 RADIAL_COLUMNS = ["loop", "scale_mean", "cos_mean", "abs_cos_mean", "radial_share",
                   "closed_form_share", "closed_form_error", "round_off_floor"]
+TOTAL_COLUMNS = ["radial_force", "total_radial_force", "total_radial_force_predicted",
+                 "total_radial_share"]
 
 
 def radial_terms(h: Tensor, g: Tensor) -> dict[str, Tensor]:
@@ -72,12 +88,52 @@ def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,
     return h.detach(), g, z.detach()
 
 
+def total_radial_force(adapter: LoopAdapter, h0: Tensor, e: Tensor | None, targets: Tensor,
+                       num_loops: int | None = None) -> dict[str, Tensor]:
+    """One forward and backward pass through loops 1..K from the initial state ``h0``, with
+    L = Σ_k CE_k (summed over tokens) through each loop's own readout. Returns per loop and
+    token, shapes (K, B, T), float64: ``total`` R_k = ⟨H_k, ∇_{H_k} L⟩ (the total gradient,
+    through every later loop) and ``predicted`` −Σ_{j≥k} ⟨Δ_j, ∇_{H_{j+1}} L⟩ (NaN with an
+    inter-loop norm: the premise fails), ``size`` ‖H_k‖‖∇_{H_k} L‖ (the scale of the
+    cancelling sum R_k, for round-off); and ``share`` (K,), the batch share of the total
+    gradient along the state (as :func:`radial_terms`)."""
+    K = adapter.num_loops if num_loops is None else num_loops
+    with torch.enable_grad():
+        # zero perturbations added to each H_k: their gradients are the total ∇_{H_k} L
+        deltas = [torch.zeros_like(h0, requires_grad=True) for _ in range(K)]
+        trace = continue_loops(adapter, LoopTrace(h0.detach(), [], [], []),
+                               None if e is None else e.detach(), num_loops=K,
+                               update_hook=lambda k, x, h: h + deltas[k - 1])
+        zz = [z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
+              for z in trace.logits]
+        loss = sum(F.cross_entropy(z.flatten(0, 1), targets.flatten(), reduction="sum")
+                   for z in zz)
+        G = torch.autograd.grad(loss, deltas)
+    H = [h.detach().double() for h in trace.states]
+    G = [g.double() for g in G]
+    total = torch.stack([(h * g).sum(-1) for h, g in zip(H, G, strict=True)])  # (K, B, T)
+    steps = torch.stack([((H[j + 1] - H[j]) * G[j + 1]).sum(-1) for j in range(K - 1)]
+                        + [torch.zeros_like(total[0])])  # ⟨Δ_j, ∇_{H_{j+1}} L⟩
+    predicted = -steps.flip(0).cumsum(0).flip(0)
+    if adapter.carry is not None:
+        predicted = torch.full_like(predicted, float("nan"))
+    share = torch.stack([radial_terms(h, g)["share"] for h, g in zip(H, G, strict=True)])
+    size = torch.stack([h.norm(dim=-1) * g.norm(dim=-1) for h, g in zip(H, G, strict=True)])
+    return {"total": total, "predicted": predicted, "share": share, "size": size}
+
+
 def radial_table(adapter: LoopAdapter, states: list[Tensor], targets: Tensor,
-                 num_loops: int | None = None) -> Table:
+                 num_loops: int | None = None, *,
+                 start: tuple[Tensor, Tensor | None] | None = None) -> Table:
     """One row per loop: cos, |cos|, radial share, its closed form (when the adapter states
     the readout's form) and the closed-form error: the share of the gradient norm in
-    ⟨u, g⟩ − κ(E_p z − z_y)/‖h‖, i.e. what the closed form mispredicts, measured like the share."""
+    ⟨u, g⟩ − κ(E_p z − z_y)/‖h‖, i.e. what the closed form mispredicts, measured like the share.
+
+    Beside it, the radial force ⟨H_k, ∇_{H_k} CE_k⟩ of the loop's own loss and, when ``start``
+    = (H_0, e) of ``adapter.start`` is given, the total-loss force R_k of
+    :func:`total_radial_force`, its prediction and share (token means; NaN without ``start``)."""
     K = adapter.num_loops if num_loops is None else num_loops
+    tot = None if start is None else total_radial_force(adapter, start[0], start[1], targets, K)
     rows = []
     for k, state in enumerate(states, start=1):
         h, g, z = loop_gradient(adapter, state, targets, k, K)
@@ -95,12 +151,21 @@ def radial_table(adapter: LoopAdapter, states: list[Tensor], targets: Tensor,
                      "abs_cos_mean": t["cos"].abs().mean().item(),
                      "radial_share": t["share"].item(), "closed_form_share": cf_share,
                      "closed_form_error": cf_err,
-                     "round_off_floor": torch.finfo(h.dtype).eps})
+                     "round_off_floor": torch.finfo(h.dtype).eps,
+                     "radial_force": t["inner"].double().mean().item()}
+                    | ({c: float("nan") for c in TOTAL_COLUMNS[1:]} if tot is None else
+                       {"total_radial_force": tot["total"][k - 1].mean().item(),
+                        "total_radial_force_predicted": tot["predicted"][k - 1].mean().item(),
+                        "total_radial_share": tot["share"][k - 1].item()}))
     worst = max(rows, key=lambda r: r["radial_share"])
     errors = [r["closed_form_error"] for r in rows if math.isfinite(r["closed_form_error"])]
     closed = (f"; closed form κ(E_p z − z_y) matched to {max(errors):.2g} of the gradient norm"
               if errors else "; no closed form (the adapter does not state the readout's form)")
-    return Table("radial_gradient", RADIAL_COLUMNS, rows,
+    if tot is not None:
+        closed += ("; total-loss force R_k (through later loops) from "
+                   f"{rows[0]['total_radial_force']:.3g} at loop 1 to "
+                   f"{rows[-1]['total_radial_force']:.3g} at loop {rows[-1]['loop']}")
+    return Table("radial_gradient", RADIAL_COLUMNS + TOTAL_COLUMNS, rows,
                  notes=(f"radial share of the per-loop CE gradient at each loop's own readout: "
                         f"at most {worst['radial_share']:.2g} (loop {worst['loop']}), dtype "
                         f"round-off floor {worst['round_off_floor']:.2g}{closed}. Expected ≈ 0 "

@@ -103,7 +103,8 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
 
         steps = {
             "scale": lambda: scale_table(trace),
-            "radial_gradient": lambda: radial_table(adapter, trace.states, targets, K),
+            "radial_gradient": lambda: radial_table(adapter, trace.states, targets, K,
+                                                    start=(h0, e)),
             "lemma2": lambda: lemma2_table(long),
             "scale_sensitivity": lambda: sensitivity_table(adapter, e, targets, trace, alphas,
                                                            carry_alphas, runs=interventions()),

@@ -79,7 +79,7 @@ def draw_loop_trajectories(settings: Sequence[tuple[float, float, float]] = (
     for i, (rho, a, sigma) in enumerate(settings):
         pred = radial_moments(k, rho, a, sigma, s0)
         sim = simulate_radial(K, rho, a, sigma, s0, n_paths=n_paths, seed=seed + i)
-        name = str(regime(rho, a, sigma))
+        name = str(regime(rho, a, sigma, model="scalar"))
         line, = ax.plot(k, pred["mean"], lw=2, label=f"ρ={rho}, a={a}, σ={sigma} ({name})")
         ax.fill_between(k, pred["mean"] - pred["std"], pred["mean"] + pred["std"],
                         color=line.get_color(), alpha=0.15)
@@ -96,7 +96,7 @@ def draw_loop_trajectories(settings: Sequence[tuple[float, float, float]] = (
         pred = prenorm_scale(K, s0, a, d, rho)["s"]
         sim = simulate_prenorm_loop(direction_block(n, a=a, d=d, seed=seed + i), h0, K,
                                     restoring=1 - rho)["s"]
-        name = str(regime(rho, a, d))
+        name = str(regime(rho, a, d, model="prenorm"))
         line, = bx.plot(k, pred, lw=2, label=f"ρ={rho}, a={a}, d={d} ({name})")
         bx.plot(k[::2], sim[::2], "o", ms=3, color=line.get_color())
     bx.set_xlabel("loop k")

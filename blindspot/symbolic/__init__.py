@@ -1,5 +1,5 @@
 """Symbolic layer (sympy only): normalizers, readouts and losses as sympy expressions, and
-each statement of THEORY.md as a :class:`Certificate` whose ``check()`` simplifies the
+each statement of the theory (proofs/) as a :class:`Certificate` whose ``check()`` simplifies the
 residuals to zero. Float64 autograd cross-checks: :mod:`blindspot.symbolic.numeric`
 (imports torch; not imported here). Precision floors: :mod:`blindspot.symbolic.precision`.
 """

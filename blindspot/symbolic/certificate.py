@@ -1,4 +1,4 @@
-"""``Certificate``: one statement of THEORY.md as sympy residuals that must simplify to zero.
+"""``Certificate``: one statement of the theory (proofs/) as sympy residuals that must vanish.
 
 A certificate builds, at a small symbolic dimension n, a :class:`Derivation`:
 
@@ -6,6 +6,10 @@ A certificate builds, at a small symbolic dimension n, a :class:`Derivation`:
   (e.g. $N(c h) - N(h)$, or $\\langle h, \\nabla L\\rangle - \\text{closed form}$);
 - ``witnesses``: expressions that must *not* vanish (e.g. the raw readout's radial
   derivative at a concrete point), so "non-zero in general" is checked, not asserted;
+- ``signs``: expressions that sympy must prove non-negative from the symbols' assumptions
+  alone (e.g. the gap between a bound and the quantity it bounds, written as a product of
+  positive symbols), so an inequality is checked as "gap = this expression" (a residual)
+  plus "this expression >= 0" (a sign part);
 - ``exports``: named closed forms with their argument symbols, exported with
   :meth:`Certificate.lambdify` (numpy) and :meth:`Certificate.latex`, so numerics and the
   book use the same objects as the proof.
@@ -36,6 +40,7 @@ class Derivation:
     residuals: dict[str, sp.Expr | sp.Matrix]
     witnesses: dict[str, sp.Expr] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
+    signs: dict[str, sp.Expr] = field(default_factory=dict)  # must be proved >= 0
 
 
 @dataclass(frozen=True)
@@ -43,10 +48,13 @@ class Part:
     name: str
     residual: sp.Expr | sp.Matrix  # as derived
     simplified: sp.Expr | sp.Matrix  # after simplification
-    zero: bool  # residual part: simplified to 0; witness part: evaluated NON-zero
-    kind: str  # "residual" | "witness"
+    zero: bool  # residual: simplified to 0; witness: proved NON-zero; sign: proved >= 0
+    kind: str  # "residual" | "witness" | "sign"
 
     def describe(self) -> str:
+        if self.kind == "sign":
+            return f"{self.name} >= 0" if self.zero else \
+                f"{self.name}: sign not proved ({sp.sstr(self.simplified)[:200]})"
         if self.kind == "witness":
             return f"{self.name} = {sp.sstr(self.simplified)} != 0" if self.zero else \
                 f"{self.name}: witness vanished ({sp.sstr(self.simplified)})"
@@ -120,6 +128,10 @@ class Certificate:
                 s = sp.simplify(w)
                 # sympy must *prove* the witness non-zero (is_zero False), not fail to decide
                 parts.append(Part(k, w, s, s.is_zero is False, "witness"))
+            for k, e in d.signs.items():
+                s = sp.factor(sp.cancel(e))
+                # proved from the symbols' assumptions (positive=True, ...), not sampled
+                parts.append(Part(k, e, s, s.is_nonnegative is True, "sign"))
             _CHECKS[key] = CheckResult(self.name, n, tuple(parts), time.perf_counter() - t0)
         return _CHECKS[key]
 

@@ -2,7 +2,7 @@
 """Sympy building blocks: vectors of symbols, normalizers, readouts and losses.
 
 Every function here is pure and returns sympy objects; :mod:`blindspot.symbolic.identities`
-assembles them into certificates. Formulas (THEORY §1-§4):
+assembles them into certificates. Formulas (proofs/normalizers.md, proofs/readouts.md):
 
 - RMSNorm  $N(h) = \\gamma \\odot h / r$, $r = \\sqrt{\\mathrm{ms}(h) + \\varepsilon}$,
   $\\mathrm{ms}(h) = \\lVert h \\rVert^2 / n$.

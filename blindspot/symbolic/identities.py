@@ -1,5 +1,5 @@
 # ruff: noqa: E501  (LaTeX statements and named residuals read best unbroken)
-"""The statements of THEORY.md as certificates (module-level objects claims can name).
+"""The statements of the theory (proofs/) as certificates (module-level objects claims name).
 
 Each ``_derive_*`` function builds, at symbolic dimension n, the residuals that must vanish.
 The proofs in ``proofs/`` state the hypotheses and argue why; the certificate is the
@@ -177,6 +177,48 @@ HESSIAN = Certificate(
     _derive_hessian, dims=(2, 3), default_n=2, page="proofs/euler.md")
 
 
+def _direction_only_branch(tokens: list[sp.Matrix], g: sp.Matrix, name: str) -> list[sp.Matrix]:
+    """A generic branch that reads every token's state only through N(state) (attention,
+    MLP, anything): output component i of token t is an undefined function g_{ti} of all the
+    normalized inputs, so nothing about its form is assumed."""
+    n = g.rows
+    ins = [x for h in tokens for x in ex.rms_norm(h, g)]
+    return [sp.Matrix([sp.Function(f"{name}{t}{i}")(*ins) for i in range(n)])
+            for t in range(len(tokens))]
+
+
+def _derive_total_radial(n: int) -> Derivation:
+    # one loop on two tokens: H'_t = H_t + Delta_t(N(H_1), N(H_2)); the loss is the token's
+    # own readout l(N(H_1)) (generic first-order: <a, N>) plus everything downstream, whose
+    # gradient at H'_t is the total gradient b_t = grad_{H'_t} L (generic vectors)
+    H = [ex.vector("h", n), ex.vector("x", n)]
+    g = ex.vector("gamma", n)
+    D = _direction_only_branch(H, g, "d")
+    Hn = [H[t] + D[t] for t in range(2)]
+    b = [ex.vector("b", n), ex.vector("e", n)]
+    L = _generic_linear_loss(n, ex.rms_norm(H[0], g)) + sum(ex.dot(b[t], Hn[t]) for t in range(2))
+    R = [ex.dot(H[t], ex.gradient(L, H[t])) for t in range(2)]
+    R_next = [ex.dot(Hn[t], b[t]) for t in range(2)]  # R_{k+1} = <H_{k+1}, grad_{H_{k+1}} L>
+    final = ex.dot(H[0], ex.gradient(_generic_linear_loss(n, ex.rms_norm(H[0], g)), H[0]))
+    return Derivation(residuals={
+        "R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 1, own readout)":
+            R[0] - (R_next[0] - ex.dot(D[0], b[0])),
+        "R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 2, mixed by the branch)":
+            R[1] - (R_next[1] - ex.dot(D[1], b[1])),
+        "R_K = <H_K, grad l(N(H_K))> (no later loop)": final,
+    })
+
+
+TOTAL_RADIAL = Certificate(
+    "TOTAL_RADIAL",
+    r"L = \textstyle\sum_k \ell_k(N(H_k)),\ H_{k+1} = H_k + \Delta_k(N(H_k)),\ \varepsilon = 0:\quad "
+    r"R_k := \langle H_k, \nabla_{H_k} L\rangle = -\sum_{j=k}^{K-1}\langle \Delta_j, \nabla_{H_{j+1}} L\rangle,\ R_K = 0",
+    ("eps = 0 in every norm", "each update reads the states only through N (one pre-norm "
+     "sublayer per loop, no inter-loop norm, no input injection)", "any smooth per-loop losses",
+     "gradients are total (through every later loop); per token"),
+    _derive_total_radial, dims=(2,), default_n=2, page="proofs/total_loss.md")
+
+
 # -- 3. the exact epsilon leak ------------------------------------------------------------
 
 def _derive_eps_leak(n: int) -> Derivation:
@@ -226,6 +268,43 @@ EPS_LEAK = Certificate(
     r"\kappa = \frac{\varepsilon}{\mathrm{ms}(h)+\varepsilon} \le \frac{\varepsilon}{\mathrm{ms}(h)}",
     ("eps > 0", "h != 0", "any smooth outer loss l"),
     _derive_eps_leak, dims=(2, 3), default_n=2, page="proofs/eps_leak.md")
+
+
+def _derive_eps_temperature(n: int) -> Derivation:
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    m = ex.mean_square(h)
+    kappa = eps / (m + eps)
+    N_eps, N_0 = ex.rms_norm(h, g, eps), ex.rms_norm(h, g)
+    V = 2
+    W = ex.matrix("W", V, n)
+    z = W * N_eps  # the logits the model actually computes (with its epsilon)
+    p = ex.softmax(z)
+    M = sp.Symbol("m", positive=True)  # ms(h), for the sign part
+    residuals = {
+        "N_eps(h) - sqrt(m/(m+eps)) N_0(h)": N_eps - sp.sqrt(m / (m + eps)) * N_0,
+        "d/dc z(c h)|_1 - kappa z": sp.diff(ex.scaled(z, h, c), c).subs(c, 1) - kappa * z,
+    }
+    for y in range(V):
+        L = ex.cross_entropy(z, y)
+        residuals[f"<h, grad CE(W N_eps(h), {y})> - kappa (E_p[z] - z_y)"] = (
+            ex.dot(h, ex.gradient(L, h)) - kappa * (ex.dot(p, z) - z[y]))
+    return Derivation(
+        residuals=residuals,
+        signs={"kappa = eps/(m+eps) (m = ms(h) > 0)": eps / (M + eps)},
+        exports={"temperature_force": Export((h, g, eps, W), [kappa * (ex.dot(p, z) - z[y])
+                                                              for y in range(V)]),
+                 "kappa": Export((M, eps), eps / (M + eps))},
+    )
+
+
+EPS_TEMPERATURE = Certificate(
+    "EPS_TEMPERATURE",
+    r"N_\varepsilon(h) = \sqrt{\tfrac{m}{m+\varepsilon}}\,N_0(h),\ m = \mathrm{ms}(h):\quad "
+    r"\langle h, \nabla_h \mathrm{CE}(W N_\varepsilon(h), y)\rangle = \kappa\,(\mathbb{E}_p[z] - z_y),\ "
+    r"\kappa = \frac{\varepsilon}{m + \varepsilon} > 0",
+    ("RMSNorm with eps >= 0 and any gain, no bias", "z = W N_eps(h) the model's own logits",
+     "p = softmax(z)", "h != 0"),
+    _derive_eps_temperature, dims=(2, 3), default_n=2, page="proofs/eps_leak.md")
 
 
 # -- 4. scale-visible readouts ------------------------------------------------------------
@@ -349,7 +428,8 @@ LEMMA2_EXACT = Certificate(
     "LEMMA2_EXACT",
     r"\lVert h+\Delta\rVert^2 = s^2 + 2 s a + \lVert\Delta\rVert^2 = (s+a)^2 + \lVert\Delta_\perp\rVert^2,\ "
     r"\lVert u'-u\rVert^2 = 2 - \frac{2(s+a)}{s'}",
-    ("h != 0, h + Delta != 0", "s = |h|, u = h/s, a = <u, Delta>, Delta_perp = Delta - a u"),
+    ("h != 0, h + Delta != 0", "s = |h|, u = h/s, a = <u, Delta>, Delta_perp = Delta - a u",
+     "s + a > 0 for the cancellation-free form 2 beta^2/(s'(s'+s+a))"),
     _derive_lemma2_exact, dims=(2, 3, 4), page="proofs/lemma2.md")
 
 
@@ -367,14 +447,15 @@ def lemma2_scalars():
 def _derive_lemma2_expansion(n: int) -> Derivation:
     s, a, beta, s1, ang2 = lemma2_scalars()
     inc = (s1 - s).subs(s, 1 / t)
-    inc_series = sp.series(inc, t, 0, 2).removeO()
+    inc_series = sp.series(inc, t, 0, 3).removeO()  # through the s^-2 term
     ang2_series = sp.series(ang2.subs(s, 1 / t), t, 0, 4).removeO()
-    second = sp.series(inc, t, 0, 3).removeO() - inc_series  # the O(s^-2) term, for numerics
+    second = -a * beta**2 * t**2 / 2  # the s^-2 coefficient the statement names
     return Derivation(
         residuals={
-            "series(s'-s, 1/s) - (a + beta^2/(2s))": inc_series - (a + beta**2 * t / 2),
-            # |u'-u|^2 = beta^2 t^2 (1 + O(t)) gives |u'-u| = beta t + O(t^2) directly, so the
-            # (slower) series of the square root adds nothing
+            "series(s'-s, 1/s) to s^-2 - (a + beta^2/(2s) - a beta^2/(2s^2))":
+                inc_series - (a + beta**2 * t / 2 + second),
+            # |u'-u|^2 = beta^2 t^2 (1 - 2at + O(t^2)) gives |u'-u| = beta t - a beta t^2 + O(t^3)
+            # directly, so the (slower) series of the square root adds nothing
             "series(|u'-u|^2, 1/s) to s^-3 - beta^2/s^2 (1 - 2a/s)":
                 ang2_series - beta**2 * t**2 * (1 - 2 * a * t),
         },
@@ -387,10 +468,109 @@ def _derive_lemma2_expansion(n: int) -> Derivation:
 
 LEMMA2_EXPANSION = Certificate(
     "LEMMA2_EXPANSION",
-    r"s' - s = a + \frac{\lVert\Delta_\perp\rVert^2}{2s} + O(s^{-2}),\quad "
+    r"s' - s = a + \frac{\lVert\Delta_\perp\rVert^2}{2s} - \frac{a\lVert\Delta_\perp\rVert^2}{2s^2} + O(s^{-3}),\quad "
     r"\lVert u'-u\rVert = \frac{\lVert\Delta_\perp\rVert}{s} + O(s^{-2})",
-    ("s -> infinity with a and |Delta_perp| fixed (Delta depends only on u)",),
+    ("s -> infinity with a and |Delta_perp| fixed", "s + a > 0 (true for s large)"),
     _derive_lemma2_expansion, dims=(1,), default_n=1, page="proofs/lemma2.md")
+
+
+def lemma2_bound_scalars():
+    """The variables in which the Lemma 2 bounds are polynomial identities: x = s + a > 0 (the
+    hypothesis) and q = s' - x = beta^2/(s' + x) > 0, so that beta^2 = q(2x + q), s' = x + q
+    and a = x - s. Returns (s, x, q, a, beta^2, s')."""
+    s = sp.Symbol("s", positive=True)
+    x = sp.Symbol("x", positive=True)
+    q = sp.Symbol("q", positive=True)
+    return s, x, q, x - s, q * (2 * x + q), x + q
+
+
+def lemma2_bounds(s, a, beta):
+    """Closed forms of the explicit Lemma 2 bounds in (s, a, beta), valid when s + a > 0:
+    (lower, upper) for s' - s - a - beta^2/(2s), and (lower, upper) for |u' - u|."""
+    x = s + a
+    s1 = sp.sqrt(x**2 + beta**2)
+    upper = -a * beta**2 / (2 * s * x)
+    return {"radial_lower": upper - beta**4 / (8 * x**3), "radial_upper": upper,
+            "angular_lower": beta / s1, "angular_upper": beta / x}
+
+
+def _derive_lemma2_bounds(n: int) -> Derivation:
+    s, x, q, a, beta2, s1 = lemma2_bound_scalars()
+    bound = lemma2_bounds(s, a, sp.sqrt(beta2))  # the exported closed forms, in (s, x, q)
+    value = s1 - s - a - beta2 / (2 * s)  # s' - s - a - beta^2/(2s)
+    ang2 = 2 * beta2 / (s1 * (s1 + x))  # LEMMA2_EXACT's cancellation-free |u'-u|^2
+    gaps = {  # name -> (gap, the expression it equals, non-negative for x, q > 0)
+        "radial upper - value": (bound["radial_upper"] - value, q**2 / (2 * x)),
+        "value - radial lower": (value - bound["radial_lower"], q**3 * (4 * x + q) / (8 * x**3)),
+        "upper^2 - |u'-u|^2": (bound["angular_upper"]**2 - ang2,
+                               q**2 * (3 * x + q) / (x**2 * (x + q))),
+        "|u'-u|^2 - lower^2": (ang2 - bound["angular_lower"]**2, q**2 / (x + q)**2),
+    }
+    S, A, B, S1, _ = lemma2_scalars()
+    Q = S1 - (S + A)  # q in the original variables
+    residuals = {
+        # the change of variables is exact: q = s' - (s+a) has beta^2 = q(2(s+a) + q)
+        "beta^2 - q(2x+q) at q = s' - (s+a)": B**2 - Q * (2 * (S + A) + Q),
+        "s'^2 - x^2 - beta^2": s1**2 - x**2 - beta2,
+    }
+    residuals.update({f"({k}) - ({sp.sstr(e)})": g - e for k, (g, e) in gaps.items()})
+    sb, ab, bb = sp.symbols("s a beta", real=True)
+    return Derivation(
+        residuals=residuals,
+        signs={f"{sp.sstr(e)} (= {k})": e for k, (_, e) in gaps.items()},
+        exports={k: Export((sb, ab, bb), v) for k, v in lemma2_bounds(sb, ab, bb).items()},
+    )
+
+
+LEMMA2_BOUNDS = Certificate(
+    "LEMMA2_BOUNDS",
+    r"s + a > 0:\ -\frac{a\beta^2}{2s(s+a)} - \frac{\beta^4}{8(s+a)^3} \le s' - s - a - \frac{\beta^2}{2s} "
+    r"\le -\frac{a\beta^2}{2s(s+a)},\qquad \frac{\beta}{s'} \le \lVert u'-u\rVert \le \frac{\beta}{s+a}",
+    ("s = |h| > 0, beta = |Delta_perp| > 0, s' = |h + Delta|", "s + a > 0",
+     "no assumption on the size of s: the bounds hold at every scale"),
+    _derive_lemma2_bounds, dims=(1,), default_n=1, page="proofs/lemma2.md")
+
+
+def _derive_direction_limit(n: int) -> Derivation:
+    # a loop of two pre-norm sublayers with linear branches b_i(v) = B_i v:
+    # Delta(h) = B1 N(h) + B2 N(h + B1 N(h)); with H = h/t (t = 1/c):
+    # Delta(h/t) = F(t) := B1 N(h) + B2 N(h + t B1 N(h)) exactly
+    h, g = ex.vector("h", n), ex.vector("gamma", n)
+    B1, B2 = ex.matrix("A", n, n), ex.matrix("B", n, n)
+    v = ex.vector("v", n)
+    b1 = B1 * ex.rms_norm(h, g)
+
+    F = b1 + B2 * ex.rms_norm(h + t * b1, g)
+    limit = b1 + B2 * ex.rms_norm(h, g)  # Delta_inf: every sublayer reads N(h)
+    r = ex.rms_scale(h)
+    J = sp.diag(*g) * (sp.eye(n) / r - h * h.T / (n * r**3))  # NORM_JACOBIAN at eps = 0
+    slope = B2 * J * b1
+    point = _generic_point(n) | {g[i]: 1 for i in range(n)}
+    point.update({B1[i, j]: int(i == j == 0) for i in range(n) for j in range(n)})
+    point.update({B2[i, j]: int(i == j) for i in range(n) for j in range(n)})
+    return Derivation(
+        residuals={
+            # every sublayer input of the state h/t is h/t + v (v: the branches so far), and
+            # its normalization is that of h + t v: so Delta(h/t) = F(t) sublayer by sublayer
+            "N(h/t + v) - N(h + t v) (t > 0, any v)":
+                ex.scaled(ex.rms_norm(h + v, g), h, 1 / t) - ex.rms_norm(h + t * v, g),
+            "F(0) - Delta_inf(h)": F.subs(t, 0) - limit,
+            "F'(0) - B2 J_N(h) B1 N(h)": sp.diff(F, t).subs(t, 0) - slope,
+        },
+        witnesses={"|F'(0)|^2 at a generic point (B1 = e1 e1^T, B2 = I, gamma = 1)":
+                   ex.sqnorm(slope.subs(point))},
+        exports={"first_order_coefficient": Export((h, g, B1, B2), slope)},
+    )
+
+
+DIRECTION_LIMIT = Certificate(
+    "DIRECTION_LIMIT",
+    r"\Delta(H) = b_1(N(H)) + b_2(N(H + b_1(N(H)))):\quad \Delta(s\,u) = \Delta_\infty(u) + "
+    r"\frac{1}{s}\,J_{b_2}\,J_N(u)\,b_1(N(u)) + O(s^{-2}),\quad \Delta_\infty(u) = b_1(N(u)) + b_2(N(u))",
+    ("eps = 0", "a loop of several pre-norm sublayers (two here; more by induction)",
+     "branches b_i differentiable (linear in the certificate)", "the 1/s coefficient is "
+     "non-zero in general: Delta depends on u alone only as s -> infinity"),
+    _derive_direction_limit, dims=(2, 3), default_n=2, page="proofs/lemma2.md")
 
 
 # -- 6. gradient descent on a scale-invariant loss ----------------------------------------
@@ -464,6 +644,188 @@ WEIGHT_DECAY = Certificate(
     _derive_weight_decay, dims=(2, 3), default_n=2, page="proofs/gd.md")
 
 
+# -- 7. parameters and optimizers: when does training grow the scale? --------------------
+
+def _derive_param_invariance(n: int) -> Derivation:
+    # two tokens, a stack of pre-norm sublayers whose branches read only N(state) (generic
+    # undefined functions: attention, MLP, anything) and write through an output matrix O
+    E, pos = ex.matrix("E", n, 2), ex.vector("p", n)  # token embedding (n, V = 2), position
+    X = [ex.vector("h", n), ex.vector("x", n)]  # the states a sublayer receives
+    g, gf, gp = ex.vector("gamma", n), ex.vector("phi", n), ex.vector("psi", n)
+    O = ex.matrix("O", n, n)
+    U = ex.matrix("U", 2, n)  # an untied readout
+
+    def prenorm(X, O):
+        B = _direction_only_branch(X, g, "f")
+        return [X[t] + O * B[t] for t in range(2)]
+
+    def sandwich(X, gp):  # the branch output is normalized again, with its own gain psi
+        B = _direction_only_branch(X, g, "f")
+        return [X[t] + ex.rms_norm(O * B[t], gp) for t in range(2)]
+
+    Xc = [c * x for x in X]
+    residuals = {
+        "H_0(cE, cp) - c H_0(E, p) (token 1 at this position)":
+            (c * E[:, 0] + c * pos) - c * (E[:, 0] + pos)}
+    for t in range(2):
+        residuals[f"pre-norm sublayer S(cX; cO) - c S(X; O) (token {t + 1})"] = \
+            prenorm(Xc, c * O)[t] - c * prenorm(X, O)[t]
+        residuals[f"sandwich sublayer S(cX; c psi) - c S(X; psi) (token {t + 1})"] = \
+            sandwich(Xc, c * gp)[t] - c * sandwich(X, gp)[t]
+    h = X[0]
+    residuals["untied readout U N_f(c H) - U N_f(H)"] = \
+        U * ex.rms_norm(c * h, gf) - U * ex.rms_norm(h, gf)
+    residuals["tied readout (cE)^T N_f(c H) - c E^T N_f(H)"] = \
+        (c * E).T * ex.rms_norm(c * h, gf) - c * E.T * ex.rms_norm(h, gf)
+    Pv = sp.symbols("P1:4", real=True)
+    F = sp.Function("F")
+    residuals["d/dc F(cP)|_1 - <P, grad F(P)> (Euler for a parameter group)"] = \
+        sp.diff(F(*[c * x for x in Pv]), c).subs(c, 1).doit() \
+        - sum(x * sp.diff(F(*Pv), x) for x in Pv)
+    z = ex.vector("z", 2)
+    for y in range(2):
+        residuals[f"d/dc CE(c z, {y})|_1 - (E_p[z] - z_y) (the tied correction per loop)"] = \
+            sp.diff(ex.cross_entropy(c * z, y), c).subs(c, 1) - (ex.dot(ex.softmax(z), z) - z[y])
+    return Derivation(residuals=residuals)
+
+
+PARAM_INVARIANCE = Certificate(
+    "PARAM_INVARIANCE",
+    r"\text{untied},\ \varepsilon = 0,\ \text{pre-norm, bias-free}:\ \langle P, \nabla_P L\rangle = 0;\quad "
+    r"\text{tied } (W = E):\ \langle P, \nabla_P L\rangle = \textstyle\sum_k \mathrm{mean}\big(\mathbb{E}_{p_k}[z_k] - z_{k,y}\big)",
+    ("P = every parameter that writes the residual stream: token and position embeddings, "
+     "the output projection of every pre-norm sublayer (for the sandwich block: the post-norm "
+     "gains instead)", "eps = 0 in every norm", "bias-free projections (or their biases in P)",
+     "no inter-loop norm", "L = per-loop CE through normalized readouts (any number of loops)"),
+    _derive_param_invariance, dims=(2,), default_n=2, page="proofs/parameters.md")
+
+
+def _derive_state_vs_param_norm(n: int) -> Derivation:
+    # one pre-norm loop H_1 = e + O N(e) (unit gains): P = (e, O); two parameter values with
+    # |P'| > |P| but |H_1(P')| < |H_1(P)|. H_1(cP) = c H_1(P), so |H_1| = |P| phi(P/|P|).
+    e, O = ex.vector("e", n), ex.matrix("O", n, n)
+    H1 = e + O * ex.rms_norm(e, sp.ones(n, 1))
+
+    def sq(e_val, O_val):
+        sub = {e[i]: e_val[i] for i in range(n)}
+        sub.update({O[i, j]: O_val[i, j] for i in range(n) for j in range(n)})
+        return ex.sqnorm(H1.subs(sub)), sum(x**2 for x in e_val) + sum(x**2 for x in O_val)
+
+    ones = sp.ones(n, 1)  # ms = 1, so N(e) = e: every number below is rational
+    h_before, p_before = sq(ones, sp.zeros(n, n))
+    h_after, p_after = sq(ones, -sp.eye(n) / 2)  # a direction change that shrinks H_1
+    return Derivation(
+        residuals={"H_1(cP) - c H_1(P)": ex.scaled(ex.scaled(H1, e, c), sp.Matrix(list(O)), c)
+                   - c * H1},
+        witnesses={"|P'|^2 - |P|^2": p_after - p_before, "|H_1(P)|^2 - |H_1(P')|^2":
+                   h_before - h_after},
+        signs={"|P'|^2 - |P|^2 (the parameter norm grew)": p_after - p_before,
+               "|H_1(P)|^2 - |H_1(P')|^2 (the state norm shrank)": h_before - h_after},
+    )
+
+
+STATE_VS_PARAM_NORM = Certificate(
+    "STATE_VS_PARAM_NORM",
+    r"\lVert H_K(P)\rVert = \lVert P\rVert\,\varphi\big(P/\lVert P\rVert\big):\ "
+    r"\lVert P'\rVert > \lVert P\rVert \not\Rightarrow \lVert H_K(P')\rVert > \lVert H_K(P)\rVert",
+    ("the hypotheses of PARAM_INVARIANCE (H_K is homogeneous of degree 1 in P)",
+     "the direction P/|P| changes between the two parameter values"),
+    _derive_state_vs_param_norm, dims=(2,), default_n=2, page="proofs/parameters.md")
+
+
+mu = sp.Symbol("mu", positive=True)  # momentum coefficient (torch.optim.SGD's momentum)
+
+
+def _derive_momentum_growth(n: int) -> Derivation:
+    # torch.optim.SGD, dampening 0, no weight decay: v_{t+1} = mu v_t + g_t; heavy ball
+    # w_{t+1} = w_t - eta v_{t+1}; Nesterov w_{t+1} = w_t - eta (g_t + mu v_{t+1}); v_0 = 0.
+    # Symbols: w = w_{t-1}, v = v_{t-1}, and free gradients g_{t-1}, g_t. Each residual is a
+    # polynomial identity in which the hypothesis enters as an explicit term <w_t, g_t>
+    # (zero on a scale-invariant loss), so the algebra is checked without assuming it.
+    w, v, g0, g1 = (ex.vector(s, n) for s in ("w", "v", "q", "r"))
+    residuals = {}
+    for nesterov in (False, True):
+        tag = "Nesterov" if nesterov else "heavy ball"
+        v1 = mu * v + g0  # v_t
+        d0 = g0 + mu * v1 if nesterov else v1
+        w1 = w - eta * d0  # w_t
+        v2 = mu * v1 + g1  # v_{t+1}
+        d1 = g1 + mu * v2 if nesterov else v2
+        w2 = w1 - eta * d1
+        D_prev, D = ex.dot(w, v1), ex.dot(w1, v2)  # D_{t-1}, D_t
+        ortho = ex.dot(w1, g1)  # <w_t, g_t> = 0 by the hypothesis
+        lead = mu if nesterov else 1  # <w_t, d_t> = lead D_t + <w_t, g_t> (Nesterov)
+        residuals[f"{tag}: |w_(t+1)|^2 - |w_t|^2 + 2 eta {'mu ' if nesterov else ''}D_t "
+                  f"- eta^2 |d_t|^2{' + 2 eta <w_t, g_t>' if nesterov else ''}"] = \
+            ex.sqnorm(w2) - ex.sqnorm(w1) + 2 * eta * lead * D - eta**2 * ex.sqnorm(d1) \
+            + (2 * eta * ortho if nesterov else 0)
+        if nesterov:
+            F_prev = D_prev + eta * mu / 2 * ex.sqnorm(v)
+            F = D + eta * mu / 2 * ex.sqnorm(v1)
+            residuals["Nesterov: F_t - mu F_(t-1) + eta mu (1+mu)/2 |v_t|^2 + eta mu^2/2 "
+                      "|v_t - v_(t-1)|^2 - <w_t, g_t>, F_t = D_t + eta mu/2 |v_t|^2"] = \
+                F - mu * F_prev + eta * mu * (1 + mu) / 2 * ex.sqnorm(v1) \
+                + eta * mu**2 / 2 * ex.sqnorm(v1 - v) - ortho
+        else:
+            residuals["heavy ball: D_t - mu (D_(t-1) - eta |v_t|^2) - <w_t, g_t>"] = \
+                D - mu * (D_prev - eta * ex.sqnorm(v1)) - ortho
+    return Derivation(
+        residuals=residuals,
+        signs={"eta mu (1+mu)/2 (Nesterov: F_t <= mu F_(t-1) <= 0)": eta * mu * (1 + mu) / 2,
+               "eta mu^2/2": eta * mu**2 / 2, "2 eta mu (-D_t >= 0 gives growth)": 2 * eta * mu},
+    )
+
+
+MOMENTUM_GROWTH = Certificate(
+    "MOMENTUM_GROWTH",
+    r"L(cw) = L(w),\ v_0 = 0,\ \text{no decay}:\ \lVert w_{t+1}\rVert \ge \lVert w_t\rVert\ "
+    r"\text{for GD, heavy ball, Nesterov};\ D_t = \langle w_t, v_{t+1}\rangle = "
+    r"\mu\big(D_{t-1} - \eta\lVert v_t\rVert^2\big) \le 0\ \text{(heavy ball)}",
+    ("torch.optim.SGD conventions: v_{t+1} = mu v_t + g_t (dampening 0), w_{t+1} = w_t - eta "
+     "v_{t+1} (heavy ball) or w_t - eta (g_t + mu v_{t+1}) (Nesterov)", "v_0 = 0",
+     "no weight decay", "<w_t, g_t> = 0 at every step (exactly scale-invariant loss)",
+     "eta > 0, mu >= 0 (mu = 0: plain GD)"),
+    _derive_momentum_growth, dims=(2,), default_n=2, page="proofs/gd.md")
+
+
+def adam_example():
+    """The counterexample's data: w = (2, 1), L(w) = <(1, -2), w/|w|>, so <w, grad L> = 0."""
+    return sp.Matrix([2, 1]), sp.Matrix([1, -2])
+
+
+def _derive_adam_counterexample(n: int) -> Derivation:
+    w, cvec = adam_example()
+    x = ex.vector("w", 2)
+    L = ex.dot(cvec, x) / sp.sqrt(ex.sqnorm(x))
+    grad = ex.gradient(L, x).subs({x[i]: w[i] for i in range(2)})
+    b1, b2 = sp.symbols("beta1 beta2", positive=True)  # Adam's betas (any)
+    m = (1 - b1) * grad
+    v = (1 - b2) * grad.applyfunc(lambda e: e**2)
+    m_hat, v_hat = m / (1 - b1), v / (1 - b2)  # bias correction at step 1
+    step = sp.Matrix([m_hat[i] / sp.sqrt(v_hat[i]) for i in range(2)])  # eps = 0
+    k = sp.Symbol("k", positive=True)  # lr = 1/(1+k): every lr in (0, 1)
+    lr = 1 / (1 + k)
+    w1 = w - lr * step
+    w_tenth = w - step / 10
+    return Derivation(
+        residuals={"<w, grad L(w)> (L scale invariant)": ex.dot(w, grad),
+                   "Adam's first step / lr - sign(grad L) = (1, -1)": step - sp.Matrix([1, -1]),
+                   "|w - lr (1,-1)|^2 - (5 - 2 lr (1 - lr))": ex.sqnorm(w1) - (5 - 2 * lr * (1 - lr)),
+                   "|w'|^2 - 241/50 at lr = 1/10 (5 -> 4.82)": ex.sqnorm(w_tenth) - sp.Rational(241, 50)},
+        witnesses={"|w|^2 - |w'|^2 at lr = 1/10": ex.sqnorm(w) - ex.sqnorm(w_tenth)},
+        signs={"2 lr (1 - lr) = |w|^2 - |w'|^2 for lr in (0, 1)": 2 * lr * (1 - lr)},
+    )
+
+
+ADAM_COUNTEREXAMPLE = Certificate(
+    "ADAM_COUNTEREXAMPLE",
+    r"w = (2, 1),\ L(w) = \langle (1, -2), w/\lVert w\rVert\rangle:\ \text{one Adam step of lr } \eta \in (0, 1)\ "
+    r"\text{gives } \lVert w'\rVert^2 = 5 - 2\eta(1 - \eta) < 5\quad (\eta = 0.1:\ 5 \to 4.82)",
+    ("Adam with bias correction, any betas, eps = 0 (torch's eps = 1e-8 moves 4.82 by ~1e-8)",
+     "the first step from m_0 = v_0 = 0", "L exactly scale invariant"),
+    _derive_adam_counterexample, dims=(2,), default_n=2, page="proofs/gd.md")
+
+
 # -- 8. radial clamp ----------------------------------------------------------------------
 
 def _derive_radial_clamp(n: int) -> Derivation:
@@ -492,10 +854,14 @@ RADIAL_CLAMP = Certificate(
     "RADIAL_CLAMP",
     r"N(c H_k) = N(H_k),\ \Delta_k(cH_k) = \Delta_k(H_k),\ \lVert u'-u\rVert \sim \frac{\lVert\Delta_\perp\rVert}{c\,s_k},\ "
     r"\angle(u'_{\mathrm{clamp}}, u'_{\mathrm{full}}) = \frac{a\lVert\Delta_\perp\rVert}{s^2} + O(s^{-3})",
-    ("eps = 0", "c > 0", "Delta = B(N(H)) depends only on the direction"),
+    ("eps = 0", "c > 0", "Delta = B(N(H)) depends only on the direction (one pre-norm "
+     "sublayer; a stack only as s -> infinity)", "s + a > 0 (the full update's angle is "
+     "arctan(beta/(s+a)))", "one loop: what a clamp costs over many loops is measured, not "
+     "implied"),
     _derive_radial_clamp, dims=(2, 3), default_n=2, page="proofs/radial_clamp.md")
 
 
-ALL = (RMSNORM_INVARIANCE, LAYERNORM_INVARIANCE, NORM_JACOBIAN, EULER, HESSIAN, EPS_LEAK,
-       RAW_READOUT, NORM_PENALTY, FINAL_ONLY, LEMMA2_EXACT, LEMMA2_EXPANSION, GD_NORM,
-       WEIGHT_DECAY, RADIAL_CLAMP)
+ALL = (RMSNORM_INVARIANCE, LAYERNORM_INVARIANCE, NORM_JACOBIAN, EULER, HESSIAN, TOTAL_RADIAL,
+       EPS_LEAK, EPS_TEMPERATURE, RAW_READOUT, NORM_PENALTY, FINAL_ONLY, LEMMA2_EXACT,
+       LEMMA2_EXPANSION, LEMMA2_BOUNDS, DIRECTION_LIMIT, GD_NORM, WEIGHT_DECAY, MOMENTUM_GROWTH,
+       ADAM_COUNTEREXAMPLE, PARAM_INVARIANCE, STATE_VS_PARAM_NORM, RADIAL_CLAMP)

@@ -1,4 +1,4 @@
-"""Where float32 and bf16 break the identities: measured, not assumed (THEORY §9).
+"""Where float32 and bf16 break the identities: measured, not assumed (proofs/precision.md).
 
 Three measurements, each in float64 / float32 / bfloat16, on random points (n = 64, V = 32):
 

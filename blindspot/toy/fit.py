@@ -48,7 +48,8 @@ class FitResult:
     def regime(self) -> str:
         """Growth regime of the fitted parameters (:func:`blindspot.toy.radial.regime`);
         ρ within 1e-3 of 1 and |a| within 1e-3·s0 count as 1 and 0."""
-        return str(regime(self.rho, self.a / max(self.s0, 1e-300), self.dperp, tol=1e-3))
+        return str(regime(self.rho, self.a / max(self.s0, 1e-300), self.dperp, model="prenorm",
+                          tol=1e-3))
 
     def predict(self, k) -> np.ndarray:
         """Predicted mean scale at loop indices ``k`` (any shape, any size)."""

@@ -1,10 +1,10 @@
 r"""Across loops: the scale s_k = ‖H_k‖ of a looped residual stream, in closed form.
 
-Two reductions of a pre-norm loop H_{k+1} = H_k + Δ_k, Δ_k = B(N(H_k)) (THEORY 5 and 7):
+Two reductions of a pre-norm loop H_{k+1} = H_k + Δ_k, Δ_k = B(N(H_k)) (proofs/lemma2.md):
 
 * the **scalar radial recurrence** :math:`s_{k+1} = \rho s_k + a + \sigma \xi_k`,
   :math:`\xi_k \sim N(0,1)` i.i.d., whose mean and spread are exact closed forms
-  (:func:`radial_moments`), with four regimes (:func:`regime`);
+  (:func:`radial_moments`), with its regimes (:func:`regime`, ``model="scalar"``);
 * the **exact pre-norm step** :math:`s_{k+1}^2 = s_k^2 + 2 s_k a_k + \|\Delta_k\|^2`, i.e.
   :math:`s_{k+1} = \sqrt{(s_k + a_k)^2 + d_k^2}` with :math:`a_k = \langle u_k, \Delta_k\rangle`
   and :math:`d_k = \|\Delta_k^\perp\|` (:func:`next_scale`, :func:`prenorm_scale`), and the
@@ -23,8 +23,13 @@ from scipy import optimize, special
 from blindspot.toy._validate import as_count, as_float, as_loops
 from blindspot.toy.prediction import Prediction
 
-REGIMES = ("bounded", "sqrt", "linear", "exponential", "constant")
+REGIMES = ("bounded", "sqrt", "linear", "exponential", "constant", "decreasing")
 """Regime names returned by :func:`regime`."""
+
+MODELS = ("prenorm", "scalar")
+"""The two reductions :func:`regime` classifies: the pre-norm map
+:math:`s_{k+1} = \\sqrt{(\\rho s_k + a)^2 + d^2}` and the scalar recurrence
+:math:`s_{k+1} = \\rho s_k + a + \\sigma\\xi_k`."""
 
 
 def geometric_sum(q, k) -> np.ndarray:
@@ -87,22 +92,36 @@ def stationary_scale(rho, a, sigma=0.0) -> Prediction:
                       {"rho": rho, "a": a, "sigma": sigma})
 
 
-def regime(rho, a, spread, *, tol: float = 0.0) -> np.ndarray:
-    r"""Name the growth regime of the loop scale (THEORY 7), elementwise.
+def regime(rho, a, spread, *, model: str, tol: float = 0.0) -> np.ndarray:
+    r"""Name the growth regime of the loop scale, elementwise, for the named ``model``.
 
-    ``spread`` is the random / tangential part (σ of the scalar recurrence, or the
-    tangential norm :math:`d` of the pre-norm step). With :math:`|\rho - 1| \le` ``tol``
-    counted as ρ = 1 and :math:`|a| \le` ``tol`` as a = 0:
+    The two reductions agree except at ρ = 1, a < 0, so the caller says which one the
+    parameters belong to:
 
-    * ``bounded``: ρ < 1, or ρ = 1 with a < 0 (pre-norm fixed point
-      :math:`s^* = (a^2 + d^2)/(-2a)`);
-    * ``sqrt``: ρ = 1, a = 0, spread > 0 (:math:`s_k^2 = s_0^2 + k d^2`);
+    * ``model="prenorm"``: the exact pre-norm map :math:`s_{k+1} = \sqrt{(\rho s_k + a)^2 +
+      d^2}` (:func:`prenorm_scale`), ``spread`` = the tangential norm d;
+    * ``model="scalar"``: the scalar recurrence :math:`s_{k+1} = \rho s_k + a + \sigma\xi_k`
+      (:func:`radial_moments`, :func:`simulate_radial`), ``spread`` = σ.
+
+    With :math:`|\rho - 1| \le` ``tol`` counted as ρ = 1 and :math:`|a| \le` ``tol`` as a = 0:
+
+    * ``bounded``: ρ < 1 (pre-norm fixed point :func:`prenorm_fixed_point`; scalar stationary
+      mean :math:`a/(1-\rho)`, :func:`stationary_scale`); and, for the **pre-norm map only**,
+      ρ = 1 with a < 0: the square root keeps s positive and s settles at
+      :math:`s^* = (a^2 + d^2)/(-2a)`;
+    * ``decreasing`` (**scalar only**): ρ = 1, a < 0: the mean :math:`s_0 + a k` falls without
+      bound and leaves s ≥ 0, so the scalar reduction no longer describes a norm;
+    * ``sqrt``: ρ = 1, a = 0, spread > 0 (pre-norm :math:`s_k^2 = s_0^2 + k d^2`; scalar:
+      constant mean, spread :math:`\sigma\sqrt{k}`);
     * ``linear``: ρ = 1, a > 0 (:math:`s_k \approx s_0 + a k`);
-    * ``exponential``: ρ > 1 (:math:`s_k \sim \rho^k`);
+    * ``exponential``: ρ > 1 (:math:`|s_k| \sim \rho^k`);
     * ``constant``: ρ = 1, a = 0, spread = 0.
 
-    Test: ``tests/test_toy_radial.py::test_regimes_match_simulated_growth``.
+    Test: ``tests/test_toy_radial.py::test_regime_names_the_model_it_classifies``.
     """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}: the "
+                         "pre-norm map and the scalar recurrence differ at rho = 1, a < 0")
     rho = as_float("rho", rho, nonneg=True)
     a = as_float("a", a)
     spread = as_float("spread", spread, nonneg=True)
@@ -114,7 +133,7 @@ def regime(rho, a, spread, *, tol: float = 0.0) -> np.ndarray:
     out = np.full(rho.shape, "constant", dtype=object)
     out[(rho < 1) & ~one] = "bounded"
     out[(rho > 1) & ~one] = "exponential"
-    out[one & ~zero_a & (a < 0)] = "bounded"
+    out[one & ~zero_a & (a < 0)] = "bounded" if model == "prenorm" else "decreasing"
     out[one & ~zero_a & (a > 0)] = "linear"
     out[one & zero_a & (spread > 0)] = "sqrt"
     return out.astype(str)
@@ -160,7 +179,7 @@ def decompose_update(h, delta) -> dict[str, np.ndarray]:
 
 
 def next_scale(s, a, dperp) -> np.ndarray:
-    r"""Exact scale after one residual update (THEORY 5):
+    r"""Exact scale after one residual update (proofs/lemma2.md):
     :math:`s_{k+1} = \sqrt{s_k^2 + 2 s_k a_k + \|\Delta_k\|^2} = \sqrt{(s_k + a_k)^2 + d_k^2}`
     since :math:`\|\Delta\|^2 = a^2 + d^2`. Test:
     ``tests/test_toy_radial.py::test_prenorm_identity_is_exact_for_any_update``."""
@@ -305,7 +324,8 @@ def raw_readout_scale(z, q) -> Prediction:
     Along a fixed direction u with logits :math:`z = W u` (so at scale s the logits are
     :math:`s z`) and data distribution q over targets, the expected cross-entropy
     :math:`L(s) = \mathrm{logsumexp}(s z) - s\,E_q[z]` is convex with
-    :math:`L'(s) = E_{p_s}[z] - E_q[z]` (THEORY 4) and :math:`L''(s) = \mathrm{Var}_{p_s}[z]`.
+    :math:`L'(s) = E_{p_s}[z] - E_q[z]` (proofs/readouts.md) and
+    :math:`L''(s) = \mathrm{Var}_{p_s}[z]`.
     When q is not concentrated on the top logit, the loss pulls s to the finite calibrated
     scale :math:`s_{opt}` solving :math:`E_{\mathrm{softmax}(s z)}[z] = E_q[z]`; the restoring
     stiffness is :math:`L''(s_{opt})`. A normalized readout has :math:`L' \equiv 0` (no force).

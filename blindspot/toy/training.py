@@ -1,6 +1,6 @@
 r"""Across training: a parameter (or state) that the loss sees only through its direction.
 
-System (THEORY 6): :math:`L(w) = f(w/\|w\|)`, so :math:`\langle w, \nabla L\rangle = 0` and
+System (proofs/gd.md): :math:`L(w) = f(w/\|w\|)`, so :math:`\langle w, \nabla L\rangle = 0` and
 :math:`\nabla L(w) = \hat g/\|w\|` where :math:`\hat g` is the gradient at unit scale, with
 mean square :math:`G^2 = E\|\hat g\|^2`. With x = ‖w‖², the predictions are scalar maps,
 vectorized over parameters (:func:`predict_norm_trajectory`):
@@ -22,7 +22,9 @@ vectorized over parameters (:func:`predict_norm_trajectory`):
   :math:`(1+\beta_1)/(1-\beta_1)`, so :math:`x_{t+1} = (1-\eta\lambda)^2 x_t + \eta^2 n`
   whatever β₁: ‖w‖² grows *linearly* (‖w‖ ∝ t^{1/2}) until decoupled decay holds it at
   :math:`\|w^*\|^2 = \eta^2 n/(1-(1-\eta\lambda)^2) \approx \eta n/(2\lambda)`, angular step
-  :math:`\sqrt{2\eta\lambda r}`.
+  :math:`\sqrt{2\eta\lambda r}`. This is a drift *on average*: unlike GD and momentum, whose
+  steps never shrink ‖w‖ without decay (claim ``S6.momentum-growth``), single Adam steps can
+  (``S6.adam-counterexample``).
 
 :func:`simulate_training` runs the same system (numpy) to check each prediction (claims
 ``T3.*``). :func:`predict_norm_growth_over_training` states the paper-level prediction for
@@ -179,25 +181,31 @@ def predict_norm_growth_over_training(steps, *, optimizer: str = "adamw", lr: fl
                                       weight_decay: float = 0.01, beta1: float = 0.9,
                                       n_params: int | None = None, norm0: float = 1.0,
                                       grad_sq: float | None = None) -> Prediction:
-    r"""The toy's prediction for the final loop state's scale ‖H_K‖ over training.
+    r"""The toy's prediction for the norm of the stream-writing parameters, and under one more
+    assumption for the final loop state's scale ‖H_K‖, over training.
 
-    Why: per-loop CE through a normalized readout (ε = 0) is invariant under scaling, by
-    one common factor c, every parameter that writes into the residual stream (input
-    embedding and the output projections of each block, with an untied readout): every
-    state H_k scales by c and every readout sees N(c H_k) = N(H_k). So that parameter
-    group P is a "scale-invariant parameter" of THEORY 6, ‖H_K‖ ∝ ‖P‖, and the loss exerts
-    no radial force on it: ‖H_K‖ follows the norm trajectory of P
-    (:func:`predict_norm_trajectory`).
+    **Premise, with its hypotheses** (proofs/parameters.md, claim ``S6.param-invariance``):
+    let P be every parameter that writes the residual stream (token and position embeddings,
+    the output projection of every pre-norm sublayer; the post-norm gains of a sandwich
+    block). If the readout is **untied**, every norm has **ε = 0**, the blocks are **pre-norm**
+    with **bias-free** projections and there is **no inter-loop norm**, then every state is
+    homogeneous of degree 1 in P and the per-loop CE is invariant under P → cP: P is a
+    scale-invariant parameter group and the toy's norm drift (:func:`predict_norm_trajectory`)
+    applies to ‖P‖. With the readout **tied** to the embedding (the paper's models, and
+    ``LoopedLM``'s default) the premise fails: ⟨P, ∇_P L⟩ = Σ_k mean(E_p z_k − z_{k,y}), the
+    raw readout's temperature force, and this prediction is then a hypothesis to test, not a
+    consequence. Second, ‖H_K‖ = ‖P‖·φ(P/‖P‖) (``S6.state-vs-param``): ‖H_K‖ follows ‖P‖ only
+    while the direction factor φ stays about constant, which training need not keep.
 
-    **Prediction** (quantity: mean over tokens of ‖H_K‖, normalized by its value at step 0):
-    :math:`(\|H_K\|_t/\|H_K\|_0)^2 = x_t/x_0`, with x from the optimizer's map. Under Adam(W)
-    with :math:`t \ll 1/(2\eta\lambda)`: :math:`\|H_K\|^2` is affine in t, so the log-log
-    slope of ‖H_K‖ against t tends to **1/2** (GD/momentum: **1/4**); with weight decay it
-    saturates at :math:`\|P^*\|^2 \approx \eta n/(2\lambda)`. A scale-visible readout (raw) or a
-    norm penalty adds a radial force and the prediction becomes "bounded" instead.
+    **Prediction** (quantity: ‖P_t‖/‖P_0‖, which equals ‖H_K‖_t/‖H_K‖_0 when φ is constant):
+    :math:`(\|P\|_t/\|P\|_0)^2 = x_t/x_0`, with x from the optimizer's map. Under Adam(W)
+    with :math:`t \ll 1/(2\eta\lambda)`: :math:`\|P\|^2` is affine in t on average, so the
+    log-log slope against t tends to **1/2** (GD/momentum: **1/4**); with weight decay it
+    saturates at :math:`\|P^*\|^2 \approx \eta n/(2\lambda)`. A scale-visible readout (raw)
+    or a norm penalty adds a radial force and the prediction becomes "bounded" instead.
     Tolerance for the experiments: the measured late-time slope (last half of training,
-    log-log least squares of ‖H_K‖ against t) within **±0.15** of the predicted exponent; 0.15
-    covers the slope's drift from the asymptote while x_0 is not yet negligible and the
+    log-log least squares against t) within **±0.15** of the predicted exponent; 0.15 covers
+    the slope's drift from the asymptote while x_0 is not yet negligible and the
     non-orthogonal part of Adam's per-coordinate steps (checked in the toy by claim
     ``T3.paper-prediction``).
 
@@ -227,8 +235,9 @@ def predict_norm_growth_over_training(steps, *, optimizer: str = "adamw", lr: fl
          "local_exponent": local,
          "timescale": np.inf if lam == 0 else 1.0 / (2 * lr * lam),
          "equilibrium_norm": pred["equilibrium_norm"]},
-        r"\|H_K\|_t\propto\|P_t\|,\ \|P_t\|^2=\|P_0\|^2+\eta^2 n\,t\ (\text{Adam},\ "
-        r"t\ll 1/(2\eta\lambda))\Rightarrow \|H_K\|\sim t^{1/2}",
+        r"\|H_K\|_t=\|P_t\|\,\varphi(P_t/\|P_t\|),\ \|P_t\|^2=\|P_0\|^2+\eta^2 n\,t\ "
+        r"(\text{Adam, untied},\ \varepsilon=0,\ t\ll 1/(2\eta\lambda))\Rightarrow "
+        r"\|H_K\|\sim t^{1/2}\text{ while }\varphi\approx\text{const}",
         {"optimizer": opt, "lr": lr, "weight_decay": weight_decay, "beta1": beta1,
          "n_params": n_params, "norm0": norm0})
 
