@@ -28,7 +28,8 @@ and appends them to a JSONL file, one record per line. The verdict of a record:
   on top of the first loop's: :math:`1 + \sum_{k<K} a_k/s_1` to first order for a pre-norm
   residual loop, proofs/lemma2.md) rose by at least ``min_growth`` (20 %) along the
   least-squares fit. Growth that the first loop shares, such as weights growing during
-  early training, is not the blind spot, and an inter-loop norm keeps the ratio flat;
+  early training, is not the blind spot, and an inter-loop norm keeps the ratio flat (a
+  model of one loop has nothing to compound, and never warns);
 - **active** (the blind spot): blind at each of those measurements and growing. The first
   active record raises one :class:`BlindSpotWarning` and one log record on the
   ``blindspot.control`` logger, both naming the fixes; the monitor never warns again.
