@@ -89,7 +89,8 @@ def markdown_table(claims: dict[str, Claim] | None = None) -> str:
 
     rows = ["| id | claim | paper | tier | certificate | test | experiment | page |",
             "|---|---|---|---|---|---|---|---|"]
-    for c in claims.values():
+    for c in sorted(claims.values(), key=lambda c: c.id):  # not registration order, which
+        # depends on which check module something imported first
         statement = " ".join(c.statement.split()).replace("|", "\\|")
         rows.append(f"| `{c.id}` | {statement} | {c.paper_ref} | {c.tier} | {code(c.certificate)} "
                     f"| {code(c.test)} | {code(c.experiment)} | {code(c.page)} |")

@@ -99,7 +99,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, arms: tuple[str, ..
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; valid: {', '.join(ARMS)}")
     out = Path(out or OUT)
-    scratch = Path(scratch) / "sensitivity-cpu"
+    scratch = Path(scratch) / out.name  # one scratch per output: two studies never share one
     planned = [(name, ARMS[name].config(overrides)) for name in names]
     t0 = time.perf_counter()
     if workers > 1:

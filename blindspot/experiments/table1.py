@@ -17,8 +17,8 @@ final float32 weights + config of the first seed of every condition (for ``blind
 diagnose``); ``summary.json`` (per condition: final-loop perplexity and ‖H_K‖ per seed, their
 mean and standard deviation, per-loop perplexity and ‖H_k‖, initial ‖H_K‖, with a run card);
 ``table.md`` (the table printed beside the paper's numbers). Training scratch (resumable
-checkpoints with optimizer state) lives in ``runs/`` under the working directory, so an
-interrupted grid resumes where it stopped.
+checkpoints with optimizer state) lives in ``runs/<name of OUT>/`` under the working
+directory, so an interrupted grid resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ H200_BF16_FLOPS = 989e12  # dense bf16 peak of an H200 (NVIDIA datasheet, withou
 ASSUMED_MFU = 0.30  # model FLOP utilisation we assume for an uncompiled small model (our guess)
 OVERHEAD_S = 60.0  # data preparation, evaluation and checkpoints outside the step budget
 CONTRASTS = {"gpt2": ("recipe=gpt2", "model.dropout=0.0")}
-"""Named contrast grids: overrides put before the user's. ``gpt2`` is blindspot 0.1's grid
+"""The named contrast grids, as overrides put before the user's. ``gpt2`` is blindspot 0.1's grid
 (GPT-2-style init, warm-up + cosine, betas (0.9, 0.95), decay on matrices, float32 on a CPU,
 dropout 0); under it the committed runs are reproduced bit for bit."""
 
@@ -170,7 +170,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     conditions = tuple(CONDITIONS) if conditions is None else conditions
     suffix = ("-rehearse" if rehearse else "") + (f"-{contrast}" if contrast else "")
     out = Path(out or f"results/table1-{tier}{suffix}")
-    scratch = Path(scratch) / f"table1-{tier}{suffix}"
+    scratch = Path(scratch) / out.name  # one scratch per output: two grids never share one
     t0 = time.perf_counter()
     meta = {"tier": tier, "rehearse": rehearse, "seeds": list(seeds), "plan": plan,
             "recipe": recipe_of(runs[0][2]),
@@ -281,11 +281,12 @@ def format_table(summary: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|"]
     for c in ordered(summary):
         p, s = c["ppl_K"], c["scale_K"]
-        ce = c.get("ce_K") or {"mean": math.log(p["mean"]), "std": float("nan")}
+        # summaries of blindspot 0.1 record no CE: show the mean's log-perplexity, no spread
+        ce = (f"{c['ce_K']['mean']:.3f} ± {c['ce_K']['std']:.3f}" if "ce_K" in c
+              else f"{math.log(p['mean']):.3f} (ln ppl)")
         name = c["label"] if c["scale_name"] == "cpu" else f"{c['scale_name']}: {c['label']}"
         name += f" (n={p['n']})"
-        rows.append(f"| {name} | {p['mean']:.3f} ± {p['std']:.3f} | "
-                    f"{ce['mean']:.3f} ± {ce['std']:.3f} | "
+        rows.append(f"| {name} | {p['mean']:.3f} ± {p['std']:.3f} | {ce} | "
                     f"{_fmt(s['mean'])} ± {_fmt(s['std'])} | {_fmt(c['initial_scale_K']['mean'])}"
                     f" | {c['paper_ppl_K']} | {c['paper_scale_K']} |")
     return "\n".join(rows)

@@ -77,7 +77,7 @@ def draw_prediction(pred: dict, measured: dict, calibration: dict):
         a.plot(arm["curve_steps"], arm["curve_scale_K"], "x", color="grey", ms=3,
                label=f"{name} (calibration)" if name == next(iter(calibration)) else None)
     a.set_yscale("log")
-    a.set_xscale("symlog", linthresh=10)
+    a.set_xscale("log")  # logged steps start at 5
     a.set_xlabel("training step")
     a.set_ylabel(r"$\|H_K\|$ (lines: predicted; dots: measured)")
     a.legend(fontsize=6, ncol=2)

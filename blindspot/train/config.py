@@ -131,10 +131,11 @@ RECIPES: dict[str, dict[str, Any]] = {
              "min_lr_ratio": 0.1, "beta1": 0.9, "beta2": 0.95, "weight_decay_on": "matrices",
              "precision": "auto"},
 }
-"""Whole recipes (init, schedule, optimizer, precision) that one key selects: ``recipe: NAME``
-in a YAML file, ``--set recipe=NAME`` or ``preset(..., recipe=NAME)``. Keys given explicitly
-win over the recipe's; presets name a recipe and set none of its keys. ``"10%"`` warm-up is
-resolved against the final ``steps``. :func:`recipe_of` names the recipe a config follows."""
+"""The whole recipes (init, schedule, optimizer and precision together) that one key selects,
+``recipe: NAME`` in a YAML file, ``--set recipe=NAME`` or ``preset(..., recipe=NAME)``. Keys
+given explicitly win over the recipe's; presets name a recipe and set none of its keys.
+``"10%"`` warm-up is resolved against the final ``steps``. :func:`recipe_of` names the recipe
+a config follows."""
 
 
 def _recipe_dict(name: Any, steps: int) -> dict[str, Any]:
