@@ -23,8 +23,6 @@ from blindspot.diagnostics.recorder import record
 from blindspot.nn.functional import rms_norm
 from blindspot.nn.trace import LoopTrace
 
-StateInput = Literal["none", "concat", "call"]
-
 
 class InterLoopNorm(nn.Module):
     r"""The loop body ``body`` with an RMSNorm on the state it receives:
@@ -51,8 +49,9 @@ class InterLoopNorm(nn.Module):
     ``control.inter_loop_norm_force``.
     """
 
-    def __init__(self, body: nn.Module, d_model: int, *, injection: StateInput = "none",
-                 eps: float = 1e-6, gain: bool = True):
+    def __init__(self, body: nn.Module, d_model: int, *,
+                 injection: Literal["none", "concat", "call"] = "none", eps: float = 1e-6,
+                 gain: bool = True):
         super().__init__()
         if injection not in ("none", "concat", "call"):
             hint = (" (body(x + e) mixes the state with e before the body sees it: normalize "
@@ -89,9 +88,6 @@ class InterLoopNorm(nn.Module):
         return self.body(x, *args, **kwargs)
 
 
-ClampMode = Literal["remove_radial", "freeze_scale"]
-
-
 class RadialClamp:
     r"""An update hook for :func:`blindspot.diagnostics.record` (``hook(k, x, H_k) -> H_k'``).
 
@@ -110,7 +106,7 @@ class RadialClamp:
     (proofs/radial_clamp.md); checked by the claim ``control.radial_clamp_force``.
     """
 
-    def __init__(self, mode: ClampMode = "remove_radial"):
+    def __init__(self, mode: Literal["remove_radial", "freeze_scale"] = "remove_radial"):
         if mode not in ("remove_radial", "freeze_scale"):
             raise ValueError(f"radial clamp mode must be 'remove_radial' or 'freeze_scale', got "
                              f"{mode!r}")
@@ -126,7 +122,8 @@ class RadialClamp:
         return rescale_to(h, self._first)
 
 
-def radial_clamp(adapter: LoopAdapter, idx: Tensor, mode: ClampMode = "remove_radial",
+def radial_clamp(adapter: LoopAdapter, idx: Tensor,
+                 mode: Literal["remove_radial", "freeze_scale"] = "remove_radial",
                  num_loops: int | None = None) -> LoopTrace:
     """Run the model through ``adapter`` with :class:`RadialClamp` on every loop; returns the
     trace with per-loop logits (``trace.logits[-1]`` are the clamped predictions). Nothing

@@ -108,7 +108,7 @@ class ScaleMonitor:
     their force on the scale is part of the measured per-loop gradient. ``path``: the JSONL
     file (rewritten by this monitor's first record unless ``append``). ``process_group``: the
     group to reduce over (default: the default group when ``torch.distributed`` is
-    initialized).
+    initialized). In a training loop::
 
         monitor = ScaleMonitor(adapter, path="scale.jsonl")
         for step, (x, y) in enumerate(batches):

@@ -6,7 +6,7 @@ its outputs and its gradients are exactly those of the model without the tap
 (``tests/test_control_tap.py::test_tap_leaves_the_forward_pass_bitwise_unchanged``); the
 kept states are the live tensors, so a loss on them (:class:`blindspot.control.NormPenalty`)
 back-propagates into the model. Works inside ``DistributedDataParallel``, autocast and
-gradient accumulation, since it only watches the module call.
+gradient accumulation, since it only watches the module call. In a training step::
 
     with StateTap(model.core) as tap:       # model.core: the loop body
         logits = model(x)
