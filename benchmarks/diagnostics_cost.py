@@ -28,14 +28,11 @@ from blindspot.train.losses import objective
 from blindspot.train.trainer import param_groups
 
 
-def main(argv: list[str] | None = None) -> float:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--preset", default="cpu-per_loop-norm")
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    cfg = preset(args.preset)
+def preset_training(name: str, *, autocast: bool = False):
+    """(model, train_step, tokens) of the preset ``name``'s LoopedLM on a random batch: the
+    step is a forward with a readout after every loop, the preset's objective, backward,
+    gradient clipping and AdamW, under the preset's bf16 autocast if ``autocast``."""
+    cfg = preset(name)
     torch.manual_seed(0)
     model = build_model(cfg)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
@@ -44,15 +41,30 @@ def main(argv: list[str] | None = None) -> float:
     tokens = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.data.seq_len + 1),
                            generator=g)
     x, y = tokens[:, :-1], tokens[:, 1:]
+    bf16 = autocast and cfg.precision == "bf16"
 
     def train_step():
         model.train()
-        out = model(x, readout="all")
-        loss, _ = objective(out.logits, out.states, y, cfg.supervision, cfg.norm_penalty)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(x, readout="all")
+            loss, _ = objective(out.logits, out.states, y, cfg.supervision, cfg.norm_penalty)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
+
+    return model, train_step, tokens
+
+
+def main(argv: list[str] | None = None) -> float:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--preset", default="cpu-per_loop-norm")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = preset(args.preset)
+    model, train_step, tokens = preset_training(args.preset)
 
     def diagnostic_pass():
         diagnose(adapter_for(model), tokens)

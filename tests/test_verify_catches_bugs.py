@@ -1,13 +1,18 @@
 """``python -m blindspot.verify --tier quick`` catches real bugs in the model, its readout
-switches, the training objective and the scale-sensitivity diagnostic: each bug below is
-planted on its own (monkeypatch, undone after the test) and must make the quick-tier claim
-that guards it FAIL, while on the package as shipped the same claims PASS."""
+switches, the training objective, the scale-sensitivity diagnostic and the scale controls:
+each bug below is planted on its own (monkeypatch, undone after the test) and must make the
+quick-tier claim that guards it FAIL, while on the package as shipped the same claims PASS."""
+
+import contextlib
 
 import pytest
+import torch
 import torch.nn.functional as F
 
 from blindspot import verify
 from blindspot.claims import load_all
+from blindspot.control import InterLoopNorm, NormPenalty, RadialClamp, RawReadoutLoss
+from blindspot.control import monitor as M
 from blindspot.diagnostics import interventions
 from blindspot.nn import functional as BF
 from blindspot.nn.model import LoopedLM, RMSNorm
@@ -50,6 +55,72 @@ def sensitivity_scales_the_logits(mp):
                [a * adapter.readout(h, loop, num_loops) for a in alphas])
 
 
+# -- the scale controls (every control.* claim is guarded)
+
+
+def threshold_ignores_the_floor(mp):  # every share counts as blind: the raw readout warns
+    mp.setattr(M, "blind_threshold", lambda dtype, blind_share=M.BLIND_SHARE: 1.0)
+
+
+def monitor_drops_its_controls(mp):  # the penalty's radial force goes unmeasured
+    mp.setattr(M.ScaleMonitor, "_loop_gradient", lambda self, state, targets, loop, K:
+               M.loop_gradient(self.adapter, state, targets, loop, K)[:2])
+
+
+def growth_read_from_the_first_loop(mp):  # loop_ratio always 1: the blind spot is missed
+    measure = M.ScaleMonitor.measure
+    mp.setattr(M.ScaleMonitor, "measure",
+               lambda self, idx, y: {**measure(self, idx, y), "loop_ratio": 1.0})
+
+
+def penalty_sums_over_the_width(mp):  # λ‖h‖² instead of λ‖h‖²/n
+    mp.setattr(NormPenalty, "per_token", lambda self, h, targets=None:
+               self.weight * h.pow(2).sum(-1))
+
+
+def raw_readout_through_a_norm(mp):  # the auxiliary loss is scale-invariant after all
+    logits = RawReadoutLoss.logits
+    mp.setattr(RawReadoutLoss, "logits", lambda self, h: logits(
+        self, h / h.pow(2).mean(-1, keepdim=True).sqrt()))
+
+
+def inter_loop_norm_forgets_to_normalize(mp):
+    mp.setattr(InterLoopNorm, "norm", lambda self, x: x * self.weight)
+
+
+def inter_loop_norm_normalizes_e_too(mp):
+    forward = InterLoopNorm.forward
+
+    def normalize_all(self, x, *args, **kw):
+        if self.injection == "concat":
+            from blindspot.nn.functional import rms_norm
+
+            return self.body(rms_norm(x, None, self.eps), *args, **kw)
+        return forward(self, x, *args, **kw)
+
+    mp.setattr(InterLoopNorm, "forward", normalize_all)
+
+
+def clamp_keeps_the_update(mp):
+    mp.setattr(RadialClamp, "__call__", lambda self, loop, x, h: h)
+
+
+def monitor_runs_in_train_mode(mp):  # dropout draws random numbers during the measurement
+    mp.setattr(M, "_side_effect_free", lambda model, device: contextlib.nullcontext())
+
+
+def monitor_accumulates_into_grad(mp):  # a measurement that back-propagates into .grad
+    measure_local = M.ScaleMonitor._measure_local
+
+    def leaky(self, idx, targets):
+        out = measure_local(self, idx, targets)
+        with torch.enable_grad():
+            sum(p.pow(2).sum() for p in self.adapter.module.parameters()).backward()
+        return out
+
+    mp.setattr(M.ScaleMonitor, "_measure_local", leaky)
+
+
 BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
     drop_gain_in_the_kernel: {"nn.norms_closed_form", "nn.readout_switches"},
     drop_gain_in_the_module: {"nn.norms_closed_form", "nn.readout_switches"},
@@ -61,11 +132,22 @@ BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
     norm_penalty_summed_over_loops: {"train.objective_loop_weights",
                                      "train.objective_radial_force"},
     sensitivity_scales_the_logits: {"diagnostics.scale_sensitivity_closed_form"},
+    threshold_ignores_the_floor: {"control.monitor_verdict"},
+    monitor_drops_its_controls: {"control.monitor_verdict"},
+    growth_read_from_the_first_loop: {"control.monitor_verdict"},
+    penalty_sums_over_the_width: {"control.norm_penalty_force"},
+    raw_readout_through_a_norm: {"control.raw_readout_force"},
+    inter_loop_norm_forgets_to_normalize: {"control.inter_loop_norm_force"},
+    inter_loop_norm_normalizes_e_too: {"control.inter_loop_norm_force"},
+    clamp_keeps_the_update: {"control.radial_clamp_force"},
+    monitor_runs_in_train_mode: {"control.training_unchanged"},
+    monitor_accumulates_into_grad: {"control.training_unchanged"},
 }
 GUARDS = sorted(set().union(*BUGS.values()))
 
 
 def test_the_guarding_claims_are_quick_and_pass_on_the_package():
+    assert {c for c in CLAIMS if c.startswith("control.")} <= set(GUARDS)
     for cid in GUARDS:
         assert CLAIMS[cid].tier == "quick"
         v = verify.run_claim(CLAIMS[cid])

@@ -1,0 +1,82 @@
+"""The "fix it in your own model" example runs: the monitor warns on the uncontrolled
+Huginn-style model, each control stops the growth, and the table is written with a run card."""
+
+import json
+from pathlib import Path
+
+import pytest
+from test_control_tap import load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _example():
+    return load(ROOT / "examples" / "control_foreign_model.py")
+
+
+@pytest.mark.slow
+def test_example_warns_without_a_control_and_not_with_one(tmp_path, capsys):
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    # measured every 20 steps, the uncontrolled run warns at step 60: the fourth measurement,
+    # the first with a full growth window
+    result = _example().main(["--steps", "80", "--every", "20", "--out", str(out),
+                              "--log-dir", str(logs)])
+    printed = capsys.readouterr().out
+    assert f"wrote {out / 'controls.json'}" in printed
+    assert json.loads((out / "controls.json").read_text()) == json.loads(json.dumps(result))
+    rows = {r["control"]: r for r in result["rows"]}
+    assert list(rows) == ["none", "remove_radial", "freeze_scale", "norm_penalty",
+                          "raw_readout", "inter_loop_norm"]
+    assert rows["none"]["warning_step"] == 60 and rows["none"]["warnings"] == 1
+    for name in ("norm_penalty", "raw_readout", "inter_loop_norm"):
+        assert rows[name]["warning_step"] is None and rows[name]["warnings"] == 0
+        # the growth stops: less scale than the uncontrolled run, and no loop amplification
+        assert rows[name]["scale_K"] < rows["none"]["scale_K"]
+        last = result["monitor"][name][-1]
+        assert last["loop_ratio"] < result["monitor"]["none"][-1]["loop_ratio"]
+    assert rows["freeze_scale"]["scale_K"] < rows["none"]["scale_K"]
+    for name, records in result["monitor"].items():
+        lines = [json.loads(x) for x in (logs / f"{name}.jsonl").read_text().splitlines()]
+        assert lines == records and [r["step"] for r in lines] == [0, 20, 40, 60, 80]
+    card = result["run_card"]
+    assert card["seed"] == 0 and card["config"]["steps"] == 80 and card["wall_time_s"] > 0
+
+
+def test_control_figure_draws_the_committed_shape_and_names_its_command(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from blindspot.figures import MissingResults, draw
+    from blindspot.figures.control import draw_control
+
+    rec = [{"step": s, "scale_mean": [1.0, 1.0 + s], "loop_ratio": 1.0 + s} for s in (0, 1)]
+    rows = [{"control": "none", "at": "training", "warning_step": 1, "ppl": [3.0, 2.0]},
+            {"control": "freeze_scale", "at": "inference", "warning_step": None,
+             "ppl": [3.0, 2.5]}]
+    fig = draw_control({"rows": rows, "monitor": {"none": rec}})
+    a, _, c = fig.axes
+    assert len(a.lines) == 2 and len(c.lines) == 2  # the run and the warning; two rows
+    assert c.lines[1].get_linestyle() == "--"  # a control at inference is dashed
+    plt.close(fig)
+    with pytest.raises(ValueError, match="rows and monitor records"):
+        draw_control({"rows": [], "monitor": {}})
+    with pytest.raises(MissingResults, match="python examples/control_foreign_model.py"):
+        draw("control-cpu", tmp_path)
+
+
+def test_overhead_benchmark_runs_and_writes_its_ratios(tmp_path):
+    import torch
+
+    bench = load(ROOT / "benchmarks" / "monitor_overhead.py")
+    threads = torch.get_num_threads()
+    try:
+        out = bench.main(["--repeats", "1", "--json", str(tmp_path / "o.json")])
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads((tmp_path / "o.json").read_text()) == json.loads(json.dumps(out))
+    assert len(out["results"]) == 2 and out["run_card"]["config"]["repeats"] == 1
+    for r in out["results"].values():  # ratios only: timings are never asserted
+        assert set(r["overhead"]) == {"fastest wall", "median CPU", "median wall"}
+        assert all(v > 0 for v in r["overhead"].values())
