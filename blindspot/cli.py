@@ -1,7 +1,10 @@
 """``blindspot`` command line: train | diagnose | experiment | verify | figures.
 
-Each subcommand lives with its layer; this module only dispatches (imports are lazy so
-``blindspot verify --help`` does not pay for torch).
+Each subcommand lives with its layer (``module`` runs ``module.main(argv)``); this module
+dispatches, and wires the one command that spans two layers: ``diagnose`` writes the tables
+of :mod:`blindspot.experiments.diagnose` and draws each diagnosis with
+:mod:`blindspot.figures.diagnostics`, which sits above it. Imports are lazy so
+``blindspot verify --help`` does not pay for torch.
 """
 
 from __future__ import annotations
@@ -11,11 +14,20 @@ import sys
 
 COMMANDS = {
     "train": ("blindspot.train.cli", "train a preset: blindspot train PRESET [--set k=v ...]"),
-    "diagnose": ("blindspot.diagnostics.cli", "diagnose a checkpoint: blindspot diagnose CKPT"),
+    "diagnose": ("blindspot.cli:diagnose", "diagnose a checkpoint: blindspot diagnose CKPT"),
     "experiment": ("blindspot.experiments.cli", "run a named experiment, e.g. table1"),
     "verify": ("blindspot.verify", "check every claim and print the verdict table"),
     "figures": ("blindspot.figures.cli", "regenerate figures from committed results"),
 }
+
+
+def diagnose(argv: list[str]) -> int:
+    """``blindspot diagnose``: :func:`blindspot.experiments.diagnose.main` with
+    ``diagnostics.png`` drawn by :func:`blindspot.figures.diagnostics.save_diagnostics_png`."""
+    from blindspot.experiments.diagnose import main as diagnose_main
+    from blindspot.figures.diagnostics import save_diagnostics_png
+
+    return diagnose_main(argv, figure=save_diagnostics_png)
 
 
 def usage() -> str:
@@ -34,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {cmd!r}; valid commands: {', '.join(COMMANDS)}",
               file=sys.stderr)
         return 2
-    mod = importlib.import_module(COMMANDS[cmd][0])
-    return int(mod.main(rest) or 0)
+    module, _, function = COMMANDS[cmd][0].partition(":")
+    entry = getattr(importlib.import_module(module), function or "main")
+    return int(entry(rest) or 0)
 
 
 if __name__ == "__main__":

@@ -47,42 +47,62 @@ def test_lemma2_slopes_are_those_of_the_expansion():
 
 
 def _grid(tmp_path, monkeypatch, conditions):
-    """A results folder whose CPU grid holds tiny untrained checkpoints of ``conditions``."""
+    """A results folder whose CPU grid holds tiny untrained checkpoints of ``conditions``,
+    diagnosed by the one command that writes the committed tables."""
     from test_diagnostics_cli import TINY
 
+    from blindspot.cli import main as blindspot
     from blindspot.train.checkpoint import build_model, save_model
     from blindspot.train.config import preset
 
     results = tmp_path / "results"
-    (results / "table1-cpu" / "checkpoints").mkdir(parents=True)
+    checkpoints = results / "table1-cpu" / "checkpoints"
+    checkpoints.mkdir(parents=True)
     monkeypatch.setenv("BLINDSPOT_RESULTS", str(results))
-    monkeypatch.setattr(checks, "_GRID_CACHE", {})
     for c in conditions:
         cfg = preset(f"cpu-{c}", **TINY)
         torch.manual_seed(0)
-        save_model(results / "table1-cpu" / "checkpoints" / f"{c}.pt", build_model(cfg), cfg)
+        save_model(checkpoints / f"{c}.pt", build_model(cfg), cfg)
+    assert blindspot(["diagnose", str(checkpoints), "--out", str(results / "diagnostics-cpu"),
+                      "--quiet", "--no-figure"]) == 0
     return results
 
 
-def test_grid_claims_skip_naming_the_missing_checkpoint(tmp_path, monkeypatch):
+def test_grid_claims_skip_naming_the_missing_table(tmp_path, monkeypatch):
     import pytest
 
     from blindspot.claims import Skip
 
     _grid(tmp_path, monkeypatch, ["per_loop-norm"])
-    with pytest.raises(Skip, match=r"table1-cpu/checkpoints/terminal-norm\.pt.*blindspot "
-                                   r"experiment table1"):
+    with pytest.raises(Skip, match=r"diagnostics-cpu/terminal-norm/radial_gradient\.json.*"
+                                   r"blindspot diagnose results/table1-cpu/checkpoints"):
         checks.grid_radial_share()
 
 
-def test_grid_claims_measure_the_checkpoints(tmp_path, monkeypatch):
+def test_grid_claims_read_the_tables_the_diagnose_command_writes(tmp_path, monkeypatch):
     _grid(tmp_path, monkeypatch, ["per_loop-norm", "terminal-norm"])
     lemma2, clamp = checks.grid_lemma2(), checks.grid_clamp()
     # an untrained tiny model: the identity holds, but there is no blind-spot growth to
     # see, so the growth criterion of the claim must fail (the claim can fail)
     assert "identity residual" in lemma2.evidence and not lemma2.passed
     assert "loop-K scale" in clamp.evidence and not clamp.passed  # no growth to remove
-    assert checks._GRID_CACHE["per_loop-norm"]["lemma2"].meta["trained_loops"] == 2
+    assert checks.grid_tables("per_loop-norm")["lemma2"].meta["trained_loops"] == 2
+
+
+def test_committed_grid_tables_come_from_the_committed_checkpoints():
+    """The claims read ``results/diagnostics-cpu/``; its run cards name the SHA-256 of the
+    checkpoint each table was computed from, which must be the committed checkpoint's."""
+    import json
+
+    from blindspot.experiments.diagnose import sha256_file
+    from blindspot.figures import results_root
+
+    root = results_root()
+    for c in checks.GRID_CONDITIONS:
+        ckpt = root / "table1-cpu" / "checkpoints" / f"{c}.pt"
+        for t in checks.GRID_TABLES:
+            card = json.loads((root / "diagnostics-cpu" / c / f"{t}.json").read_text())
+            assert card["run_card"]["config"]["checkpoint_sha256"] == sha256_file(ckpt), (c, t)
 
 
 def test_lemma2_evidence_passes_lemma2_and_fails_without_growth():

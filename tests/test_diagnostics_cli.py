@@ -94,7 +94,7 @@ def test_unusable_checkpoints_are_named(tmp_path, capsys):
 
 
 def test_gpu_entry_point_runs_on_cpu(tmp_path):
-    from blindspot.diagnostics.checkpoint import diagnose_gpu_checkpoints
+    from blindspot.experiments.diagnose import diagnose_gpu_checkpoints
 
     ckpt = _checkpoint(tmp_path / "tiny.pt")
     got = diagnose_gpu_checkpoints([ckpt], tmp_path / "gpu", device="cpu", progress=False)

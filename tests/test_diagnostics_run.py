@@ -9,7 +9,8 @@ import torch
 from test_diagnostics_adapter import HuginnStyle, OuroStyle, tokens
 
 from blindspot.diagnostics import LoopAdapter, ReadoutForm, adapter_for, record
-from blindspot.diagnostics.run import diagnose, read_table, split_batch, write_tables
+from blindspot.diagnostics.run import diagnose, split_batch
+from blindspot.diagnostics.table import read_table, write_tables
 from blindspot.nn import LoopedLM, ModelConfig
 
 EXPECTED = {"scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",

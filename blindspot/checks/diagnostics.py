@@ -1,11 +1,13 @@
-"""Claims checked by the diagnostics layer (issue 5).
+"""Claims checked by the diagnostics layer.
 
 Quick tier: on freshly initialised small ``LoopedLM`` models in float64 (each < 2 s) — the
 recorder reproduces the model's own forward, the radial share of the per-loop gradient is
 zero through a normalized readout (its ε-leak closed form when ε > 0) and not through a raw
 one, and the Lemma 2 identity and expansion orders hold on a real transformer's updates.
-Full tier: the same diagnostics on the CPU Table 1 grid's checkpoints
-(``results/table1-cpu/checkpoints/<condition>.pt``), skipped with the reason when absent.
+Full tier: the same diagnostics of the CPU Table 1 grid's checkpoints, read from the committed
+tables ``results/diagnostics-cpu/<condition>/`` that ``blindspot diagnose
+results/table1-cpu/checkpoints --out results/diagnostics-cpu`` writes (the figures and the
+book read the same tables), skipped with the command when absent.
 """
 
 from __future__ import annotations
@@ -227,45 +229,32 @@ def scale_sensitivity_closed_form() -> Outcome:
 
 # ------------------------------------------------------------------------------ CPU grid (full)
 
-GRID_DIR = "results/table1-cpu/checkpoints"
+GRID_TABLES_DIR = "diagnostics-cpu"
+DIAGNOSE_GRID = "blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu"
+"""The one command that writes the grid's committed tables, which these claims read."""
 NORMALIZED = ("terminal-norm", "per_loop-norm", "terminal-penalty", "per_loop-penalty")
 RAW = ("terminal-raw", "per_loop-raw")
 GRID_CONDITIONS = NORMALIZED + RAW + ("per_loop-final_only_norm",)
-
-
-def grid_checkpoint(condition: str):
-    """Path of the CPU grid's seed-0 checkpoint of ``condition``; Skip when absent."""
-    from pathlib import Path
-
-    from blindspot.claims import Skip
-    from blindspot.figures import results_root
-
-    path = results_root().parent / GRID_DIR / f"{condition}.pt"
-    if not path.is_file():
-        raise Skip(f"no checkpoint {GRID_DIR}/{condition}.pt: train the CPU grid with "
-                   "`blindspot experiment table1 --tier cpu`")
-    return Path(path)
-
-
-_GRID_CACHE: dict[str, dict] = {}
+GRID_TABLES = ("radial_gradient", "lemma2", "radial_clamp", "toy_prediction")
 
 
 def grid_tables(condition: str) -> dict:
-    """Every diagnostic table of one grid checkpoint (computed once per process)."""
-    if condition not in _GRID_CACHE:
-        from blindspot.diagnostics.checkpoint import validation_tokens
-        from blindspot.diagnostics.run import diagnose
-        from blindspot.train.checkpoint import load_model
+    """The committed diagnostic tables of the CPU grid's seed-0 checkpoint of ``condition``
+    (``results/diagnostics-cpu/<condition>/``); Skip naming the command when one is absent."""
+    from blindspot.claims import Skip
+    from blindspot.diagnostics.table import read_tables
+    from blindspot.figures import results_root
 
-        model, cfg = load_model(grid_checkpoint(condition))
-        tokens = validation_tokens(cfg, cfg.batch_size)
-        _GRID_CACHE[condition] = diagnose(adapter_for(model), tokens)
-    return _GRID_CACHE[condition]
+    folder = results_root() / GRID_TABLES_DIR / condition
+    missing = [t for t in GRID_TABLES if not (folder / f"{t}.json").is_file()]
+    if missing:
+        raise Skip(f"no table {GRID_TABLES_DIR}/{condition}/{missing[0]}.json: train the CPU "
+                   f"grid with `blindspot experiment table1 --tier cpu`, then diagnose it with "
+                   f"`{DIAGNOSE_GRID}`")
+    return read_tables(folder, GRID_TABLES)
 
 
 def _all_grid(conditions) -> dict[str, dict]:
-    for c in conditions:
-        grid_checkpoint(c)  # Skip before any work when a checkpoint is absent
     return {c: grid_tables(c) for c in conditions}
 
 

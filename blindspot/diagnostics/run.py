@@ -12,10 +12,8 @@ One pass (what ``benchmarks/diagnostics_cost.py`` times against a training step)
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -136,35 +134,3 @@ def _toy_table(lemma2: Table, trained_loops: int, recorded_loops: int,
         return skipped_toy_table(why)
     return toy_prediction_table(lemma2, trained_loops,
                                 rho=1.0 if adapter.direction_only_update else None)
-
-
-def write_tables(tables: dict[str, Table], out: str | Path, *, config: dict,
-                 seed: int | None, wall_time_s: float | None = None) -> list[Path]:
-    """Write each table as ``OUT/<name>.json`` (atomically, with a run card)."""
-    from blindspot.provenance import atomic_write_json, run_card
-
-    card = run_card(config=config, seed=seed, wall_time_s=wall_time_s)
-    out = Path(out)
-    return [atomic_write_json(out / f"{name}.json", {**t.to_json(), "run_card": card})
-            for name, t in tables.items()]
-
-
-def read_table(path: str | Path) -> Table:
-    """Read a table written by :func:`write_tables`; clear errors for missing/corrupt files."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no diagnostics table at {path}; write it with "
-                                "`blindspot diagnose CHECKPOINT --out DIR`")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); rerun `blindspot diagnose`") from None
-    return Table.from_json(obj)
-
-
-def timed_diagnose(adapter: LoopAdapter, tokens: Tensor, **kw) -> tuple[dict[str, Table], float]:
-    t0 = time.perf_counter()
-    tables = diagnose(adapter, tokens, **kw)
-    return tables, time.perf_counter() - t0

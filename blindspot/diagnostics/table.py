@@ -1,13 +1,17 @@
 """``Table``: what every diagnostic returns: named columns, one dict per row, and notes.
 
-The same object is written as JSON by ``blindspot diagnose`` and read back by the figure
-functions, so a figure never recomputes a number.
+A table is written as JSON with a run card (:func:`write_tables`) and read back
+(:func:`read_table`, :func:`read_tables`); ``blindspot diagnose`` writes the committed
+tables, and the claims, the figures and the book read them, so no reader recomputes a number.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -63,6 +67,35 @@ class Table:
         if self.notes:
             lines.append("notes: " + self.notes)
         return "\n".join(lines)
+
+
+def write_tables(tables: dict[str, Table], out: str | Path, *, config: dict,
+                 seed: int | None, wall_time_s: float | None = None) -> list[Path]:
+    """Write each table as ``OUT/<name>.json`` (atomically, with a run card)."""
+    from blindspot.provenance import atomic_write_json, run_card
+
+    card = run_card(config=config, seed=seed, wall_time_s=wall_time_s)
+    out = Path(out)
+    return [atomic_write_json(out / f"{name}.json", {**t.to_json(), "run_card": card})
+            for name, t in tables.items()]
+
+
+def read_table(path: str | Path) -> Table:
+    """Read a table written by :func:`write_tables`; clear errors for missing/corrupt files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no diagnostics table at {path}; write it with "
+                                "`blindspot diagnose CHECKPOINT --out DIR`")
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); rerun `blindspot diagnose`") from None
+    return Table.from_json(obj)
+
+
+def read_tables(folder: str | Path, names: Iterable[str]) -> dict[str, Table]:
+    """``{name: Table}`` of ``folder/<name>.json`` for each name (one diagnosis)."""
+    return {n: read_table(Path(folder) / f"{n}.json") for n in names}
 
 
 def _plain(v: Any) -> Any:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.prepare:
-            from blindspot.train.trainer import prepared_data
+            from blindspot.train.data import prepared_data
 
             scale = "cpu" if args.tier == "cpu" else "44m"
             data = prepared_data(load_config(f"{scale}-per_loop-norm", args.overrides))

@@ -4,7 +4,7 @@
    (:func:`blindspot.experiments.table1.run`, tier ``gpu``) into ``results/table1-gpu/``;
 2. diagnoses every resulting checkpoint over K = 30 loops (Lemma 2 decomposition, radial
    gradient share, radial clamp, scale sensitivity, early exit;
-   :func:`blindspot.diagnostics.checkpoint.diagnose_gpu_checkpoints`) into
+   :func:`blindspot.experiments.diagnose.diagnose_gpu_checkpoints`) into
    ``results/diagnostics-gpu/``;
 3. writes ``results/table1-gpu/utilisation.json``: the model FLOP utilisation each run
    achieved, measured from its recorded wall time (which includes evaluation and checkpoints,
@@ -26,7 +26,6 @@ from blindspot.provenance import atomic_write_json, run_card
 
 PEAKS = {"h200_bf16_dense_datasheet": table1.H200_BF16_FLOPS, "h200_bf16_issue7": 790e12}
 MFU_TARGET = 0.40  # issue 7's target; reported, never asserted
-LOOPS = 30  # the release measures Lemma 2 across K = 30 loops
 
 
 def utilisation(summary: dict[str, Any], runs: list) -> dict[str, Any]:
@@ -55,7 +54,7 @@ def run(tier: str = "gpu", out: str | Path | None = None, *, diagnostics_out=Non
     if tier != "gpu":
         raise ValueError(f"gpu-validation runs the gpu tier only (got tier {tier!r}); for the "
                          "CPU grid use `blindspot experiment table1 --tier cpu`")
-    from blindspot.diagnostics.checkpoint import diagnose_gpu_checkpoints
+    from blindspot.experiments.diagnose import diagnose_gpu_checkpoints
 
     suffix = "-rehearse" if rehearse else ""
     out = Path(out or f"results/table1-gpu{suffix}")
@@ -65,7 +64,7 @@ def run(tier: str = "gpu", out: str | Path | None = None, *, diagnostics_out=Non
     checkpoints = sorted((out / "checkpoints").glob("*.pt"))
     if not checkpoints:
         raise FileNotFoundError(f"no checkpoints under {out / 'checkpoints'}: training wrote none")
-    diagnose_gpu_checkpoints(checkpoints, diag_out, extrapolate=LOOPS, progress=False)
+    diagnose_gpu_checkpoints(checkpoints, diag_out, progress=False)  # K = 30 loops
     runs = table1.plan_runs("gpu", seeds, conditions, overrides, rehearse)
     util = utilisation(summary, runs)
     util["run_card"] = run_card(config={"tier": "gpu", "rehearse": rehearse,

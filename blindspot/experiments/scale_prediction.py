@@ -68,7 +68,8 @@ def initial_scale(cfg: TrainConfig, windows: int | None = None) -> float:
     import torch
 
     from blindspot.train.checkpoint import build_model
-    from blindspot.train.trainer import evaluate, prepared_data
+    from blindspot.train.data import prepared_data
+    from blindspot.train.trainer import evaluate
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg)

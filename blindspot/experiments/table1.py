@@ -158,7 +158,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     ``contrast`` names a grid of :data:`CONTRASTS`."""
     from blindspot.train.checkpoint import save_model
     from blindspot.train.data import unigram_entropy
-    from blindspot.train.trainer import prepared_data
+    from blindspot.train.data import prepared_data
 
     if contrast is not None and contrast not in CONTRASTS:
         raise ValueError(f"unknown contrast {contrast!r}; valid: {', '.join(CONTRASTS)}")

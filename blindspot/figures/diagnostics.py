@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from blindspot.figures import figure
+from blindspot.figures import figure, save_png
 
 GRID = ("terminal-norm", "terminal-raw", "per_loop-norm", "per_loop-raw",
         "per_loop-final_only_norm", "terminal-penalty", "per_loop-penalty")
@@ -118,11 +118,23 @@ def draw_diagnostics(tables: dict, title: str = ""):
     return fig
 
 
+def save_diagnostics_png(tables: dict, title: str, path: Path) -> Path:
+    """:func:`draw_diagnostics` of one diagnosis saved as ``path`` (what ``blindspot
+    diagnose`` writes beside the tables as ``diagnostics.png``)."""
+    import matplotlib.pyplot as plt
+
+    fig = draw_diagnostics(tables, title=title)
+    try:
+        return save_png(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def read_grid(root: Path, conditions=GRID, tables=GRID_TABLES) -> dict[str, dict]:
     """``{condition: {table name: Table}}`` from ``root/<condition>/<table>.json``."""
-    from blindspot.diagnostics.run import read_table
+    from blindspot.diagnostics.table import read_tables
 
-    return {c: {t: read_table(root / c / f"{t}.json") for t in tables} for c in conditions}
+    return {c: read_tables(root / c, tables) for c in conditions}
 
 
 def draw_grid(grid: dict[str, dict]):
@@ -183,13 +195,12 @@ radial clamp, early exit and calibrated halting.""",
                 "early_exit", "halting")],
         command="blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu")
 def per_loop_norm_figure(results: Path):
-    from blindspot.diagnostics.run import read_table
+    from blindspot.diagnostics.table import read_tables
 
     root = results / "diagnostics-cpu" / "per_loop-norm"
     names = ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
              "early_exit", "halting")
-    return draw_diagnostics({n: read_table(root / f"{n}.json") for n in names},
-                            title="per-loop + RMSNorm readout (CPU)")
+    return draw_diagnostics(read_tables(root, names), title="per-loop + RMSNorm readout (CPU)")
 
 
 FOREIGN = "diagnostics-cpu/foreign-huginn"
@@ -205,9 +216,9 @@ blindspot by LoopAdapter.from_modules and trained for 60 steps of per-loop cross
         command="python examples/diagnose_foreign_model.py --out "
                 "results/diagnostics-cpu/foreign-huginn")
 def foreign_figure(results: Path):
-    from blindspot.diagnostics.run import read_table
+    from blindspot.diagnostics.table import read_tables
 
     names = ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
              "early_exit", "halting", "toy_prediction")
-    return draw_diagnostics({n: read_table(results / FOREIGN / f"{n}.json") for n in names},
+    return draw_diagnostics(read_tables(results / FOREIGN, names),
                             title="a foreign Huginn-style looped model (CPU)")

@@ -62,8 +62,7 @@ loops a calibrated halting policy uses at 1 % perplexity cost on held-out sequen
         needs=[f"diagnostics-cpu/{c}/{t}.json" for c in GRID for t in ("early_exit", "halting")],
         command="blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu")
 def early_exit_figure(results: Path):
-    from blindspot.diagnostics.run import read_table
+    from blindspot.diagnostics.table import read_tables
 
     root = results / "diagnostics-cpu"
-    return draw_early_exit({c: {t: read_table(root / c / f"{t}.json")
-                                for t in ("early_exit", "halting")} for c in GRID})
+    return draw_early_exit({c: read_tables(root / c, ("early_exit", "halting")) for c in GRID})

@@ -33,6 +33,7 @@ The word vocabulary is fitted on the training blocks only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -53,6 +54,7 @@ import torch
 from torch import Tensor
 
 from blindspot.provenance import atomic_write_bytes
+from blindspot.train.config import ConfigError, TrainConfig
 
 TOKENIZER_VERSION = 1  # bump when tokenization changes: cached token arrays are keyed by it
 SPLIT_BLOCK = 4096  # tokens per split block (see module docstring)
@@ -306,6 +308,24 @@ def prepare(source: str = "shakespeare", tokenizer: str = "byte", *, path: str |
     if use_cache:
         _save_cache(cache, got)
     return got
+
+
+@functools.lru_cache(maxsize=2)
+def _prepared(source: str, tokenizer: str, path: str | None, vocab_size: int, min_freq: int,
+              val_fraction: float) -> Prepared:
+    return prepare(source, tokenizer, path=path, vocab_size=vocab_size, min_freq=min_freq,
+                   val_fraction=val_fraction)
+
+
+def prepared_data(cfg: TrainConfig) -> Prepared:
+    """:func:`prepare` of ``cfg.data`` (cached per process), checked against the model's
+    vocabulary."""
+    d = cfg.data
+    data = _prepared(d.source, d.tokenizer, d.path, d.vocab_size, d.min_freq, d.val_fraction)
+    if data.vocab_size > cfg.model.vocab_size:
+        raise ConfigError(f"the {d.tokenizer} tokenizer has {data.vocab_size} tokens but "
+                          f"model.vocab_size={cfg.model.vocab_size}; raise model.vocab_size")
+    return data
 
 
 def _tokenize(text: str, val_text: str | None, tokenizer: str, vocab_size: int, min_freq: int,

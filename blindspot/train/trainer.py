@@ -18,7 +18,6 @@ bit (``tests/test_train.py::test_cpu_run_is_deterministic``).
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import sys
@@ -34,7 +33,7 @@ from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train import checkpoint as ckpt_io
 from blindspot.train import distributed as dd
 from blindspot.train.config import ConfigError, TrainConfig, to_yaml
-from blindspot.train.data import Prepared, WindowBatches, eval_windows, prepare
+from blindspot.train.data import WindowBatches, eval_windows, prepared_data
 from blindspot.train.losses import mean_scale, objective, per_loop_cross_entropy
 
 
@@ -92,22 +91,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float,
         raise ValueError(f"weight decay on {on!r}: valid choices are 'all', 'matrices'")
     return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-
-
-@functools.lru_cache(maxsize=2)
-def _prepared(source: str, tokenizer: str, path: str | None, vocab_size: int, min_freq: int,
-              val_fraction: float) -> Prepared:
-    return prepare(source, tokenizer, path=path, vocab_size=vocab_size, min_freq=min_freq,
-                   val_fraction=val_fraction)
-
-
-def prepared_data(cfg: TrainConfig) -> Prepared:
-    d = cfg.data
-    data = _prepared(d.source, d.tokenizer, d.path, d.vocab_size, d.min_freq, d.val_fraction)
-    if data.vocab_size > cfg.model.vocab_size:
-        raise ConfigError(f"the {d.tokenizer} tokenizer has {data.vocab_size} tokens but "
-                          f"model.vocab_size={cfg.model.vocab_size}; raise model.vocab_size")
-    return data
 
 
 def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.Tensor) -> None:
