@@ -23,6 +23,8 @@ from blindspot.diagnostics import adapter_for, record
 from blindspot.diagnostics.lemma2 import decompose_update, lemma2_table
 from blindspot.diagnostics.radial import radial_table
 from blindspot.nn import LoopedLM, ModelConfig
+from blindspot.nn.config import READOUTS
+from blindspot.train.config import condition_names
 
 SMALL = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
                     ff_mult=2.0, num_loops=4, norm_eps=0.0)
@@ -219,8 +221,6 @@ def sensitivity_errors(readout: str) -> float:
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim",
        page="notebooks/diagnostics.md")
 def scale_sensitivity_closed_form() -> Outcome:
-    from blindspot.checks.nn import READOUTS
-
     errs = {r: sensitivity_errors(r) for r in READOUTS}
     # float64 CE of 64 logits: round-off ~1e-15 nats; the diagnostic rounds nothing
     return Outcome(max(errs.values()) <= F64_TOL, "max |ΔCE − closed form| (nats, needs ≤ "
@@ -232,9 +232,9 @@ def scale_sensitivity_closed_form() -> Outcome:
 GRID_TABLES_DIR = "diagnostics-cpu"
 DIAGNOSE_GRID = "blindspot diagnose results/table1-cpu/checkpoints --out results/diagnostics-cpu"
 """The one command that writes the grid's committed tables, which these claims read."""
-NORMALIZED = ("terminal-norm", "per_loop-norm", "terminal-penalty", "per_loop-penalty")
-RAW = ("terminal-raw", "per_loop-raw")
-GRID_CONDITIONS = NORMALIZED + RAW + ("per_loop-final_only_norm",)
+NORMALIZED = condition_names(readout="norm")  # RMSNorm readouts, with and without penalty
+RAW = condition_names(readout="raw")
+GRID_CONDITIONS = NORMALIZED + RAW + condition_names(readout="final_only_norm")
 GRID_TABLES = ("radial_gradient", "lemma2", "radial_clamp", "toy_prediction")
 
 
@@ -290,7 +290,7 @@ def grid_radial_share() -> Outcome:
         f"(needs ≤ {CLOSED_FORM_F32:g})"))
 
 
-BLIND_SPOT = ("terminal-norm", "per_loop-norm")  # RMSNorm readouts without a scale control
+BLIND_SPOT = condition_names(readout="norm", penalty=False)  # no scale control
 
 
 def lemma2_evidence(rows: list[dict]) -> tuple[bool, str]:

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from blindspot.claims import Outcome, claim
 from blindspot.nn import LoopedLM, ModelConfig
+from blindspot.nn.config import READOUTS
 
 SMALL = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
                     ff_mult=2.0, num_loops=4, norm_eps=0.0)
@@ -113,7 +114,6 @@ def prenorm_loop_carries_scale() -> Outcome:
 # cannot hide in the reference. Gains (and LayerNorm biases) are drawn away from their init
 # values γ = 1, β = 0, under which a dropped gain would compute the same numbers.
 
-READOUTS = ("norm", "raw", "final_only_norm")
 F64_REL = 1e-12  # float64 round-off (2.2e-16) through a few chained ops on d = 32 vectors
 
 

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from blindspot.claims import Outcome, Skip, claim
+from blindspot.train.config import condition_names
 
-NORMALIZED = "per_loop-norm"
-SCALE_VISIBLE = ("terminal-raw", "per_loop-raw", "terminal-penalty", "per_loop-penalty")
-PER_LOOP_CONTROLLED = ("per_loop-raw", "per_loop-penalty")
+(NORMALIZED,) = condition_names(supervision="per_loop", readout="norm", penalty=False)
+SCALE_VISIBLE = condition_names(readout="raw") + condition_names(penalty=True)
+PER_LOOP_CONTROLLED = (condition_names(supervision="per_loop", readout="raw")
+                       + condition_names(supervision="per_loop", penalty=True))
 BLOWUP_FACTOR = 10.0  # "at least 10x every scale-visible control" (the criterion)
 NEAR_INITIAL_FACTOR = 10.0  # "within a small factor of its initial value": one decade
 SE_MULTIPLIER = 2.0  # "lower or equal" perplexity allows 2 standard errors of seed noise

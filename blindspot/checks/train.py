@@ -21,7 +21,6 @@ import torch
 from torch import Tensor
 
 from blindspot.checks.nn import (
-    READOUTS,
     _model,
     _tokens,
     nan_as_inf,
@@ -29,9 +28,10 @@ from blindspot.checks.nn import (
     with_drawn_gains,
 )
 from blindspot.claims import Outcome, claim
+from blindspot.nn.config import READOUTS
 from blindspot.train import losses
+from blindspot.train.config import SUPERVISIONS
 
-SUPERVISIONS = ("per_loop", "terminal")
 LAMBDAS = (0.0, 0.01)  # without and with the paper's norm penalty
 TOL = 1e-10  # float64: ⟨g, u⟩ carries ~d·2.2e-16 ≈ 1e-14 of ‖g‖; a wrong weight is O(1e-6+)
 # of it (the smallest: the norm penalty's force, counted K times instead of once)

@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 
 from blindspot.figures import figure, save_png
+from blindspot.train.config import CONDITIONS
 
-GRID = ("terminal-norm", "terminal-raw", "per_loop-norm", "per_loop-raw",
-        "per_loop-final_only_norm", "terminal-penalty", "per_loop-penalty")
+GRID = tuple(CONDITIONS)
 """The Table 1 conditions, in the paper's order (checkpoint names of the CPU grid)."""
 
 GRID_TABLES = ("scale", "radial_gradient", "lemma2", "radial_clamp", "early_exit")

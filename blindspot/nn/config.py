@@ -7,13 +7,15 @@ live in :mod:`blindspot.train.config`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Readout = Literal["norm", "raw", "final_only_norm"]
 NormKind = Literal["rmsnorm", "layernorm"]
 BlockNorm = Literal["pre", "sandwich"]
 Injection = Literal["none", "add", "concat"]
 Init = Literal["paper", "gpt2"]
+READOUTS: tuple[str, ...] = get_args(Readout)
+"""The readout kinds: ``norm`` (W·N(H_k) at every loop), ``raw`` (W·H_k), ``final_only_norm``."""
 
 
 @dataclass(frozen=True)

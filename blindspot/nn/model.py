@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import get_args
 
 import torch
 import torch.nn as nn
@@ -26,17 +27,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.nn import functional as BF
-from blindspot.nn.config import ModelConfig
+from blindspot.nn.config import BlockNorm, Init, Injection, ModelConfig, NormKind, Readout
 from blindspot.nn.trace import LoopTrace
 
 # ----------------------------------------------------------------------------- config checks
 
-_CHOICES = {
-    "norm": ("rmsnorm", "layernorm"),
-    "readout": ("norm", "raw", "final_only_norm"),
-    "block_norm": ("pre", "sandwich"),
-    "input_injection": ("none", "add", "concat"),
-    "init": ("paper", "gpt2"),
+_CHOICES = {  # the values each Literal field of ModelConfig allows
+    "norm": get_args(NormKind),
+    "readout": get_args(Readout),
+    "block_norm": get_args(BlockNorm),
+    "input_injection": get_args(Injection),
+    "init": get_args(Init),
 }
 _POSITIVE_INTS = ("vocab_size", "max_seq_len", "d_model", "n_heads", "n_layers", "num_loops")
 _NONNEGATIVE_INTS = ("prelude_layers", "coda_layers")

@@ -30,6 +30,7 @@ PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 SCALES = ("tiny", "cpu", "44m", "129m")
 
 Supervision = Literal["per_loop", "terminal"]
+SUPERVISIONS: tuple[str, ...] = typing.get_args(Supervision)  # per_loop, terminal
 Source = Literal["shakespeare", "wikitext103", "generated"]
 Tokenizer = Literal["byte", "word"]
 Precision = Literal["auto", "fp32", "bf16"]
@@ -106,6 +107,22 @@ CONDITIONS: dict[str, dict[str, Any]] = {
                          "model": {"readout": "norm"}},
 }
 """The seven conditions of Table 1, none with an inter-loop norm (the scale the paper studies)."""
+
+
+
+def condition_names(*, supervision: str | None = None, readout: str | None = None,
+                    penalty: bool | None = None) -> tuple[str, ...]:
+    """The names of the :data:`CONDITIONS` with this supervision, readout and (``penalty``)
+    with or without a norm penalty, in the paper's order; ``None`` matches any. Every group of
+    conditions (the scale-visible controls, the blind RMSNorm readouts, ...) is selected
+    here, so a condition is named in one place only."""
+    def matches(c: dict[str, Any]) -> bool:
+        return ((supervision is None or c["supervision"] == supervision)
+                and (readout is None or c["model"]["readout"] == readout)
+                and (penalty is None or (c.get("norm_penalty", 0.0) > 0) == penalty))
+
+    return tuple(name for name, c in CONDITIONS.items() if matches(c))
+
 
 PAPER_LABELS = {
     "terminal-norm": "terminal + RMSNorm readout",
