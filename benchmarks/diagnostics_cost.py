@@ -46,7 +46,7 @@ def preset_training(name: str, *, autocast: bool = False):
     def train_step():
         model.train()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x, readout="all")
+            out = model(x, logits="all")
             loss, _ = objective(out.logits, out.states, y, cfg.supervision, cfg.norm_penalty)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -75,7 +75,7 @@ def foreign_model(batch: int = 8, seq: int = 64):
         loss.backward()
         opt.step()
 
-    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                        injection="concat", num_loops=model.loops)
     return step, adapter, tokens, f"MyLoopedModel (batch {batch} x {seq}, d 64, K 4, float32)"
 

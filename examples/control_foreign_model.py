@@ -59,7 +59,7 @@ def foreign_model_module():
 
 
 def adapter_of(model) -> LoopAdapter:
-    return LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    return LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                     injection="concat", num_loops=model.loops)
 
 

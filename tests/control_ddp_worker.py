@@ -37,7 +37,7 @@ def train(out: Path, rank: int, world: int, watched: bool) -> dict:
     torch.manual_seed(0)
     model = foreign().MyLoopedModel(d=32, heads=2, seq=SEQ)
     ddp = DDP(model)
-    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                        injection="concat", num_loops=model.loops)
     penalty = NormPenalty(0.01)
     monitor = ScaleMonitor(adapter, every=EVERY, path=out / "monitor.jsonl" if watched else None,
@@ -75,7 +75,7 @@ def main(mode: str, out: Path) -> None:
         torch.manual_seed(0)
         model = foreign().MyLoopedModel(d=32, heads=2, seq=SEQ)
         adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core",
-                                           readout="coda", injection="concat",
+                                           head="coda", injection="concat",
                                            num_loops=model.loops)
         tokens = next(global_batches())
         y = tokens[:, 1:] if rank == 0 else tokens[:, 1:-1]  # rank 1: wrong shape

@@ -51,7 +51,7 @@ def test_two_processes_reduce_to_one_record_and_never_change_training(tmp_path):
 
     model = worker.foreign().MyLoopedModel(d=32, heads=2, seq=worker.SEQ)
     model.load_state_dict(ranks[0]["watched"]["state"])
-    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                        injection="concat", num_loops=model.loops)
     tokens = ranks[0]["watched"]["last_batch"]
     one = ScaleMonitor(adapter, controls=[NormPenalty(0.01)]).measure(tokens[:, :-1],

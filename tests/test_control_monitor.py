@@ -201,19 +201,19 @@ def test_monitor_names_bad_input():
     with pytest.raises(ValueError, match=r"targets must be the \(B, T\) = \(4, 16\) next-token "
                                          r"ids of the batch, got \(4, 15\)"):
         ScaleMonitor(adapter).measure(x, y[:, 1:])
-    flat = replace(adapter, readout=lambda h, k, K: model.coda(h).flatten(0, 1))
-    with pytest.raises(ValueError, match=r"the readout returned logits of shape \(64, 256\) for "
+    flat = replace(adapter, head=lambda h, k, K: model.coda(h).flatten(0, 1))
+    with pytest.raises(ValueError, match=r"the head returned logits of shape \(64, 256\) for "
                                          r"a state of shape \(4, 16, 32\): it must return "
                                          r"\(B, T, V\) logits"):
         ScaleMonitor(flat).measure(x, y)
     model.core = PairBody(model.core)
-    pair = LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    pair = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                     injection="concat", num_loops=4)
     with pytest.raises(TypeError, match="the loop body returned a tuple of 2 items, not the next "
                                         "state: point the adapter's body at a module"):
         ScaleMonitor(pair).measure(x, y)
     model.core = NaNCore(model.core.body)
-    nan = LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    nan = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                    injection="concat", num_loops=4)
     with pytest.raises(FloatingPointError, match="a loop state is NaN or inf, the model diverged;"
                                                  " lower the learning rate"):

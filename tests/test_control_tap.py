@@ -39,7 +39,7 @@ def small_foreign(seed: int = 0, **kw):
 
 
 def adapter_of(model) -> LoopAdapter:
-    return LoopAdapter.from_modules(model, prelude="prelude", body="core", readout="coda",
+    return LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                     injection="concat", num_loops=model.loops)
 
 

@@ -97,7 +97,7 @@ class HuginnStyle(nn.Module):
         return self.coda(h)
 
     def adapter(self):
-        return LoopAdapter.from_modules(self, prelude="prelude", body="core", readout="coda",
+        return LoopAdapter.from_modules(self, prelude="prelude", body="core", head="coda",
                                         injection="concat", num_loops=self.loops)
 
 
@@ -143,7 +143,7 @@ class OuroStyle(nn.Module):
         form = ReadoutForm("raw") if self.raw else ReadoutForm("rmsnorm", self.eps)
         return LoopAdapter(start=lambda idx: (self.embed(idx), None),
                            step=lambda x, e: self.stack(x),
-                           readout=lambda h, k, K: self.readout(h), num_loops=self.loops,
+                           head=lambda h, k, K: self.readout(h), num_loops=self.loops,
                            carry=None if self.between is None else (lambda h, k: self.between(h)),
                            readout_form=lambda k, K: form, name="OuroStyle")
 
@@ -188,19 +188,19 @@ def test_recorder_reproduces_every_loop_of_an_ouro_style_forward(inter_loop_norm
 def test_missing_module_is_named():
     model = HuginnStyle()
     with pytest.raises(ValueError, match=r"body='recurrent'.*no submodule 'recurrent'.*core"):
-        LoopAdapter.from_modules(model, body="recurrent", readout="coda", num_loops=3)
-    with pytest.raises(ValueError, match=r"readout='coda.head2'"):
-        LoopAdapter.from_modules(model, body="core", readout="coda.head2", num_loops=3)
+        LoopAdapter.from_modules(model, body="recurrent", head="coda", num_loops=3)
+    with pytest.raises(ValueError, match=r"head='coda.head2'"):
+        LoopAdapter.from_modules(model, body="core", head="coda.head2", num_loops=3)
 
 
 def test_bad_adapter_arguments_are_clear_errors():
     model = HuginnStyle()
     with pytest.raises(ValueError, match="num_loops must be a positive int"):
-        LoopAdapter.from_modules(model, body="core", readout="coda", num_loops=0)
+        LoopAdapter.from_modules(model, body="core", head="coda", num_loops=0)
     with pytest.raises(ValueError, match="injection must be one of"):
-        LoopAdapter.from_modules(model, body="core", readout="coda", num_loops=3,
+        LoopAdapter.from_modules(model, body="core", head="coda", num_loops=3,
                                  injection="sum")
-    adapter = LoopAdapter.from_modules(model, body="core", readout="coda", num_loops=3,
+    adapter = LoopAdapter.from_modules(model, body="core", head="coda", num_loops=3,
                                        prelude="prelude", injection="none")
     with pytest.raises(RuntimeError):  # core expects 2d inputs: torch names the shapes
         record(adapter, tokens()[:, :-1])

@@ -39,5 +39,5 @@ def test_example_names_a_missing_submodule():
     torch.manual_seed(0)
     model = mod.MyLoopedModel()
     with pytest.raises(ValueError, match=r"no submodule 'recurrent'.*prelude, prelude\.tok"):
-        LoopAdapter.from_modules(model, prelude="prelude", body="recurrent", readout="coda",
+        LoopAdapter.from_modules(model, prelude="prelude", body="recurrent", head="coda",
                                  num_loops=4)

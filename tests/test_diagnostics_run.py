@@ -62,7 +62,7 @@ def test_diagnose_final_only_norm_uses_the_depth_k_readout():
     idx, y = split_batch(tk)
     with torch.no_grad():
         for k, row in enumerate(tables["early_exit"].rows, start=1):
-            z = model(idx, num_loops=k, readout="last").logits[-1]  # exit at depth k
+            z = model(idx, num_loops=k, logits="last").logits[-1]  # exit at depth k
             ce = torch.nn.functional.cross_entropy(z.flatten(0, 1), y.flatten()).item()
             assert abs(row["ce"] - ce) <= 1e-5  # float32 CE, accumulated in float64 here
 
@@ -115,7 +115,7 @@ class Configurable(torch.nn.Module):
         return logits
 
     def adapter(self):
-        return LoopAdapter.from_modules(self, prelude="prelude", body="body", readout="head",
+        return LoopAdapter.from_modules(self, prelude="prelude", body="body", head="head",
                                         num_loops=self.loops, **self.options)
 
 

@@ -53,7 +53,7 @@ class Unrolled(nn.Module):
         self.cfg = cfg
         self.tok_emb, self.pos_emb = copy.deepcopy(m.tok_emb), copy.deepcopy(m.pos_emb)
         self.prelude = copy.deepcopy(m.prelude)
-        self.adapters = nn.ModuleList(copy.deepcopy(m.adapter) for _ in range(K))
+        self.injections = nn.ModuleList(copy.deepcopy(m.injection_proj) for _ in range(K))
         self.layers = nn.ModuleList(copy.deepcopy(b) for _ in range(K) for b in m.blocks)
         self.loop_norms = nn.ModuleList(copy.deepcopy(m.loop_norm) for _ in range(K))
         self.codas = nn.ModuleList(copy.deepcopy(m.coda) for _ in range(K))
@@ -70,7 +70,7 @@ class Unrolled(nn.Module):
             if self.cfg.input_injection == "add":
                 h = h + e
             elif self.cfg.input_injection == "concat":
-                h = self.adapters[k](torch.cat([h, e], dim=-1))
+                h = self.injections[k](torch.cat([h, e], dim=-1))
             for blk in self.layers[k * L:(k + 1) * L]:
                 h = blk(h)
             states.append(h)
@@ -213,9 +213,9 @@ def test_injection_adds_the_prelude_output_at_every_loop():
                            model(input_injection="add").loop_step(h, e))
 
 
-def test_concat_adapter_starts_as_add():
+def test_concat_injection_starts_as_add():
     add, cat = model(input_injection="add"), model(input_injection="concat")
-    cat.load_state_dict(add.state_dict(), strict=False)  # same blocks; the adapter stays [I | I]
+    cat.load_state_dict(add.state_dict(), strict=False)  # same blocks; injection_proj = [I | I]
     h, e = torch.randn(2, 1, 4, TINY.d_model, dtype=torch.float64).unbind(0)  # (1, 4, d) each
     # [I | I]·[h; e] = h + e up to one rounding per element in the matmul
     torch.testing.assert_close(cat.loop_step(h, e), add.loop_step(h, e), rtol=TOL64, atol=TOL64)
@@ -265,9 +265,9 @@ def test_num_loops_override_extends_the_same_recurrence():
     assert not torch.allclose(long.states[4], long.states[2])
 
 
-def test_readout_last_and_none():
+def test_logits_last_and_none():
     m = model()
-    full, last, none = (m(tokens(), readout=r, return_trace=True) for r in ("all", "last", "none"))
+    full, last, none = (m(tokens(), logits=r, return_trace=True) for r in ("all", "last", "none"))
     assert len(last.logits) == 1 and torch.equal(last.logits[0], full.logits[-1])
     assert none.logits == [] and len(none.states) == TINY.num_loops
     assert last.trace.logits is None and none.trace.logits is None
@@ -319,8 +319,8 @@ def test_bad_input_is_rejected_clearly():
         m(torch.full((1, 4), 32))
     with pytest.raises(ValueError, match="num_loops = 0: must be an integer >= 1"):
         m(tokens(), num_loops=0)
-    with pytest.raises(ValueError, match="readout = 'first'"):
-        m(tokens(), readout="first")
+    with pytest.raises(ValueError, match="logits = 'first'"):
+        m(tokens(), logits="first")
     with pytest.raises(TypeError, match="needs a ModelConfig"):
         LoopedLM({"d_model": 16})
 

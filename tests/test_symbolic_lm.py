@@ -58,10 +58,10 @@ def test_homogeneity_of_the_states_in_p():
         m = T.small_lm(0, tie_embeddings=False, input_injection=injection)
         idx, _ = T.batch(m)
         with torch.no_grad():
-            before = m(idx, readout="none").states[-1].clone()
+            before = m(idx, logits="none").states[-1].clone()
             for p in T.stream_parameters(m).values():
                 p.mul_(1e3)
-            after = m(idx, readout="none").states[-1]
+            after = m(idx, logits="none").states[-1]
         assert float((after - 1e3 * before).norm() / (1e3 * before).norm()) <= F64
 
 

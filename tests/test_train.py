@@ -178,8 +178,8 @@ class _Poisoned(torch.nn.Module):
         super().__init__()
         self.inner, self.at_step, self.calls = inner, at_step, 0
 
-    def forward(self, idx, readout="all"):
-        out = self.inner(idx, readout=readout)
+    def forward(self, idx, logits="all"):
+        out = self.inner(idx, logits=logits)
         if self.training:
             self.calls += 1
             if self.calls >= self.at_step:

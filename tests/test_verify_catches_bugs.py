@@ -52,7 +52,7 @@ def norm_penalty_summed_over_loops(mp):
 
 def sensitivity_scales_the_logits(mp):
     mp.setattr(interventions, "scaled_readouts", lambda adapter, h, alphas, loop, num_loops:
-               [a * adapter.readout(h, loop, num_loops) for a in alphas])
+               [a * adapter.head(h, loop, num_loops) for a in alphas])
 
 
 # -- the scale controls (every control.* claim is guarded)

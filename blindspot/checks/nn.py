@@ -17,7 +17,7 @@ from blindspot.nn.config import READOUTS
 
 SMALL = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
                     ff_mult=2.0, num_loops=4, norm_eps=0.0)
-SCALES = (1e-3, 1e3)
+FACTORS = (1e-3, 1e3)  # c in H_1 -> c·H_1
 
 
 def rescaled_rollout(model: LoopedLM, idx: Tensor, loop: int, c: float) -> list[Tensor]:
@@ -64,7 +64,7 @@ def inter_loop_norm_removes_scale() -> Outcome:
             normed, plain = _model(norm=kind, inter_loop_norm=True), _model(norm=kind)
             base_n = rescaled_rollout(normed, idx, 1, 1.0)
             base_p = rescaled_rollout(plain, idx, 1, 1.0)
-            for c in SCALES:
+            for c in FACTORS:
                 after_n = rescaled_rollout(normed, idx, 1, c)
                 after_p = rescaled_rollout(plain, idx, 1, c)
                 worst_norm = max(worst_norm, max(_rel(a, b) for a, b in
@@ -73,7 +73,7 @@ def inter_loop_norm_removes_scale() -> Outcome:
     # float64: N(c·h) differs from N(h) by round-off (~1e-16 relative) that a few blocks
     # amplify by O(1); 1e-12 leaves ample headroom. A carried change must be visible (> 1e-3).
     passed = worst_norm < 1e-12 and least_plain > 1e-3
-    return Outcome(passed, f"c in {SCALES}: max relative change of H_2..H_K with inter-loop norm "
+    return Outcome(passed, f"c in {FACTORS}: max relative change of H_2..H_K with inter-loop norm "
                            f"{worst_norm:.1e} (needs < 1e-12); min relative change of H_K without "
                            f"it {least_plain:.2e} (needs > 1e-3); rmsnorm and layernorm")
 
@@ -208,7 +208,7 @@ def readout_errors(readout: str, kind: str = "rmsnorm") -> dict[str, float]:
         out = model(idx)
         loops = max(rel_error(z, want(h, k, K)) for k, (z, h) in
                     enumerate(zip(out.logits, out.states, strict=True), start=1))
-        exits = max(rel_error(model(idx, num_loops=k, readout="last").logits[-1],
+        exits = max(rel_error(model(idx, num_loops=k, logits="last").logits[-1],
                               want(out.states[k - 1], k, k)) for k in range(1, K + 1))
     return {"loops": loops, "exits": exits}
 

@@ -48,10 +48,11 @@ def load(tier: str) -> dict[str, Any]:
 
 
 def _need(summary: dict[str, Any], keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """The entries of ``keys`` (condition names) at the summary's first model scale."""
+    """The entries of ``keys`` (condition names) at the summary's first model size (the
+    summaries' ``scale_name`` field, a name kept in the committed result files)."""
     entries = list(summary["conditions"].values())
-    scale = entries[0]["scale_name"] if entries else None
-    conds = {e["condition"]: e for e in entries if e["scale_name"] == scale}
+    size = entries[0]["scale_name"] if entries else None
+    conds = {e["condition"]: e for e in entries if e["scale_name"] == size}
     missing = [k for k in keys if k not in conds]
     if missing:
         raise Skip(f"the {summary['tier']} summary lacks {', '.join(missing)} "

@@ -58,7 +58,7 @@ def stream_parameters(model: LoopedLM) -> dict[str, Tensor]:
         raise ValueError("with an inter-loop norm the loop input is N(H_k), not a multiple of "
                          "P: the stream is not homogeneous in P and the statement does not apply")
     # input injection keeps the stream homogeneous: "add" re-adds e (a multiple of P), and
-    # "concat"'s adapter A[h; e] is linear in (h, e) (A itself is not in P)
+    # "concat"'s injection projection A[h; e] (injection_proj) is linear in (h, e) (A itself is not in P)
     names = {"tok_emb.weight", "pos_emb.weight"}
     for name, _ in model.named_parameters():
         parts = name.split(".")
@@ -114,7 +114,7 @@ def direction_only_adapter(seed: int = 0, num_loops: int = 4):
     m = small_lm(seed, n_layers=1)
     blk = m.blocks[0]
     return LoopAdapter(start=m.embed, step=lambda x, e: x + blk.attn(blk.norm_attn(x)),
-                       readout=lambda h, k, K: m.lm_head(BF.rms_norm(h, m.final_norm.weight)),
+                       head=lambda h, k, K: m.lm_head(BF.rms_norm(h, m.final_norm.weight)),
                        num_loops=num_loops, readout_form=lambda k, K: ReadoutForm("rmsnorm"),
                        module=m)
 
@@ -161,7 +161,7 @@ def kappa_at_init(init: str, seed: int = 0, eps: float = 1e-6, d_model: int = 12
     idx, _ = batch(m, size=4)
     with torch.no_grad():
         h0, _ = m.embed(idx)
-        states = [h0] + m(idx, readout="none").states
+        states = [h0] + m(idx, logits="none").states
     ms = [float(h.pow(2).mean(-1).mean()) for h in states]
     kappas = [float((eps / (h.pow(2).mean(-1) + eps)).mean()) for h in states]
     sigma2 = 1.0 if init == "paper" else 0.02**2
@@ -230,7 +230,7 @@ def optimizer_stream_norms(optimizer: str, steps: int = 30, seed: int = 0, lr: f
         idx, targets = batch(m, seed=1000 + t)
         with torch.no_grad():
             norms.append(math.sqrt(sum(float(p.pow(2).sum()) for p in P.values())))
-            states.append(float(m(idx, readout="none").states[-1].norm(dim=-1).mean()))
+            states.append(float(m(idx, logits="none").states[-1].norm(dim=-1).mean()))
         if t == steps:
             break
         opt.zero_grad(set_to_none=True)

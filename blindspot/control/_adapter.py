@@ -1,6 +1,6 @@
 """The one place where :mod:`blindspot.control` reaches into a :class:`LoopAdapter`.
 
-Every control goes through :func:`checked` (the adapter with its loop body and readout
+Every control goes through :func:`checked` (the adapter with its loop body and head
 validated) and :func:`model_of`, so a rename of the adapter's fields touches this file only.
 """
 
@@ -19,13 +19,13 @@ def model_of(adapter: LoopAdapter) -> nn.Module | None:
 
 
 def checked(adapter: LoopAdapter) -> LoopAdapter:
-    """The same adapter, whose loop body and readout fail with a one-line error naming the
+    """The same adapter, whose loop body and head fail with a one-line error naming the
     problem and its fix instead of a shape error deep inside a loss."""
     if not isinstance(adapter, LoopAdapter):
         raise TypeError(f"expected a blindspot.diagnostics.LoopAdapter, got "
                         f"{type(adapter).__name__}; build one with LoopAdapter.from_modules("
-                        "model, body=..., readout=..., num_loops=...)")
-    step, readout = adapter.step, adapter.readout
+                        "model, body=..., head=..., num_loops=...)")
+    step, head = adapter.step, adapter.head
 
     def checked_step(x: Tensor, e: Tensor | None) -> Tensor:
         h = step(x, e)
@@ -36,14 +36,14 @@ def checked(adapter: LoopAdapter) -> LoopAdapter:
                 "tensor, or wrap it, e.g. nn.Module whose forward returns body(x)[0]")
         return h
 
-    def checked_readout(h: Tensor, loop: int, num_loops: int) -> Tensor:
-        z = readout(h, loop, num_loops)
+    def checked_head(h: Tensor, loop: int, num_loops: int) -> Tensor:
+        z = head(h, loop, num_loops)
         if not isinstance(z, Tensor) or z.dim() != 3 or z.shape[:2] != h.shape[:2]:
             got = tuple(z.shape) if isinstance(z, Tensor) else type(z).__name__
             raise ValueError(
-                f"the readout returned logits of shape {got} for a state of shape "
+                f"the head returned logits of shape {got} for a state of shape "
                 f"{tuple(h.shape)}: it must return (B, T, V) logits, one vector per token; "
-                "point the adapter's readout at the head that maps a state to logits")
+                "point the adapter's head at the module that maps a state to logits")
         return z
 
-    return replace(adapter, step=checked_step, readout=checked_readout)
+    return replace(adapter, step=checked_step, head=checked_head)

@@ -203,7 +203,7 @@ class ScaleMonitor:
         with _side_effect_free(model_of(self.adapter), idx.device):
             with torch.no_grad():
                 try:
-                    trace = record(self.adapter, idx, readout=False)
+                    trace = record(self.adapter, idx, logits=False)
                 except FloatingPointError:
                     raise FloatingPointError(
                         "ScaleMonitor: a loop state is NaN or inf, the model diverged; lower the "

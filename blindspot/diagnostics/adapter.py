@@ -8,23 +8,26 @@ PonderNet-style, our :class:`blindspot.nn.LoopedLM`), is four things to the diag
 - ``step(x, e) -> H_{k+1}``: one application of the shared loop body to the state ``x`` it
   receives, returning the new state **before** any inter-loop normalization;
 - ``carry(H_k, k) -> x_k``: what loop k+1 receives (the inter-loop norm, or the identity);
-- ``readout(H_k, k, K) -> logits``: the prediction decoded from loop k of a K-loop run.
+- ``head(H_k, k, K) -> logits``: the prediction decoded from loop k of a K-loop run (the
+  coda, if any, the readout norm, if any, and the readout matrix).
 
 :class:`LoopAdapter` holds these four callables; :meth:`LoopAdapter.from_modules` builds one
 from the *names* of a model's submodules (``model.get_submodule``), and
-:func:`adapter_for` builds one for our own ``LoopedLM``. The recorder
+:func:`adapter_for` builds one for our own ``LoopedLM``, asking the model's own readout rule
+(:meth:`blindspot.nn.LoopedLM.readout_normalized`) which loops it normalizes. The recorder
 (:mod:`blindspot.diagnostics.recorder`) then produces the same :class:`LoopTrace` for both;
 ``tests/test_diagnostics_adapter.py`` checks that the recorded last-loop logits equal each
 model's own forward pass.
 
-``readout_form(k, K)`` optionally states what the readout of loop k is, so that the radial
-gradient share can be compared with its closed form (THEORY §3-4): ``"raw"`` for z = W·h
+``readout_form(k, K)`` optionally states what kind of readout loop k's head is, so that the
+radial gradient share can be compared with its closed form (THEORY §3-4): ``"raw"`` for z = W·h
 (no bias), ``"rmsnorm"`` with its ε for z = W·RMSNorm_ε(h) (any gain, no bias), ``None`` when
 unknown (e.g. coda layers sit between the state and the head).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -43,32 +46,60 @@ class ReadoutForm:
     eps: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class LoopAdapter:
-    """The four callables that define a looped model to the diagnostics (see module doc)."""
+    """The four callables that define a looped model to the diagnostics (see module doc).
+
+    ``readout=`` (constructor, attribute) is the deprecated name of ``head``: ``readout``
+    names only the readout kind (norm / raw / final_only_norm)."""
 
     start: Callable[[Tensor], tuple[Tensor, Tensor | None]]
     step: Callable[[Tensor, Tensor | None], Tensor]
-    readout: Callable[[Tensor, int, int], Tensor]
+    head: Callable[[Tensor, int, int], Tensor]
     num_loops: int  # K, the trained depth
     carry: Callable[[Tensor, int], Tensor] | None = None  # None: no inter-loop norm
     readout_form: Callable[[int, int], ReadoutForm | None] | None = None
-    readout_depends_on_depth: bool = False  # True when readout(h, k, K) changes with K
+    readout_depends_on_depth: bool = False  # True when head(h, k, K) changes with K
     name: str = "model"
     # True when Δ = step(x) − x depends only on x/‖x‖ (a pre-norm residual loop without input
     # injection or inter-loop norm: Lemma 2's premise); the toy fit then fixes ρ = 1
     direction_only_update: bool = False
     module: nn.Module | None = None  # the model, so diagnose() can put it in eval mode
 
-    def __post_init__(self):
+    def __init__(self, start: Callable[[Tensor], tuple[Tensor, Tensor | None]],
+                 step: Callable[[Tensor, Tensor | None], Tensor],
+                 head: Callable[[Tensor, int, int], Tensor] | None = None,
+                 num_loops: int | None = None,
+                 carry: Callable[[Tensor, int], Tensor] | None = None,
+                 readout_form: Callable[[int, int], ReadoutForm | None] | None = None,
+                 readout_depends_on_depth: bool = False, name: str = "model",
+                 direction_only_update: bool = False, module: nn.Module | None = None, *,
+                 readout: Callable[[Tensor, int, int], Tensor] | None = None):
+        head = _renamed_head(head, readout, "LoopAdapter")
+        values = {"start": start, "step": step, "head": head, "num_loops": num_loops,
+                  "carry": carry, "readout_form": readout_form,
+                  "readout_depends_on_depth": readout_depends_on_depth, "name": name,
+                  "direction_only_update": direction_only_update, "module": module}
+        for field, value in values.items():
+            object.__setattr__(self, field, value)  # frozen: set once, here
+        self._check()
+
+    def _check(self) -> None:
         if not isinstance(self.num_loops, int) or isinstance(self.num_loops, bool) \
                 or self.num_loops < 1:
             raise ValueError(f"LoopAdapter.num_loops must be a positive int (the trained depth "
                              f"K), got {self.num_loops!r}")
-        for field in ("start", "step", "readout"):
+        for field in ("start", "step", "head"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"LoopAdapter.{field} must be callable, got "
                                 f"{type(getattr(self, field)).__name__}")
+
+    @property
+    def readout(self) -> Callable[[Tensor, int, int], Tensor]:
+        """Deprecated name of :attr:`head`."""
+        warnings.warn("LoopAdapter.readout is deprecated; use LoopAdapter.head",
+                      DeprecationWarning, stacklevel=2)
+        return self.head
 
     def carry_state(self, h: Tensor, loop: int) -> Tensor:
         return h if self.carry is None else self.carry(h, loop)
@@ -77,11 +108,12 @@ class LoopAdapter:
         return None if self.readout_form is None else self.readout_form(loop, num_loops)
 
     @classmethod
-    def from_modules(cls, model: nn.Module, *, body: str, readout: str, num_loops: int,
-                     prelude: str | None = None, inter_loop_norm: str | None = None,
-                     injection: Injection = "none",
+    def from_modules(cls, model: nn.Module, *, body: str, head: str | None = None,
+                     num_loops: int, prelude: str | None = None,
+                     inter_loop_norm: str | None = None, injection: Injection = "none",
                      initial_state: Literal["prelude", "zeros"] = "prelude",
-                     readout_form: ReadoutForm | None = None) -> LoopAdapter:
+                     readout_form: ReadoutForm | None = None,
+                     readout: str | None = None) -> LoopAdapter:
         """Build an adapter from the dotted names of ``model``'s submodules.
 
         - ``prelude``: ``idx -> e`` (B, T) -> (B, T, d); without one, ``idx`` must already be
@@ -90,7 +122,8 @@ class LoopAdapter:
           state plus e (``"add"``), their concatenation on the last axis (``"concat"``,
           Huginn-style) or both as two arguments (``"call"``), and returns the next state.
         - ``inter_loop_norm``: applied to H_k before loop k+1 (omit when the model has none).
-        - ``readout``: ``H_k -> logits`` (coda + head); the same at every loop.
+        - ``head``: ``H_k -> logits`` (coda, readout norm and readout matrix); the same at
+          every loop. ``readout=`` is its deprecated name.
         - ``initial_state``: H_0 = e (``"prelude"``) or zeros (``"zeros"``, state-space style;
           loop 1 then has no input direction: its radial and tangential terms are blank in
           the Lemma 2 table, while ‖H_1‖ is reported as usual).
@@ -98,6 +131,10 @@ class LoopAdapter:
         A name that is not a submodule raises ``ValueError`` naming it and listing the
         model's submodules (``tests/test_diagnostics_adapter.py::test_missing_module_is_named``).
         """
+        head = _renamed_head(head, readout, "LoopAdapter.from_modules")
+        if head is None:
+            raise TypeError("from_modules needs head=: the dotted name of the submodule that "
+                            "maps a state H_k to logits")
         if injection not in ("none", "add", "concat", "call"):
             raise ValueError(f"injection must be one of none, add, concat, call; got "
                              f"{injection!r}")
@@ -105,7 +142,7 @@ class LoopAdapter:
             raise ValueError(f"initial_state must be 'prelude' or 'zeros'; got {initial_state!r}")
         pre = _submodule(model, prelude, "prelude") if prelude else None
         core = _submodule(model, body, "body")
-        head = _submodule(model, readout, "readout")
+        decode = _submodule(model, head, "head")
         norm = _submodule(model, inter_loop_norm, "inter_loop_norm") if inter_loop_norm else None
 
         def start(idx: Tensor) -> tuple[Tensor, Tensor]:
@@ -128,13 +165,25 @@ class LoopAdapter:
         return cls(
             start=start,
             step=step,
-            readout=lambda h, loop, k: head(h),
+            head=lambda h, loop, k: decode(h),
             num_loops=num_loops,
             carry=None if norm is None else (lambda h, loop: norm(h)),
             readout_form=None if readout_form is None else (lambda loop, k: readout_form),
             name=type(model).__name__,
             module=model,
         )
+
+
+def _renamed_head(head, readout, where: str):
+    """``head``, or the value passed under its deprecated name ``readout`` (with a
+    DeprecationWarning pointing at the caller's caller)."""
+    if readout is None:
+        return head
+    warnings.warn(f"{where}(readout=...) is deprecated; use head=...", DeprecationWarning,
+                  stacklevel=3)
+    if head is not None:
+        raise TypeError(f"{where}: give head= only (readout= is its old name)")
+    return readout
 
 
 def _submodule(model: nn.Module, name: str, role: str) -> nn.Module:
@@ -152,13 +201,14 @@ def _submodule(model: nn.Module, name: str, role: str) -> nn.Module:
 
 def adapter_for(model: nn.Module) -> LoopAdapter:
     """The adapter of our own :class:`blindspot.nn.LoopedLM` (or of any model exposing the
-    same ``embed`` / ``loop_step`` / ``readout_logits`` methods)."""
-    missing = [m for m in ("cfg", "embed", "loop_step", "carry", "readout_logits")
-               if not hasattr(model, m)]
+    same ``embed`` / ``loop_step`` / ``carry`` / ``readout_logits`` / ``readout_normalized``
+    methods)."""
+    missing = [m for m in ("cfg", "embed", "loop_step", "carry", "readout_logits",
+                           "readout_normalized") if not hasattr(model, m)]
     if missing:
         raise TypeError(
             f"{type(model).__name__} has no {', '.join(missing)}: it is not a blindspot LoopedLM."
-            " Describe it with LoopAdapter.from_modules(model, body=..., readout=..., "
+            " Describe it with LoopAdapter.from_modules(model, body=..., head=..., "
             "num_loops=...) instead."
         )
     cfg = model.cfg
@@ -166,18 +216,21 @@ def adapter_for(model: nn.Module) -> LoopAdapter:
     def form(loop: int, num_loops: int) -> ReadoutForm | None:
         if cfg.coda_layers or cfg.norm != "rmsnorm":
             return None  # layers or a LayerNorm bias sit between H_k and the head
-        if cfg.readout == "raw" or (cfg.readout == "final_only_norm" and loop != num_loops):
-            return ReadoutForm("raw")
-        return ReadoutForm("rmsnorm", cfg.norm_eps)
+        if model.readout_normalized(loop, num_loops):
+            return ReadoutForm("rmsnorm", cfg.norm_eps)
+        return ReadoutForm("raw")
 
     return LoopAdapter(
         start=model.embed,
         step=model.loop_step,
-        readout=lambda h, loop, k: model.readout_logits(h, loop, k),
+        head=lambda h, loop, k: model.readout_logits(h, loop, k),
         num_loops=cfg.num_loops,
         carry=(lambda h, loop: model.carry(h)) if cfg.inter_loop_norm else None,
         readout_form=form,
-        readout_depends_on_depth=cfg.readout == "final_only_norm",
+        # a loop's head changes with the run's depth when the rule says so for some loop
+        readout_depends_on_depth=any(
+            model.readout_normalized(k, cfg.num_loops) != model.readout_normalized(k, k)
+            for k in range(1, cfg.num_loops + 1)),
         direction_only_update=cfg.input_injection == "none" and not cfg.inter_loop_norm,
         name="LoopedLM",
         module=model,

@@ -67,7 +67,7 @@ def prefix(trace: LoopTrace, loops: int, replace_last: Tensor | None = None,
         K = trace.num_loops if num_loops is None else num_loops
         states = states[:-1] + [replace_last]
         carried = carried[:-1] + [adapter.carry_state(replace_last, loops)]
-        logits = logits[:-1] + [adapter.readout(replace_last, loops, K)]
+        logits = logits[:-1] + [adapter.head(replace_last, loops, K)]
     return LoopTrace(trace.initial, list(states), list(carried), logits)
 
 
@@ -157,7 +157,7 @@ def scaled_readouts(adapter: LoopAdapter, h: Tensor, alphas: Sequence[float], lo
     """Logits of loop ``loop``'s readout of α·H_k for each α: the STATE is rescaled, not the
     logits (through a normalized readout the two differ). Every α at once, as one readout
     on the (n_α·B) batch."""
-    z = adapter.readout(torch.cat([a * h for a in alphas]), loop, num_loops)  # (n_α·B, T, V)
+    z = adapter.head(torch.cat([a * h for a in alphas]), loop, num_loops)  # (n_α·B, T, V)
     return list(z.split(h.shape[0]))
 
 

@@ -79,7 +79,7 @@ def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,
     """(state, gradient of the summed per-loop CE through the loop's own readout, logits)."""
     h = h.detach().requires_grad_(True)
     with torch.enable_grad():
-        z = adapter.readout(h, loop, num_loops)  # (B, T, V)
+        z = adapter.head(h, loop, num_loops)  # (B, T, V)
         # float32 at least (bf16/f16 logits), never narrower than the model: a float32 cast of
         # float64 logits would round away the gradient of confidently predicted tokens
         zz = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z

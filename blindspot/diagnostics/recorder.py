@@ -1,6 +1,6 @@
 """The recorder: run a looped model through its adapter and record a :class:`LoopTrace`.
 
-It drives the loop itself (loop k: H_k = step(x_{k-1}, e), logits_k = readout(H_k, k, K),
+It drives the loop itself (loop k: H_k = step(x_{k-1}, e), logits_k = head(H_k, k, K),
 x_k = carry(H_k)), which is what lets the diagnostics intervene on a loop (rescale a state,
 remove the radial part of an update) and run past the trained depth (``num_loops`` > K).
 ``tests/test_diagnostics_adapter.py`` checks that it reproduces each model's own forward.
@@ -8,6 +8,7 @@ remove the radial part of an update) and run past the trained depth (``num_loops
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -22,16 +23,21 @@ and every later loop see the replacement)."""
 
 
 def record(adapter: LoopAdapter, idx: Tensor, *, num_loops: int | None = None,
-           readout: bool = True, update_hook: UpdateHook | None = None) -> LoopTrace:
+           logits: bool = True, update_hook: UpdateHook | None = None,
+           readout: bool | None = None) -> LoopTrace:
     """Run ``num_loops`` loops (default: the trained depth K) and record every state.
 
-    With ``readout=True`` the logits of loop k are ``readout(H_k, k, num_loops)``.
+    With ``logits=True`` the logits of loop k are ``head(H_k, k, num_loops)``.
     Gradients flow as in the model's own forward; wrap in ``torch.no_grad()`` to record
-    only values.
+    only values. ``readout=`` is the deprecated name of ``logits=``.
     """
+    if readout is not None:
+        warnings.warn("record(readout=...) is deprecated; use logits=...", DeprecationWarning,
+                      stacklevel=2)
+        logits = readout
     h0, e = adapter.start(idx)  # (B, T, d)
     _check_state(h0, "start (H_0)")
-    empty = LoopTrace(initial=h0, states=[], carried=[], logits=[] if readout else None)
+    empty = LoopTrace(initial=h0, states=[], carried=[], logits=[] if logits else None)
     return continue_loops(adapter, empty, e, num_loops=num_loops, update_hook=update_hook)
 
 
@@ -60,7 +66,7 @@ def continue_loops(adapter: LoopAdapter, prefix: LoopTrace, e: Tensor | None, *,
             h = update_hook(k, x, h)
         states.append(h)
         if logits is not None:
-            logits.append(adapter.readout(h, k, K))  # (B, T, V)
+            logits.append(adapter.head(h, k, K))  # (B, T, V)
         x = adapter.carry_state(h, k)  # (B, T, d) what loop k+1 receives
         carried.append(x)
     # NaN and inf propagate through the residual stream, so checking the last state is

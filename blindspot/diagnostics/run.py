@@ -87,9 +87,9 @@ def diagnose(adapter: LoopAdapter, tokens: Tensor, *, extrapolate: int | None = 
         h0, e = adapter.start(idx)  # (B, T, d)
         long = continue_loops(adapter, LoopTrace(h0, [], [], None), e, num_loops=K_ext)
         trace = LoopTrace(long.initial, long.states[:K], long.carried[:K],
-                          [adapter.readout(h, k, K) for k, h in enumerate(long.states[:K], 1)])
+                          [adapter.head(h, k, K) for k, h in enumerate(long.states[:K], 1)])
         exit_ce = token_ce([trace.logits[k - 1] if k <= K and not adapter.readout_depends_on_depth
-                            else adapter.readout(h, k, k) for k, h in enumerate(long.states, 1)],
+                            else adapter.head(h, k, k) for k, h in enumerate(long.states, 1)],
                            targets)  # (K_ext, N)
         bar.update()
         runs: dict = {}

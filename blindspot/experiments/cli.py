@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.prepare:
             from blindspot.train.data import prepared_data
 
-            scale = "cpu" if args.tier == "cpu" else "44m"
-            data = prepared_data(load_config(f"{scale}-per_loop-norm", args.overrides))
+            size = "cpu" if args.tier == "cpu" else "44m"
+            data = prepared_data(load_config(f"{size}-per_loop-norm", args.overrides))
             print(f"prepared {len(data.train):,} training and {len(data.val):,} validation "
                   f"tokens ({data.tokenizer_key})")
             return 0

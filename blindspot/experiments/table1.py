@@ -83,7 +83,7 @@ def estimate_step_seconds(cfg: TrainConfig, flops: float = H200_BF16_FLOPS,
 
 
 def gpu_plan(budget_s: float = GPU_BUDGET_S) -> dict[str, Any]:
-    """Which scales and how many steps fit the GPU budget: every condition of 44M gets the
+    """Which model sizes and how many steps fit the GPU budget: every condition of 44M gets the
     same number of steps (at most its preset's 4 epochs); 129M is added only if its full
     preset also fits the remaining time."""
     runs = len(CONDITIONS) * len(GPU_SEEDS)
@@ -127,22 +127,22 @@ def plan_runs(tier: str, seeds: tuple[int, ...] | None = None,
     if unknown:
         raise ValueError(f"unknown condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
     if tier == "cpu":
-        scales: dict[str, int | None] = {"cpu": None}
+        sizes: dict[str, int | None] = {"cpu": None}
         seeds = CPU_SEEDS if seeds is None else seeds
     else:
-        scales = dict(gpu_plan()["steps"])
+        sizes = dict(gpu_plan()["steps"])
         seeds = GPU_SEEDS if seeds is None else seeds
     runs = []
     for seed in seeds:
-        for scale, steps in scales.items():
+        for size, steps in sizes.items():
             for cond in conditions:
                 sets = [f"seed={seed}", *overrides]
                 if steps is not None:
                     sets.insert(0, f"steps={steps}")
                 if rehearse:
                     sets += list(REHEARSE)
-                key = cond if len(scales) == 1 else f"{scale}-{cond}"
-                runs.append((key, seed, load_config(f"{scale}-{cond}", sets)))
+                key = cond if len(sizes) == 1 else f"{size}-{cond}"
+                runs.append((key, seed, load_config(f"{size}-{cond}", sets)))
     return runs
 
 
@@ -151,7 +151,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
         rehearse: bool = False, scratch: str | Path = "runs", progress: bool = False,
         workers: int = 1, shard: tuple[int, int] | None = None, contrast: str | None = None,
         log=print) -> dict[str, Any]:
-    """Train every (scale, condition, seed) of ``tier`` and write ``out`` (see module doc).
+    """Train every (model size, condition, seed) of ``tier`` and write ``out`` (see module doc).
 
     ``workers > 1`` spreads the runs over that many single-threaded processes; ``shard=(i, n)``
     (what each worker gets) trains only the runs whose index is ``i`` modulo ``n``.

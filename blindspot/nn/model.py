@@ -11,6 +11,8 @@ One forward pass (k = 1..K, THEORY §5)::
     C_k    = N_loop(H_k) or H_k            # what loop k+1 receives (inter_loop_norm switch)
     z_k    = readout_logits(H_k, k, K)     # coda (if any), readout norm per the switch, W
 
+``forward(idx, logits="all" | "last" | "none")`` says which loops' logits to compute.
+
 with C_0 = H_0. ``states`` are the H_k before any inter-loop norm: the states the paper
 measures and the readout decodes.
 """
@@ -18,6 +20,7 @@ measures and the readout decodes.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import get_args
 
@@ -41,7 +44,8 @@ _CHOICES = {  # the values each Literal field of ModelConfig allows
 }
 _POSITIVE_INTS = ("vocab_size", "max_seq_len", "d_model", "n_heads", "n_layers", "num_loops")
 _NONNEGATIVE_INTS = ("prelude_layers", "coda_layers")
-READOUT_MODES = ("all", "last", "none")
+LOGITS = ("all", "last", "none")
+"""``forward(logits=...)``: the logits of every loop, of the last loop only, or of none."""
 
 
 def validate_config(cfg: ModelConfig) -> None:
@@ -179,7 +183,7 @@ class Block(nn.Module):
 
 @dataclass
 class LoopedOutput:
-    logits: list[Tensor]  # per loop 1..K (readout="all"), [z_K] ("last"), [] ("none"); (B, T, V)
+    logits: list[Tensor]  # per loop 1..K (logits="all"), [z_K] ("last"), [] ("none"); (B, T, V)
     states: list[Tensor]  # K x (B, T, d): H_k before any inter-loop norm
     trace: LoopTrace | None = None  # when forward(..., return_trace=True)
 
@@ -202,9 +206,9 @@ class LoopedLM(nn.Module):
 
     ``cfg.init_embed_std`` replaces the embeddings' std (1 or 0.02) in either init. Our own
     additions keep one init in both: an untied readout follows its init's linear rule, and
-    the concat-injection adapter starts at [I | I], i.e. equal to the "add" injection, so the
-    two switches differ only by what training learns
-    (``tests/test_nn_model.py::test_concat_adapter_starts_as_add``).
+    the concat-injection projection ``injection_proj`` starts at [I | I], i.e. equal to the
+    "add" injection, so the two switches differ only by what training learns
+    (``tests/test_nn_model.py::test_concat_injection_starts_as_add``).
 
     The loop is exactly its unrolling with tied weights (bit for bit in float64, every switch):
     ``tests/test_nn_model.py::test_looped_equals_unrolled_bit_for_bit_in_float64``.
@@ -221,14 +225,23 @@ class LoopedLM(nn.Module):
         self.prelude = nn.ModuleList(Block(cfg) for _ in range(cfg.prelude_layers))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))  # shared by loops
         self.coda = nn.ModuleList(Block(cfg) for _ in range(cfg.coda_layers))
-        self.adapter = (nn.Linear(2 * d, d, bias=False) if cfg.input_injection == "concat"
-                        else None)
+        self.injection_proj = (nn.Linear(2 * d, d, bias=False)
+                               if cfg.input_injection == "concat" else None)  # A in A[h; e]
         self.loop_norm = make_norm(cfg) if cfg.inter_loop_norm else None  # N_loop, own gain
         self.final_norm = make_norm(cfg)  # N_f (unused by the "raw" readout)
         self.lm_head = nn.Linear(d, cfg.vocab_size, bias=False)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.tok_emb.weight  # W = token embedding
         self._init_weights()
+        self.register_load_state_dict_pre_hook(_rename_old_keys)
+
+    @property
+    def adapter(self) -> nn.Linear | None:
+        """Deprecated name of :attr:`injection_proj` (``adapter`` now names only the
+        diagnostics' :class:`~blindspot.diagnostics.LoopAdapter`)."""
+        warnings.warn("LoopedLM.adapter is deprecated; use LoopedLM.injection_proj",
+                      DeprecationWarning, stacklevel=2)
+        return self.injection_proj
 
     def _init_weights(self) -> None:
         cfg = self.cfg
@@ -239,10 +252,10 @@ class LoopedLM(nn.Module):
         if cfg.init_embed_std is not None:
             for emb in (self.tok_emb, self.pos_emb):
                 nn.init.normal_(emb.weight, 0.0, cfg.init_embed_std)
-        if self.adapter is not None:
+        if self.injection_proj is not None:
             eye = torch.eye(cfg.d_model)
             with torch.no_grad():
-                self.adapter.weight.copy_(torch.cat([eye, eye], dim=1))  # (d, 2d) = [I | I]
+                self.injection_proj.weight.copy_(torch.cat([eye, eye], dim=1))  # (d, 2d) = [I | I]
 
     def _init_paper(self) -> None:
         """PyTorch's own defaults, written out (named_modules visits a tied readout's weight
@@ -289,12 +302,12 @@ class LoopedLM(nn.Module):
 
     def loop_step(self, h: Tensor, e: Tensor) -> Tensor:
         """One application of the shared stack to the carried state h, after injecting e:
-        "add": h + e; "concat": A[h; e] with the adapter A; "none": h. Returns H_{k+1}, the
-        new state before any inter-loop norm."""
+        "add": h + e; "concat": A[h; e] with the projection A = ``injection_proj``; "none": h.
+        Returns H_{k+1}, the new state before any inter-loop norm."""
         if self.cfg.input_injection == "add":
             h = h + e
         elif self.cfg.input_injection == "concat":
-            h = self.adapter(torch.cat([h, e], dim=-1))  # (B, T, 2d) -> (B, T, d)
+            h = self.injection_proj(torch.cat([h, e], dim=-1))  # (B, T, 2d) -> (B, T, d)
         for blk in self.blocks:
             h = blk(h)
         return h  # (B, T, d)
@@ -303,43 +316,58 @@ class LoopedLM(nn.Module):
         """What the next loop receives: N_loop(H_k) with inter_loop_norm, else H_k itself."""
         return h if self.loop_norm is None else self.loop_norm(h)
 
-    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
-        """Logits of state h at loop ``loop`` of ``num_loops`` (1-based):
-        "norm": W·N_f(coda(h)); "raw": W·coda(h); "final_only_norm": raw for loop < num_loops,
-        normalized at loop = num_loops. coda = identity when coda_layers = 0."""
+    def readout_normalized(self, loop: int, num_loops: int) -> bool:
+        """Whether the readout of loop ``loop`` of ``num_loops`` (1-based) passes the state
+        through the final norm N_f: at every loop with ``readout="norm"``, never with
+        ``"raw"``, and only at the last loop of the run with ``"final_only_norm"``. The one
+        statement of the readout rule: :meth:`readout_logits` applies it and the diagnostics'
+        adapter (:func:`blindspot.diagnostics.adapter_for`) asks it."""
         if not 1 <= loop <= num_loops:
-            raise ValueError(f"readout_logits: loop = {loop} outside 1..num_loops = {num_loops}")
+            raise ValueError(f"readout: loop = {loop} outside 1..num_loops = {num_loops}")
+        r = self.cfg.readout
+        return r == "norm" or (r == "final_only_norm" and loop == num_loops)
+
+    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
+        """Logits of state h at loop ``loop`` of ``num_loops`` (1-based): W·N_f(coda(h)) where
+        :meth:`readout_normalized`, else W·coda(h). coda = identity when coda_layers = 0."""
+        normalized = self.readout_normalized(loop, num_loops)
         for blk in self.coda:
             h = blk(h)
-        r = self.cfg.readout
-        if r == "norm" or (r == "final_only_norm" and loop == num_loops):
+        if normalized:
             h = self.final_norm(h)
         return self.lm_head(h)  # (B, T, V)
 
     # -- forward ---------------------------------------------------------------------------
 
-    def forward(self, idx: Tensor, num_loops: int | None = None, readout: str = "all",
-                return_trace: bool = False) -> LoopedOutput:
+    def forward(self, idx: Tensor, num_loops: int | None = None, logits: str = "all",
+                return_trace: bool = False, *, readout: str | None = None) -> LoopedOutput:
+        """Run ``num_loops`` loops (default K) on the (B, T) token ids ``idx``; ``logits``
+        (:data:`LOGITS`) says which loops' logits to compute. ``readout=`` is the deprecated
+        name of ``logits=`` (``readout`` names only the readout kind of the config)."""
+        if readout is not None:
+            warnings.warn("LoopedLM.forward(readout=...) is deprecated; use logits=...",
+                          DeprecationWarning, stacklevel=2)
+            logits = readout
         K = self.cfg.num_loops if num_loops is None else num_loops
         if isinstance(K, bool) or not isinstance(K, int) or K < 1:
             raise ValueError(f"num_loops = {num_loops!r}: must be an integer >= 1 "
                              f"(or None for the configured {self.cfg.num_loops})")
-        if readout not in READOUT_MODES:
-            raise ValueError(f"readout = {readout!r}: valid choices are "
-                             + ", ".join(repr(m) for m in READOUT_MODES))
+        if logits not in LOGITS:
+            raise ValueError(f"logits = {logits!r}: valid choices are "
+                             + ", ".join(repr(m) for m in LOGITS))
         h0, e = self.embed(idx)
-        h, states, carried, logits = h0, [], [], []
+        h, states, carried, zs = h0, [], [], []
         for k in range(1, K + 1):
             state = self.loop_step(h, e)  # (B, T, d) H_k
             h = self.carry(state)  # (B, T, d) C_k
             states.append(state)
             carried.append(h)
-            if readout == "all" or (readout == "last" and k == K):
-                logits.append(self.readout_logits(state, k, K))  # (B, T, V)
+            if logits == "all" or (logits == "last" and k == K):
+                zs.append(self.readout_logits(state, k, K))  # (B, T, V)
         trace = None
         if return_trace:
-            trace = LoopTrace(h0, states, carried, logits if readout == "all" else None)
-        return LoopedOutput(logits, states, trace)
+            trace = LoopTrace(h0, states, carried, zs if logits == "all" else None)
+        return LoopedOutput(zs, states, trace)
 
     def _check_idx(self, idx: Tensor) -> None:
         if not isinstance(idx, Tensor) or idx.dim() != 2 or idx.dtype not in (torch.long,
@@ -360,3 +388,17 @@ class LoopedLM(nn.Module):
         """Distinct parameters (a tied readout counted once)."""
         return sum(p.numel() for p in self.parameters())
 
+
+_OLD_KEYS = {"adapter.": "injection_proj."}
+"""Old state-dict key prefix -> new: checkpoints written before the concat-injection
+projection was named ``injection_proj`` hold its weight as ``adapter.weight``."""
+
+
+def _rename_old_keys(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Load-state-dict pre-hook: rename the keys of checkpoints written before a parameter
+    was renamed (:data:`_OLD_KEYS`), so old checkpoints keep loading."""
+    for key in [k for k in state_dict if k.startswith(prefix)]:
+        rest = key[len(prefix):]
+        for old, new in _OLD_KEYS.items():
+            if rest.startswith(old):
+                state_dict[prefix + new + rest[len(old):]] = state_dict.pop(key)

@@ -1,10 +1,10 @@
 """Training configuration: frozen dataclasses, named presets, YAML with ``base:`` inheritance
 and ``--set key=value`` overrides.
 
-A preset name is ``<scale>-<condition>`` (e.g. ``cpu-per_loop-norm``, ``44m-terminal-raw``):
-the scale's YAML file in ``blindspot/presets/`` (which may itself name a ``base:``) plus the
-condition's overrides from :data:`CONDITIONS`, the seven conditions of the paper's Table 1.
-A bare scale name (``cpu``) or the path of a user YAML file works too. Resolution order, later
+A preset name is ``<size>-<condition>`` (e.g. ``cpu-per_loop-norm``, ``44m-terminal-raw``):
+the model size's YAML file in ``blindspot/presets/`` (which may itself name a ``base:``) plus
+the condition's overrides from :data:`CONDITIONS`, the seven conditions of the paper's Table 1.
+A bare size name (``cpu``) or the path of a user YAML file works too. Resolution order, later
 wins: base chain → file → condition → ``--set`` overrides.
 
 Every key is checked against the dataclass fields and every value against the field's type;
@@ -27,7 +27,8 @@ import yaml
 from blindspot.nn.config import ModelConfig
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
-SCALES = ("tiny", "cpu", "44m", "129m")
+SIZES = ("tiny", "cpu", "44m", "129m")
+"""The model sizes with a preset (``scale`` names only a state's norm ‖h‖)."""
 
 Supervision = Literal["per_loop", "terminal"]
 SUPERVISIONS: tuple[str, ...] = typing.get_args(Supervision)  # per_loop, terminal
@@ -90,7 +91,7 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Table 1 conditions: overrides applied on top of a scale
+# Table 1 conditions: overrides applied on top of a model size
 
 
 CONDITIONS: dict[str, dict[str, Any]] = {
@@ -198,7 +199,7 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def preset_names() -> list[str]:
-    return [f"{s}-{c}" for s in SCALES for c in CONDITIONS] + list(SCALES)
+    return [f"{s}-{c}" for s in SIZES for c in CONDITIONS] + list(SIZES)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -394,9 +395,9 @@ def load_yaml_chain(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def _preset_dict(ref: str, relative_to: Path | None = None,
                  _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    scale, _, condition = ref.partition("-")
-    if condition in CONDITIONS and (PRESET_DIR / f"{scale}.yaml").is_file():
-        data = merge(load_yaml_chain(PRESET_DIR / f"{scale}.yaml", _seen), CONDITIONS[condition])
+    size, _, condition = ref.partition("-")
+    if condition in CONDITIONS and (PRESET_DIR / f"{size}.yaml").is_file():
+        data = merge(load_yaml_chain(PRESET_DIR / f"{size}.yaml", _seen), CONDITIONS[condition])
         return merge(data, {"name": ref})
     return load_yaml_chain(_resolve_file(ref, relative_to), _seen)
 
@@ -445,3 +446,14 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     model = {"init": "gpt2", **model} if isinstance(model, dict) else model
     return {**data, "model": model, "lr_schedule": "warmup_cosine",
             "weight_decay_on": "matrices"}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated module attributes: ``SCALES`` is :data:`SIZES` (``scale`` names ‖h‖ only)."""
+    if name == "SCALES":
+        import warnings
+
+        warnings.warn("blindspot.train.config.SCALES is deprecated; use SIZES", DeprecationWarning,
+                      stacklevel=2)
+        return SIZES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -123,7 +123,7 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     ce_sum, sc_sum, n = 0.0, 0.0, 0
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
-        out = model(x, readout="all")
+        out = model(x, logits="all")
         b = len(x)
         ce_sum = ce_sum + per_loop_cross_entropy(out.logits, y).double().cpu() * b
         sc_sum = sc_sum + mean_scale(out.states).double().cpu() * b
@@ -233,7 +233,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
 
     if step == 0:
         emit({"kind": "eval", "step": 0, **evaluate(model, data.val, cfg, device)})
-    readout = "all" if cfg.supervision == "per_loop" else "last"
+    logits = "all" if cfg.supervision == "per_loop" else "last"
     stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ctx.is_main),
                desc=cfg.name, dynamic_ncols=True)
@@ -243,7 +243,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
             x, y = batches.get(step, ctx.rank, ctx.world)
             x, y = x.to(device), y.to(device)
             with autocast(cfg, device):
-                out_ = model(x, readout=readout)
+                out_ = model(x, logits=logits)
             loss, ce = objective(out_.logits, out_.states, y, cfg.supervision, cfg.norm_penalty)
             scales = mean_scale(out_.states)  # (K,)
             check_finite(step + 1, ce.detach(), scales, loss.detach())
