@@ -101,7 +101,8 @@ def main(argv=None) -> dict:
         loss.backward()
         opt.step()
 
-    # The adapter: which submodule is the prelude, the loop body and the head (coda + readout matrix).
+    # The adapter: which submodule is the prelude, the loop body and the head (coda + readout
+    # matrix).
     adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                        injection="concat", num_loops=model.loops)
     tables = diagnose(adapter, next(data), extrapolate=2 * model.loops)

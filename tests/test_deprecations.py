@@ -64,8 +64,7 @@ def test_an_old_checkpoint_with_adapter_keys_loads(tmp_path):
 
 
 def test_adapter_readout_is_head():
-    m, idx = _model(), _idx()
-    new = adapter_for(m)
+    new = adapter_for(_model())
     with pytest.warns(DeprecationWarning, match=r"LoopAdapter\(readout=\.\.\.\) is deprecated"):
         old = LoopAdapter(start=new.start, step=new.step, readout=new.head, num_loops=3)
     assert old.head is new.head
@@ -77,7 +76,7 @@ def test_adapter_readout_is_head():
 
 
 def test_from_modules_readout_is_head():
-    m, idx = _model(), _idx()
+    m = _model()
     with pytest.warns(DeprecationWarning, match=r"from_modules\(readout=\.\.\.\) is deprecated; "
                                                 r"use head="):
         old = LoopAdapter.from_modules(m, body="blocks", readout="lm_head", num_loops=3)

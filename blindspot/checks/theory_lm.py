@@ -58,7 +58,8 @@ def stream_parameters(model: LoopedLM) -> dict[str, Tensor]:
         raise ValueError("with an inter-loop norm the loop input is N(H_k), not a multiple of "
                          "P: the stream is not homogeneous in P and the statement does not apply")
     # input injection keeps the stream homogeneous: "add" re-adds e (a multiple of P), and
-    # "concat"'s injection projection A[h; e] (injection_proj) is linear in (h, e) (A itself is not in P)
+    # "concat"'s injection projection A[h; e] (injection_proj) is linear in (h, e) (A itself
+    # is not in P)
     names = {"tok_emb.weight", "pos_emb.weight"}
     for name, _ in model.named_parameters():
         parts = name.split(".")

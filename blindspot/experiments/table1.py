@@ -157,8 +157,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     (what each worker gets) trains only the runs whose index is ``i`` modulo ``n``.
     ``contrast`` names a grid of :data:`CONTRASTS`."""
     from blindspot.train.checkpoint import save_model
-    from blindspot.train.data import unigram_entropy
-    from blindspot.train.data import prepared_data
+    from blindspot.train.data import prepared_data, unigram_entropy
 
     if contrast is not None and contrast not in CONTRASTS:
         raise ValueError(f"unknown contrast {contrast!r}; valid: {', '.join(CONTRASTS)}")
