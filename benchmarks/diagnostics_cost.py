@@ -1,6 +1,6 @@
 """Cost of one full diagnostic pass against one training step of the same model.
 
-Target (issue 5): a full ``diagnose`` pass (every table, default options) on one batch costs
+Target: a full ``diagnose`` pass (every table, default options) on one batch costs
 at most 2x one training step (forward with a readout after every loop, per-loop CE,
 backward, gradient clipping, AdamW) on the same batch. Both are timed side by side,
 interleaved, after a warm-up. On a shared machine other jobs inflate some repeats of

@@ -1,6 +1,6 @@
 """Speed of the toy's vectorized predictions on a sweep of 10^5 parameter settings.
 
-Target (issue 3): the closed-form moments of s_K, the regime, and the K-loop pre-norm scale
+Target: the closed-form moments of s_K, the regime, and the K-loop pre-norm scale
 trajectory for 10^5 settings of (ρ, a, σ, d) in under a second on this machine. A plain
 Python loop computing the same numbers setting by setting (``math`` only) is timed in the
 same run, and the ratio of the two is printed (absolute times swing with the machine's

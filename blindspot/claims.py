@@ -1,4 +1,5 @@
-"""The claims registry: every claim of the paper (and of ../THEORY) that the package checks.
+"""The claims registry: every claim of the paper (and of the companion theory in proofs/) that
+the package checks.
 
 A claim is registered with :func:`claim` in a module of :mod:`blindspot.checks`; its check
 returns an :class:`Outcome` (passed, evidence text) or raises :class:`Skip` with a reason.
@@ -15,6 +16,10 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+
+COMPANION = "companion theory (not in the paper)"
+"""The ``paper_ref`` of a result of the theory that the paper does not state; the claim's
+``page`` names where it is proved or stated."""
 
 TIERS = ("quick", "full", "gpu")
 """Tiers are cumulative (``full`` runs the quick claims too, ``gpu`` runs everything)."""

@@ -27,7 +27,7 @@ def test_rehearsal_runs_end_to_end_and_measures_utilisation(tmp_path):
         flops = table1.training_flops_per_token(cfg) * cfg.batch_size * cfg.data.seq_len * 3
         assert r["steps"] == cfg.steps == 3
         assert r["training_flops"] == pytest.approx(flops, rel=1e-12)
-        assert r["mfu"]["h200_bf16_issue7"] == pytest.approx(
+        assert r["mfu"]["h200_bf16_target"] == pytest.approx(
             flops / r["wall_time_s"] / 790e12, rel=1e-12)
     assert "git_revision" in util["run_card"]
     for name in ("per_loop-norm", "per_loop-raw"):

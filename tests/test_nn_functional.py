@@ -1,5 +1,5 @@
 """The functional kernels of blindspot.nn against their formulas (float64), and the
-invariances THEORY §1 and §5 state for them."""
+invariances proofs/normalizers.md and proofs/lemma2.md state for them."""
 
 import math
 
@@ -75,7 +75,7 @@ def test_radial_split_reconstructs_and_is_orthogonal(seed, log_h, log_d):
     torch.testing.assert_close(a.unsqueeze(-1) * u + perp, delta, rtol=0,
                                atol=RTOL64 * scale_d.max().item())
     assert ((u * perp).sum(-1).abs() <= RTOL64 * scale_d).all()
-    # The exact expansion of THEORY §5: ‖h+Δ‖² = ‖h‖² + 2‖h‖a + ‖Δ‖²; relative round-off is
+    # The exact expansion of proofs/lemma2.md: ‖h+Δ‖² = ‖h‖² + 2‖h‖a + ‖Δ‖²; relative round-off is
     # measured against the largest term.
     lhs = (h + delta).pow(2).sum(-1)
     rhs = s**2 + 2 * s * a + scale_d**2

@@ -17,7 +17,7 @@ from blindspot.toy import (
 
 @given(st.integers(0, 1000), st.floats(1e-3, 1.0), st.floats(1e-3, 1e3))
 def test_gd_norm_identity_is_exact(seed, lr, norm0):
-    """One GD step on a scale-invariant loss: ‖w'‖² = ‖w‖² + η²‖∇L‖² (THEORY 6)."""
+    """One GD step on a scale-invariant loss: ‖w'‖² = ‖w‖² + η²‖∇L‖² (proofs/gd.md)."""
     sim = simulate_training("gd", 1, n=8, lr=lr, norm0=norm0, n_runs=2, seed=seed)
     x0, x1 = sim["norm"][0] ** 2, sim["norm"][1] ** 2
     g2 = sim["grad_sq"][0] / x0  # ‖∇L‖² = ‖ĝ‖²/‖w‖²

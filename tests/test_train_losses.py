@@ -1,5 +1,5 @@
 """The training objectives against hand computations, and the radial force each one puts on a
-state (THEORY §3-4): none through an ε = 0 RMSNorm readout, E_p[z] − z_y through a raw one,
+state (proofs/euler.md, proofs/eps_leak.md, proofs/readouts.md): none through an ε = 0 RMSNorm readout, E_p[z] − z_y through a raw one,
 2λ‖H‖²/(K·N·d) from the norm penalty."""
 
 import pytest
@@ -49,7 +49,7 @@ def test_radial_force_of_each_objective(seed, log_scale, lam):
     K, (B, T, d) = len(states), states[0].shape
     hs = [h.clone().requires_grad_(True) for h in states]
 
-    # per-loop CE through an ε = 0 RMSNorm readout: no radial force on any state (THEORY §3)
+    # per-loop CE through an ε = 0 RMSNorm readout: no radial force on any state (proofs/euler.md)
     logits = [rms_norm(h, None, 0.0) @ W.T for h in hs]  # K x (B, T, V)
     loss = L.supervision_loss(L.per_loop_cross_entropy(logits, y), "per_loop")
     grads = torch.autograd.grad(loss, hs)
@@ -58,7 +58,7 @@ def test_radial_force_of_each_objective(seed, log_scale, lam):
         # relative to ‖h‖·‖g‖ the radial share is float64 round-off
         assert abs(radial.item()) <= TOL * h.norm().item() * g.norm().item()
 
-    # the norm penalty: ⟨H_k, ∇P⟩ = 2λ‖H_k‖²/(K·B·T·d) (THEORY §4, mean-square form)
+    # the norm penalty: ⟨H_k, ∇P⟩ = 2λ‖H_k‖²/(K·B·T·d) (proofs/readouts.md, mean-square form)
     grads = torch.autograd.grad(L.norm_penalty(hs, lam), hs)
     for h, g in zip(hs, grads, strict=True):
         want = 2 * lam * (h.detach() ** 2).sum() / (K * B * T * d)

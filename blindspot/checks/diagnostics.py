@@ -72,7 +72,7 @@ def recorder_mismatch(switches=SWITCHES) -> float:
        "The diagnostics' recorder, driving a looped model through its adapter, reproduces the "
        "model's own forward pass (states, carried states, per-loop logits) exactly, for every "
        "readout and recurrence switch.",
-       paper_ref="Issue 5 (diagnostics for any looped model); Claim 1",
+       paper_ref="Claim 1; the diagnostics of any looped model (this package)",
        test="tests/test_diagnostics_adapter.py::test_recorder_reproduces_a_huginn_style_forward",
        page="notebooks/diagnostics.md")
 def recorder_matches_forward() -> Outcome:
@@ -101,7 +101,7 @@ def radial_shares(readout: str, eps: float, seed: int = 0) -> dict[str, float]:
        "Per-loop cross-entropy puts no radial gradient on the state through an RMSNorm readout "
        "(exactly 0 at ε = 0; the ε-leak closed form κ(E_p z − z_y), κ = ε/(ms(h)+ε), when "
        "ε > 0), but a clearly non-zero one through a raw readout (κ = 1).",
-       paper_ref="Claims 2-3; Table 3 (radial-gradient diagnostic); THEORY §3-4",
+       paper_ref="Claims 2-3; Table 3 (radial-gradient diagnostic)",
        certificate="blindspot.symbolic.identities.EPS_LEAK",
        test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
        page="proofs/eps_leak.md")
@@ -159,7 +159,7 @@ def expansion_slopes(log10_scales=(2.0, 3.0, 4.0), loop: int = 2, seed: int = 0
        "+ 2 s_k a_k + ‖Δ_k‖² holds to round-off, and as the scale grows the first-order radial "
        "expansion error falls like 1/s while the second-order radial and the angular "
        "(‖u_{k+1} − u_k‖ vs ‖Δ⊥‖/s) errors fall like 1/s².",
-       paper_ref="Claim 8 (Lemma 2); Table 12 (residual-update decomposition); THEORY §5",
+       paper_ref="Claim 8 (Lemma 2); Table 12 (residual-update decomposition)",
        certificate="blindspot.symbolic.identities.LEMMA2_EXPANSION",
        test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
        page="proofs/lemma2.md")
@@ -346,7 +346,7 @@ def grid_lemma2() -> Outcome:
        "control, freezing each token's scale at its loop-1 value (removing the growth of "
        "‖H_k‖ after loop 1, at least 1.5x by loop K) changes the loop-K perplexity by at most "
        "10 %.",
-       paper_ref="Table 4 (radial clamp); THEORY §8", tier="full",
+       paper_ref="Table 4 (radial clamp)", tier="full",
        certificate="blindspot.symbolic.identities.RADIAL_CLAMP",
        test="tests/test_diagnostics_math.py::test_clamps_do_what_they_say",
        experiment="table1", page="proofs/radial_clamp.md")
@@ -391,7 +391,7 @@ def _toy_outcome(protocol: str, what: str) -> Outcome:
        "Fitted to the first loops of a trained model (loops 1..⌈K/2⌉, at least 2), the toy "
        "radial recurrence predicts the mean ‖H_k‖ of the remaining loops up to the trained "
        "depth K within 20 % in every condition of the CPU grid.",
-       paper_ref="Claim 8 (Lemma 2 regimes); Issue 5 (toy-model prediction); THEORY §7",
+       paper_ref="Claim 8 (Lemma 2 regimes); the toy model's prediction of a trained model",
        tier="full",
        test="tests/test_diagnostics_toy.py::test_toy_prediction_recovers_a_synthetic_recurrence",
        experiment="table1", page="notebooks/toy.md")
@@ -403,7 +403,7 @@ def grid_toy_prediction() -> Outcome:
        "Fitted to the loops of the trained depth K, the toy radial recurrence predicts the "
        "mean ‖H_k‖ of the extrapolated loops K+1..2K within 20 % in every condition of the "
        "CPU grid.",
-       paper_ref="Claim 8 (Lemma 2 regimes); depth extrapolation; THEORY §7", tier="full",
+       paper_ref="Claim 8 (Lemma 2 regimes); depth extrapolation", tier="full",
        test="tests/test_diagnostics_toy.py::test_a_regime_change_is_reported_with_its_reason",
        experiment="table1", page="notebooks/toy.md")
 def grid_toy_extrapolation() -> Outcome:

@@ -54,8 +54,9 @@ def _rel(a: Tensor, b: Tensor) -> float:
        "With normalization between loops (ε = 0) the recurrence forgets each state's scale: "
        "rescaling H_1 by any c > 0 leaves every later state exactly unchanged, whereas a "
        "plain pre-norm recurrence carries the change into every later state.",
-       paper_ref="Claims 5-6 (scale-removing recurrence); THEORY §8",
-       test="tests/test_nn_checks.py::test_inter_loop_norm_claim_and_its_contrast")
+       paper_ref="Claims 5-6 (scale-removing recurrence)",
+       test="tests/test_nn_checks.py::test_inter_loop_norm_claim_and_its_contrast",
+       page="proofs/normalizers.md")
 def inter_loop_norm_removes_scale() -> Outcome:
     idx = _tokens()
     worst_norm, least_plain = 0.0, float("inf")
@@ -82,8 +83,9 @@ def inter_loop_norm_removes_scale() -> Outcome:
        "A pre-norm loop changes the state's scale only additively: rescaling H_k by c up to 1e4 "
        "leaves the update H_{k+1} − c·H_k bounded (it tends to a limit that depends only on "
        "the direction), so ‖H_{k+1}‖/‖c·H_k‖ → 1 and the loop cannot undo a large scale.",
-       paper_ref="Claim 3 (pre-norm residual recurrence carries the scale); THEORY §5",
-       test="tests/test_nn_checks.py::test_prenorm_claim_and_its_contrast")
+       paper_ref="Claim 3 (pre-norm residual recurrence carries the scale)",
+       test="tests/test_nn_checks.py::test_prenorm_claim_and_its_contrast",
+       page="proofs/lemma2.md")
 def prenorm_loop_carries_scale() -> Outcome:
     m, idx = _model(), _tokens()
     cs = (1.0, 1e1, 1e2, 1e3, 1e4)

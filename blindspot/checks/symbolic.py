@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from blindspot.claims import Outcome, claim
+from blindspot.claims import COMPANION, Outcome, claim
 from blindspot.symbolic import identities as I
 from blindspot.symbolic.certificate import Certificate
 
 _T = "tests/test_symbolic.py::"
 _LM = "tests/test_symbolic_lm.py::"
-# the theory's own results (not in the paper): the page names where each is proved
-COMPANION = "companion theory (not in the paper)"
 
 
 def _run(*certs: Certificate, model: Callable[[], tuple[bool, str]] | None = None) -> Outcome:

@@ -19,7 +19,7 @@ from blindspot.train.config import condition_names
 SCALE_VISIBLE = condition_names(readout="raw") + condition_names(penalty=True)
 PER_LOOP_CONTROLLED = (condition_names(supervision="per_loop", readout="raw")
                        + condition_names(supervision="per_loop", penalty=True))
-BLOWUP_FACTOR = 10.0  # "at least 10x every scale-visible control" (the criterion)
+BLOWUP_FACTOR = 10.0  # "at least 10x every scale-visible control", fixed before the runs
 NEAR_INITIAL_FACTOR = 10.0  # "within a small factor of its initial value": one decade
 SE_MULTIPLIER = 2.0  # "lower or equal" perplexity allows 2 standard errors of seed noise
 LEARN_MARGIN = 0.3  # "clearly below the unigram entropy": at least 0.3 nats (26 % lower ppl)

@@ -1,4 +1,5 @@
-"""Claims of the toy layer (THEORY 5-7): each closed form of :mod:`blindspot.toy` against a
+"""Claims of the toy layer (notebooks/toy.md, with the identities of proofs/lemma2.md and
+proofs/gd.md): each closed form of :mod:`blindspot.toy` against a
 simulation of the same system, over a grid of parameters and seeds.
 
 Tolerances are stated where they are used, each with the reason for its size. Band checks
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blindspot.claims import Outcome, claim
+from blindspot.claims import COMPANION, Outcome, claim
 from blindspot.toy import (
     angular_step,
     continuous_depth,
@@ -51,7 +52,7 @@ def _n(x) -> str:
 
 @claim("T1.moments", "Scalar radial recurrence s_{k+1} = ρ s_k + a + σξ: the closed-form mean "
        "and variance of s_k match simulation over a grid of (ρ, a, σ) and loops.",
-       paper_ref="THEORY 7", test=f"{T1_TEST}::test_moments_match_simulation")
+       paper_ref=COMPANION, test=f"{T1_TEST}::test_moments_match_simulation", page=PAGE)
 def check_moments() -> Outcome:
     rho, a, sigma = np.meshgrid([0.5, 0.9, 1.0, 1.05], [0.0, 0.5], [0.1, 1.0], indexing="ij")
     N, K = 4000, 20
@@ -77,7 +78,7 @@ def _loop(a, d, K, restoring=0.0, s0=1.0, n=32, seed=0):
 
 @claim("T1.regime-bounded", "Bounded regime: with a restoring radial term (ρ < 1) a pre-norm "
        "loop's scale converges to the closed-form fixed point (ρa + √(a²+(1−ρ²)d²))/(1−ρ²).",
-       paper_ref="THEORY 5, 7; paper claim 5",
+       paper_ref="paper claim 5",
        test=f"{T1_TEST}::test_regimes_match_simulated_growth", page=PAGE)
 def check_bounded() -> Outcome:
     rows, worst = [], 0.0
@@ -96,7 +97,7 @@ def check_bounded() -> Outcome:
 
 @claim("T1.regime-sqrt", "√k regime: a block whose updates are orthogonal to the state "
        "(a = 0) grows the scale exactly as s_k = √(s_0² + k d²).",
-       paper_ref="THEORY 5; paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
+       paper_ref="paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
        page=PAGE)
 def check_sqrt() -> Outcome:
     worst, slopes = 0.0, []
@@ -115,7 +116,7 @@ def check_sqrt() -> Outcome:
 
 @claim("T1.regime-linear", "Linear regime: a constant positive radial increment a gives "
        "s_k ≈ s_0 + a k + (d²/2a) ln((s_0+ak)/s_0); the per-loop increment tends to a.",
-       paper_ref="THEORY 5; paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
+       paper_ref="paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
        page=PAGE)
 def check_linear() -> Outcome:
     rows, ok = [], regime(1.0, 0.5, 1.0, model="prenorm") == "linear"
@@ -132,7 +133,7 @@ def check_linear() -> Outcome:
 
 @claim("T1.regime-exponential", "Exponential regime: ρ > 1 gives log s_k growing with slope "
        "log ρ (scalar recurrence and vector linear loop with spectral radius > 1).",
-       paper_ref="THEORY 7", test=f"{T1_TEST}::test_regimes_match_simulated_growth", page=PAGE)
+       paper_ref=COMPANION, test=f"{T1_TEST}::test_regimes_match_simulated_growth", page=PAGE)
 def check_exponential() -> Outcome:
     rho = np.array([1.02, 1.1, 1.3])
     paths = simulate_radial(200, rho, 0.5, 0.1, s0=1.0, n_paths=8, seed=3)  # (8, 201, 3)
@@ -153,7 +154,7 @@ def check_exponential() -> Outcome:
 @claim("T1.prenorm-identity", "Exact pre-norm identity s_{k+1}² = s_k² + 2 s_k a_k + ‖Δ_k‖² "
        "for a block that sees only u_k, and Lemma 2: s_{k+1} − s_k − a_k − d_k²/(2s_k) = "
        "O(s_k⁻²), ‖u_{k+1} − u_k‖ = d_k/s_k + O(s_k⁻²).",
-       paper_ref="THEORY 5; paper Lemma 2 (claim 8)",
+       paper_ref="paper Lemma 2 (claim 8)",
        test=f"{T1_TEST}::test_prenorm_identity_is_exact_for_any_update", page=PAGE)
 def check_prenorm_identity() -> Outcome:
     n = 32
@@ -189,7 +190,7 @@ def check_prenorm_identity() -> Outcome:
 @claim("T1.controls", "Controls in the toy: inter-loop norm pins s_k = √n; a norm penalty "
        "gives ρ = 1 − 2ηλ/n and the closed-form equilibrium s*(λ); a raw readout pulls the "
        "scale to the calibrated s_opt while a normalized readout exerts no radial force.",
-       paper_ref="paper claims 5-6; THEORY 4, 6",
+       paper_ref="paper claims 5-6",
        test=f"{T1_TEST}::test_penalty_equilibrium_matches_iteration", page=PAGE)
 def check_controls() -> Outcome:
     n, rows, ok = 32, [], True
@@ -229,7 +230,7 @@ def check_controls() -> Outcome:
 
 @claim("T2.linear-loop", "Vector loop h_{k+1} = (I+A)h_k + Be + ξ: fixed point (I−Ā)⁻¹Be and "
        "the Lyapunov stationary covariance match simulation; the additive carry Ā = I drifts "
-       "linearly.", paper_ref="THEORY 7",
+       "linearly.", paper_ref=COMPANION,
        test="tests/test_toy_linear.py::test_linear_prediction_matches_simulation", page=PAGE)
 def check_linear_loop() -> Outcome:
     rng = np.random.default_rng(11)
@@ -257,7 +258,7 @@ def check_linear_loop() -> Outcome:
 @claim("T2.continuous-depth", "Continuous-depth limit: the loop with m sub-steps converges to "
        "the ODE ḣ = Ah + Be (solve_ivp = expm) at first order; the pre-norm twin "
        "h + W N(h) is the linear flow on a clock slowed by 1/‖h‖ and grows by √n μ per loop.",
-       paper_ref="THEORY 7",
+       paper_ref=COMPANION,
        test="tests/test_toy_linear.py::test_prenorm_twin_is_reparametrized_linear_flow",
        page=PAGE)
 def check_continuous() -> Outcome:
@@ -317,7 +318,7 @@ def _training_rows(cases, steps, n, runs, seed):
 @claim("T3.gd-momentum", "Scale-invariant loss under GD and heavy-ball momentum: ‖w‖² grows "
        "by η_e²G²/‖w‖² per step (‖w‖ ∝ t^{1/4}, η_e = η/(1−β)); with weight decay it "
        "equilibrates at ‖w*‖⁴ ≈ η_e G²/(2λ) with angular step √(2ηλ/(1+β)).",
-       paper_ref="THEORY 6",
+       paper_ref=COMPANION,
        test="tests/test_toy_training.py::test_predicted_norm_matches_simulation", page=PAGE)
 def check_gd_momentum() -> Outcome:
     # GD is exact given G²; momentum's closed form assumes noise-dominated (uncorrelated)
@@ -333,7 +334,7 @@ def check_gd_momentum() -> Outcome:
 
 @claim("T3.adam", "Scale-invariant loss under Adam/AdamW: normalized steps make ‖w‖² grow "
        "linearly, by η²n per step whatever β₁ (‖w‖ ∝ t^{1/2}); decoupled decay holds it at "
-       "‖w*‖² ≈ ηn/(2λ) with angular step √(2ηλ(1−β₁)/(1+β₁)).", paper_ref="THEORY 6",
+       "‖w*‖² ≈ ηn/(2λ) with angular step √(2ηλ(1−β₁)/(1+β₁)).", paper_ref=COMPANION,
        test="tests/test_toy_training.py::test_predicted_norm_matches_simulation", page=PAGE)
 def check_adam() -> Outcome:
     # noise-dominated gradients (signal 0): the regime the closed form assumes. The form also

@@ -20,7 +20,8 @@ from the *names* of a model's submodules (``model.get_submodule``), and
 model's own forward pass.
 
 ``readout_form(k, K)`` optionally states what kind of readout loop k's head is, so that the
-radial gradient share can be compared with its closed form (THEORY §3-4): ``"raw"`` for z = W·h
+radial gradient share can be compared with its closed form (proofs/eps_leak.md,
+proofs/readouts.md): ``"raw"`` for z = W·h
 (no bias), ``"rmsnorm"`` with its ε for z = W·RMSNorm_ε(h) (any gain, no bias), ``None`` when
 unknown (e.g. coda layers sit between the state and the head).
 """

@@ -3,14 +3,14 @@ r"""Interventions on the scale of the state: scale sensitivity and the radial cl
 Scale sensitivity (paper: multiply the state by α ∈ [0.1, 10]):
 
 - ``readout`` mode: CE_k(α) = CE(readout_k(α·H_k), y) at every loop k; flat in α for a
-  normalized readout at ε = 0 (THEORY §1), not for a raw one.
+  normalized readout at ε = 0 (proofs/normalizers.md), not for a raw one.
 - ``carry`` mode: H_j ← α·H_j at one loop j, seen by its readout and by every later loop;
-  for pre-norm recurrence this changes only the angular step of later updates (THEORY §8:
+  for pre-norm recurrence this changes only the angular step of later updates (proofs/radial_clamp.md:
   scale acts as an inverse step size). Default j = K − 1, the state the last loop receives:
   the largest scale that still feeds a loop, and re-running one loop instead of K − 1 keeps
   the full pass within its cost budget (``benchmarks/diagnostics_cost.py``).
 
-Radial clamp (paper Table 4, THEORY §8), each loop update Δ_k = H_k − x_{k-1}:
+Radial clamp (paper Table 4, proofs/radial_clamp.md), each loop update Δ_k = H_k − x_{k-1}:
 
 - ``remove_radial``: H_k ← x_{k-1} + Δ⊥ (the radial part a·u of the update removed);
 - ``freeze_scale``: H_k ← H_k · ‖H_1‖/‖H_k‖ for k ≥ 2 (scale frozen at loop 1, per token).

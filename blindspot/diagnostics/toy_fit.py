@@ -1,7 +1,7 @@
 """Toy-model prediction of a measured trace: fit the radial recurrence on the first loops,
 predict the scale of the rest.
 
-The scalar reduction of Lemma 2 (THEORY §5, §7), s_{k+1} = √((ρ s_k + a)² + d²) (+ noise), is
+The scalar reduction of Lemma 2 (proofs/lemma2.md; its regimes in notebooks/toy.md), s_{k+1} = √((ρ s_k + a)² + d²) (+ noise), is
 fitted by :func:`blindspot.toy.fit_radial_trace` to the mean scales s_1..s_J of the first J
 loops (and their measured radial increments a_k and tangential norms ‖Δ⊥‖), and its
 ``predict`` gives s_k for every later loop. Two protocols:
@@ -30,7 +30,7 @@ from blindspot.diagnostics.lemma2 import lemma2_table
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace
 
-TARGET = 0.20  # the issue's target: predicted ‖H_k‖ within 20 %
+TARGET = 0.20  # fixed before any run: predicted ‖H_k‖ within 20 %
 TOY_COLUMNS = ["protocol", "loop", "measured", "predicted", "rel_error", "fitted"]
 
 

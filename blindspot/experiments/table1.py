@@ -46,7 +46,7 @@ CONTRASTS = {"gpt2": ("recipe=gpt2", "model.dropout=0.0")}
 dropout 0); under it the committed runs are reproduced bit for bit."""
 
 PAPER = {
-    # Only what ../shared/PAPER.md states; everything else is "n/a". Perplexities: none stated.
+    # Only what the paper states; everything else is "n/a". Perplexities: none stated.
     "per_loop-norm": "thousands to tens of thousands (web page: ≈ 39,207)",
     "terminal-raw": "tens (scale-visible readout)",
     "per_loop-raw": "tens (scale-visible readout)",

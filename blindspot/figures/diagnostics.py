@@ -1,4 +1,4 @@
-"""Figures of the diagnostics (issue 5): drawn from the tables ``blindspot diagnose`` writes.
+"""Figures of the diagnostics: drawn from the tables ``blindspot diagnose`` writes.
 
 :func:`draw_diagnostics` draws the six panels of one model's diagnosis (``diagnostics.png``
 beside its tables); :func:`draw_grid` compares the conditions of the CPU Table 1 grid from

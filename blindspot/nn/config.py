@@ -29,7 +29,7 @@ class ModelConfig:
     num_loops: int = 4  # K: how many times the shared stack is applied
     dropout: float = 0.0
     norm: NormKind = "rmsnorm"  # kind of every norm (blocks, readout, inter-loop)
-    norm_eps: float = 1e-6  # ε of every norm; ε > 0 leaks a little scale (THEORY §3)
+    norm_eps: float = 1e-6  # ε of every norm; ε > 0 leaks a little scale (proofs/eps_leak.md)
     readout: Readout = "norm"  # norm: W·N(H_k); raw: W·H_k; final_only_norm: raw, N at loop K
     inter_loop_norm: bool = False  # feed N(H_k) to loop k+1 (scale-removing recurrence)
     block_norm: BlockNorm = "pre"  # pre: x + f(N(x)); sandwich: x + N(f(N(x)))

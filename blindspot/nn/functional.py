@@ -2,7 +2,7 @@
 
 The modules of :mod:`blindspot.nn.model` are thin wrappers over these, and the diagnostics
 call them directly, so every normalizer the paper talks about has exactly one definition.
-Notation as in ../../THEORY.md: n is the model width (last dimension), ms(h) = ‖h‖²/n.
+Notation as in the proofs (proofs/normalizers.md): n is the model width (last dimension), ms(h) = ‖h‖²/n.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def rms_norm(x: Tensor, weight: Tensor | None = None, eps: float = 0.0) -> Tenso
     .. math:: N(h) = \gamma \odot \frac{h}{r}, \qquad r = \sqrt{\mathrm{ms}(h) + \varepsilon},
               \quad \mathrm{ms}(h) = \tfrac{1}{n}\lVert h \rVert^2 .
 
-    With ε = 0 it is exactly scale invariant, N(c·h) = N(h) for c > 0 (THEORY §1): see
+    With ε = 0 it is exactly scale invariant, N(c·h) = N(h) for c > 0 (proofs/normalizers.md): see
     ``tests/test_nn_functional.py::test_rms_norm_is_scale_invariant_at_eps_zero``. A zero
     vector with ε = 0 gives NaN (0/0), as the formula does.
     """
@@ -33,14 +33,14 @@ def layer_norm(x: Tensor, weight: Tensor | None = None, bias: Tensor | None = No
               P = I - \tfrac{1}{n}\mathbb{1}\mathbb{1}^\top, \quad
               \sigma = \sqrt{\lVert P h \rVert^2 / n + \varepsilon} .
 
-    With ε = 0, LN(c·h + b·𝟙) = LN(h) for c > 0 (THEORY §1): see
+    With ε = 0, LN(c·h + b·𝟙) = LN(h) for c > 0 (proofs/normalizers.md): see
     ``tests/test_nn_functional.py::test_layer_norm_is_scale_and_shift_invariant_at_eps_zero``.
     """
     return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
 
 
 def radial_split(h: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Split an update Δ of a state h into its radial and tangential parts (THEORY §5).
+    r"""Split an update Δ of a state h into its radial and tangential parts (proofs/lemma2.md).
 
     .. math:: u = h / \lVert h \rVert, \qquad a = \langle u, \Delta \rangle, \qquad
               \Delta_\perp = \Delta - a\,u ,

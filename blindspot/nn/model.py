@@ -4,7 +4,7 @@ weights, with the readout and recurrence switches of the paper (one ``ModelConfi
 Reads top-down: norms -> attention -> MLP -> block -> the looped model. The mathematics lives
 in :mod:`blindspot.nn.functional`; the modules here only hold parameters.
 
-One forward pass (k = 1..K, THEORY §5)::
+One forward pass (k = 1..K; the recurrence of proofs/lemma2.md)::
 
     H_0, e = embed(idx)                    # tokens + positions, then the prelude (if any)
     H_k    = loop_step(C_{k-1}, e)         # inject e, apply the shared stack once

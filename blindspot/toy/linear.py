@@ -1,4 +1,5 @@
-r"""Across loops, vector form: the linear recurrence and its pre-norm twin (THEORY 7).
+r"""Across loops, vector form: the linear recurrence and its pre-norm twin (notebooks/toy.md,
+"The vector loop").
 
 * Linear loop :math:`h_{k+1} = \bar A h_k + B e + \xi_k`, :math:`\bar A = I + A`,
   :math:`\xi_k \sim N(0, Q)`: stable iff the spectral radius :math:`\rho(\bar A) < 1`; mean

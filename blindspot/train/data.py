@@ -18,7 +18,7 @@ Corpora (no hub downloads, ever):
 Tokenizers (versioned by :data:`TOKENIZER_VERSION`; the cache key includes it):
 
 - ``byte``: UTF-8 bytes, vocabulary 256. CPU presets use it: with a 20k vocabulary the
-  readout after every loop dominates CPU time (../shared/ENVIRONMENT.md).
+  readout after every loop dominates CPU time.
 - ``word``: the paper's regex word tokenizer, pieces ``\\s+ | \\w+ | [^\\w\\s]`` (a run of
   whitespace, a run of word characters, or one punctuation character); the vocabulary keeps
   the ``vocab_size - 1`` most frequent training pieces with count >= ``min_freq`` (ties broken
