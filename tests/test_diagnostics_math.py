@@ -81,7 +81,8 @@ def test_lemma2_table_on_a_trace_and_a_zero_initial_state():
 
 
 def test_radial_closed_form_matches_autograd():
-    """proofs/eps_leak.md and proofs/readouts.md: ⟨h, ∇L⟩ = κ (E_p z − z_y), κ = 1 (raw) or ε/(ms + ε) (RMSNorm)."""
+    """⟨h, ∇L⟩ = κ (E_p z − z_y), κ = 1 (raw) or ε/(ms + ε) (RMSNorm): proofs/eps_leak.md and
+    proofs/readouts.md."""
     for raw, eps in [(True, 0.0), (False, 0.0), (False, 1e-2), (False, 1.0)]:
         torch.manual_seed(3)
         model = OuroStyle(raw=raw, eps=eps).double().eval()

@@ -10,8 +10,9 @@ import pytest
 
 from blindspot.symbolic import precision
 
-# float32 unit round-off 6e-8 and bf16 4e-3 (proofs/precision.md): a floor measured on n = 64 sums lies
-# within ~2 decades of its unit round-off on either side; the bands below are those decades.
+# float32 unit round-off 6e-8 and bf16 4e-3 (proofs/precision.md): a floor measured on n = 64
+# sums lies within ~2 decades of its unit round-off on either side; the bands below are those
+# decades.
 BANDS = {"float64": (0.0, 1e-14), "float32": (1e-10, 1e-6), "bfloat16": (1e-5, 1e-1)}
 
 

@@ -1,6 +1,6 @@
 """The training objectives against hand computations, and the radial force each one puts on a
-state (proofs/euler.md, proofs/eps_leak.md, proofs/readouts.md): none through an ε = 0 RMSNorm readout, E_p[z] − z_y through a raw one,
-2λ‖H‖²/(K·N·d) from the norm penalty."""
+state (proofs/euler.md, proofs/eps_leak.md, proofs/readouts.md): none through an ε = 0 RMSNorm
+readout, E_p[z] − z_y through a raw one, 2λ‖H‖²/(K·N·d) from the norm penalty."""
 
 import pytest
 import torch

@@ -5,10 +5,11 @@ Scale sensitivity (paper: multiply the state by α ∈ [0.1, 10]):
 - ``readout`` mode: CE_k(α) = CE(readout_k(α·H_k), y) at every loop k; flat in α for a
   normalized readout at ε = 0 (proofs/normalizers.md), not for a raw one.
 - ``carry`` mode: H_j ← α·H_j at one loop j, seen by its readout and by every later loop;
-  for pre-norm recurrence this changes only the angular step of later updates (proofs/radial_clamp.md:
-  scale acts as an inverse step size). Default j = K − 1, the state the last loop receives:
-  the largest scale that still feeds a loop, and re-running one loop instead of K − 1 keeps
-  the full pass within its cost budget (``benchmarks/diagnostics_cost.py``).
+  for pre-norm recurrence this changes only the angular step of later updates
+  (proofs/radial_clamp.md: scale acts as an inverse step size). Default j = K − 1, the state
+  the last loop receives: the largest scale that still feeds a loop, and re-running one loop
+  instead of K − 1 keeps the full pass within its cost budget
+  (``benchmarks/diagnostics_cost.py``).
 
 Radial clamp (paper Table 4, proofs/radial_clamp.md), each loop update Δ_k = H_k − x_{k-1}:
 

@@ -1,10 +1,10 @@
 """Toy-model prediction of a measured trace: fit the radial recurrence on the first loops,
 predict the scale of the rest.
 
-The scalar reduction of Lemma 2 (proofs/lemma2.md; its regimes in notebooks/toy.md), s_{k+1} = √((ρ s_k + a)² + d²) (+ noise), is
-fitted by :func:`blindspot.toy.fit_radial_trace` to the mean scales s_1..s_J of the first J
-loops (and their measured radial increments a_k and tangential norms ‖Δ⊥‖), and its
-``predict`` gives s_k for every later loop. Two protocols:
+The scalar reduction of Lemma 2 (proofs/lemma2.md; its regimes in notebooks/toy.md),
+s_{k+1} = √((ρ s_k + a)² + d²) (+ noise), is fitted by :func:`blindspot.toy.fit_radial_trace`
+to the mean scales s_1..s_J of the first J loops (and their measured radial increments a_k
+and tangential norms ‖Δ⊥‖), and its ``predict`` gives s_k for every later loop. Two protocols:
 
 - ``depth``: fit on the trained depth (loops 1..K), predict the extrapolated loops
   K+1..K_ext;

@@ -2,7 +2,8 @@
 
 The modules of :mod:`blindspot.nn.model` are thin wrappers over these, and the diagnostics
 call them directly, so every normalizer the paper talks about has exactly one definition.
-Notation as in the proofs (proofs/normalizers.md): n is the model width (last dimension), ms(h) = ‖h‖²/n.
+Notation as in the proofs (proofs/normalizers.md): n is the model width (last dimension),
+ms(h) = ‖h‖²/n.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ With logits z_k (B, T, V) of loop k = 1..K, targets y and states H_k (B, T, d):
 - norm penalty  P = λ · (1/K) Σ_k mean_{b,t} ‖H_k‖² / d   (the paper's mean squared activation),
   added to either supervision (Table 1's "terminal + norm penalty" and "per-loop + norm penalty").
 
-The radial force of P on a state is 2λ‖H_k‖²/(K·B·T·d) along H_k (proofs/readouts.md), while a normalized
-readout's CE puts none (proofs/euler.md). ``tests/test_train_losses.py`` checks each formula against a
-hand computation and that the per-loop CE through an ε = 0 RMSNorm readout has zero radial
-gradient.
+The radial force of P on a state is 2λ‖H_k‖²/(K·B·T·d) along H_k (proofs/readouts.md), while a
+normalized readout's CE puts none (proofs/euler.md). ``tests/test_train_losses.py`` checks each
+formula against a hand computation and that the per-loop CE through an ε = 0 RMSNorm readout
+has zero radial gradient.
 """
 
 from __future__ import annotations
