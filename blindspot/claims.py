@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 COMPANION = "companion theory (not in the paper)"
 """The ``paper_ref`` of a result of the theory that the paper does not state; the claim's
@@ -83,23 +86,81 @@ def tier_includes(selected: str, claim_tier: str) -> bool:
 
 
 def markdown_table(claims: dict[str, Claim] | None = None) -> str:
-    """The claims table of the README and the book: claim -> tier, paper reference and the
-    certificate, test, experiment and page that support it. Regenerate with
-    ``python -m blindspot.claims``; ``tests/test_readme.py`` fails when the README's copy is
+    """The claims table of the README: claim -> tier, paper reference and the certificate,
+    test, experiment and page that support it. ``python -m blindspot.verify --update-readme``
+    writes it into README.md; ``tests/test_readme.py`` fails when the README's copy is
     stale."""
     claims = load_all() if claims is None else claims
-
-    def code(x: str | None) -> str:
-        return f"`{x}`" if x else "—"
-
     rows = ["| id | claim | paper | tier | certificate | test | experiment | page |",
             "|---|---|---|---|---|---|---|---|"]
     for c in sorted(claims.values(), key=lambda c: c.id):  # not registration order, which
         # depends on which check module something imported first
-        statement = " ".join(c.statement.split()).replace("|", "\\|")
-        rows.append(f"| `{c.id}` | {statement} | {c.paper_ref} | {c.tier} | {code(c.certificate)} "
-                    f"| {code(c.test)} | {code(c.experiment)} | {code(c.page)} |")
+        rows.append(f"| `{c.id}` | {_cell(c.statement, code=False)} | "
+                    f"{_cell(c.paper_ref, code=False)} | {c.tier} | {_cell(c.certificate)} "
+                    f"| {_cell(c.test)} | {_cell(c.experiment)} | {_cell(c.page)} |")
     return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# the book's claims chapter (notebooks/claims.md)
+
+
+def _cell(text: str | None, code: bool = True) -> str:
+    if not text:
+        return "—"
+    text = " ".join(str(text).split()).replace("|", "\\|")
+    return f"`{text}`" if code else text
+
+
+def _page_link(c: Claim, page_links: bool) -> str:
+    if c.page and page_links:  # MyST: a root-relative document link, named by its file stem
+        return f"[{Path(c.page).stem}](/{c.page})"
+    return _cell(c.page)
+
+
+def claims_markdown(claims: Mapping[str, Claim], verdicts: Mapping[str, Mapping[str, Any]],
+                    page_links: bool = True) -> str:
+    """Chapter 8's overview table: one row per claim with its tier, verdict, paper
+    reference and page; :func:`claims_details_markdown` gives the rest of each claim.
+
+    ``verdicts`` maps claim ids to entries of a ``verify --json`` file; a claim registered
+    after that file was written shows "not run". With ``page_links`` the page column is a
+    MyST document link, so a page that is not in the book breaks the build.
+    """
+    rows = ["| id | tier | verdict | paper | page |", "|---|---|---|---|---|"]
+    for c in claims.values():
+        v = verdicts.get(c.id)
+        verdict = f"**{v['verdict']}**" if v else "not run"
+        rows.append(f"| [`{c.id}`](#claim-{_anchor(c.id)}) | {c.tier} | {verdict} "
+                    f"| {_cell(c.paper_ref, False)} | {_page_link(c, page_links)} |")
+    return "\n".join(rows)
+
+
+def _anchor(cid: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", cid.lower()).strip("-")
+
+
+def claims_details_markdown(claims: Mapping[str, Claim],
+                            verdicts: Mapping[str, Mapping[str, Any]],
+                            page_links: bool = True) -> str:
+    """Chapter 8's detail of every claim: claim -> certificate -> test -> experiment -> page,
+    with the statement, the verdict and the evidence ``verify`` printed. Each claim gets an
+    anchor ``claim-<id>`` that the overview table links to."""
+    blocks = []
+    for c in claims.values():
+        v = verdicts.get(c.id)
+        verdict = f"**{v['verdict']}**" if v else "not run"
+        evidence = _cell(v["evidence"], code=False) if v else "—"
+        blocks.append("\n".join([
+            f"(claim-{_anchor(c.id)})=",
+            f"**`{c.id}`** ({c.tier}, {verdict}): {_cell(c.statement, code=False)}",
+            "",
+            f"- certificate {_cell(c.certificate)} → test {_cell(c.test)} → experiment "
+            f"{_cell(c.experiment)} → page {_page_link(c, page_links)}",
+            f"- paper: {_cell(c.paper_ref, False)}",
+            f"- evidence: {evidence}",
+        ]))
+    return "\n\n".join(blocks)
 
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"

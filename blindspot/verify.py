@@ -7,10 +7,15 @@ arguments (unknown tier or claim id).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from blindspot.claims import TIERS, Claim, Outcome, Skip, load_all, tier_includes
 
@@ -69,6 +74,32 @@ def format_table(verdicts: list[Verdict], width: int = 60) -> str:
     lines.append(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIPPED']} skipped"
                  f" in {sum(v.seconds for v in verdicts):.1f} s")
     return "\n".join(lines)
+
+
+def load_verdicts(path: str | os.PathLike) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Read a ``python -m blindspot.verify --json PATH`` file: (verdicts by claim id, run card)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no verdict file {path}; write it with "
+                                f"`python -m blindspot.verify --json {path}`")
+    try:
+        data = json.loads(path.read_text())
+        verdicts = {v["id"]: v for v in data["verdicts"]}
+        card = data["run_card"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is not a `blindspot.verify --json` file ({type(e).__name__}: "
+                         f"{e}); regenerate it with `python -m blindspot.verify --json {path}`"
+                         ) from e
+    return verdicts, card
+
+
+def verdict_counts(claims: Iterable[str], verdicts: Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, int]:
+    """How many of ``claims`` PASS, FAIL, were SKIPPED, or are missing from ``verdicts``."""
+    counts = {"PASS": 0, "FAIL": 0, "SKIPPED": 0, "not run": 0}
+    for cid in claims:
+        counts[verdicts[cid]["verdict"] if cid in verdicts else "not run"] += 1
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,8 @@ claims chapter lists every claim, and the book is configured to build offline.
 
 These tests read the book's sources only (no build: that is .ci/run's job, a few minutes);
 the same checks run at the end of every build through book/_ext/blindspot_book.py, where a
-problem is a warning and ``-W`` makes it an error.
+problem is a warning and ``-W`` makes it an error. The book's plumbing lives in book/_ext
+(``book_site``, ``book_docstrings``), which pytest puts on the path (pyproject.toml).
 """
 
 import json
@@ -12,17 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from book_site import CLAIMS_PAGE, book_problems, docname, toc_docnames
 
-from blindspot.book import (
-    CLAIMS_PAGE,
-    book_problems,
-    claims_markdown,
-    docname,
-    load_verdicts,
-    toc_docnames,
-    verdict_counts,
-)
-from blindspot.claims import Claim, Outcome, load_all
+from blindspot.claims import Claim, Outcome, claims_markdown, load_all
+from blindspot.verify import load_verdicts, verdict_counts
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -57,7 +51,7 @@ def test_claims_chapter_calls_the_generator_and_reads_committed_verdicts():
 
 
 def test_claims_markdown_lists_every_claim_with_its_verdict():
-    from blindspot.book import claims_details_markdown
+    from blindspot.claims import claims_details_markdown
 
     claims = {c.id: c for c in [_claim("A.one", "proofs/a.md", "x | y"), _claim("B.two")]}
     verdicts = {"A.one": {"verdict": "PASS", "evidence": "max residual 0"}}
@@ -146,24 +140,24 @@ def test_build_fails_on_errors_and_executes_with_cache():
     assert "jupyter-book build -W -n --keep-going book/" in ci
 
 
-def test_rows_markdown_formats_and_rejects_missing_columns():
-    from blindspot.book import rows_markdown
+def test_table_markdown_formats_and_rejects_unknown_columns():
+    from blindspot.diagnostics import Table
 
-    md = rows_markdown(["loop", "scale", "note"],
-                       [{"loop": 1, "scale": 12345.678, "note": "a|b"},
-                        {"loop": 2, "scale": None, "note": "x"},
-                        {"loop": 3, "scale": float("nan"), "note": "y"}], digits=3,
-                       headers={"scale": "‖H_k‖"})
-    lines = md.splitlines()
+    table = Table.from_rows([{"loop": 1, "scale": 12345.678, "note": "a|b", "k": True},
+                             {"loop": 2, "scale": None, "note": "x", "k": False},
+                             {"loop": 3, "scale": float("nan"), "note": "y", "k": True}])
+    lines = table.markdown(["loop", "scale", "note"], digits=3,
+                           headers={"scale": "‖H_k‖"}).splitlines()
     assert lines[0] == "| loop | ‖H_k‖ | note |"
     assert lines[2] == "| 1 | 1.23e+04 | a\\|b |"
     assert lines[3] == "| 2 | — | x |" and lines[4] == "| 3 | — | y |"
-    with pytest.raises(KeyError, match="scale"):
-        rows_markdown(["scale"], [{"loop": 1}])
+    assert table.markdown().splitlines()[0] == "| loop | scale | note | k |"
+    with pytest.raises(KeyError, match="no column"):
+        table.markdown(["scale", "ppl"])
 
 
 def test_break_latex_stacks_top_level_clauses_only():
-    from blindspot.book import break_latex
+    from blindspot.symbolic.display import break_latex
 
     short = r"a = b,\ c = d"
     assert break_latex(short) == short
@@ -196,7 +190,7 @@ def test_api_page_documents_every_public_module():
 
 
 def test_rst_docstring_escapes_bars_and_opens_lists():
-    from blindspot.book import rst_docstring
+    from book_docstrings import rst_docstring
 
     lines = ["Radial share |cos| of ``a|b`` and :math:`|x|`, `|y|` and $|z|$.",
              "Conventions:",
@@ -217,7 +211,7 @@ def test_rst_docstring_escapes_bars_and_opens_lists():
 
 
 def test_unique_suffix_match():
-    from blindspot.book import unique_suffix_match
+    from book_docstrings import unique_suffix_match
 
     names = ["blindspot.nn.trace.LoopTrace", "blindspot.nn.config.ModelConfig",
              "blindspot.train.config.ModelConfig", "blindspot.diagnostics.run.diagnose"]
@@ -228,7 +222,7 @@ def test_unique_suffix_match():
 
 
 def test_canonical_name_follows_re_exports():
-    from blindspot.book import canonical_name
+    from book_docstrings import canonical_name
 
     assert canonical_name("blindspot.nn.LoopedLM") == "blindspot.nn.model.LoopedLM"
     assert canonical_name("rms_norm", "blindspot.nn") == "blindspot.nn.functional.rms_norm"
@@ -255,7 +249,7 @@ def test_every_figure_the_book_draws_is_registered():
 
 
 def test_remote_assets_finds_what_a_page_would_fetch():
-    from blindspot.book import remote_assets
+    from book_site import remote_assets
 
     page = """<script src="https://cdn.example.org/mathjax.js"></script>
     <script src="_static/mathjax/tex-chtml-full.js"></script>
@@ -281,7 +275,7 @@ def _site(root: Path, pages: dict[str, str]) -> Path:
 
 
 def test_broken_links_finds_every_internal_link_that_does_not_resolve(tmp_path):
-    from blindspot.book import broken_links
+    from book_site import broken_links
 
     site = _site(tmp_path, {
         "index.html": '<a href="notes/a.html#eq-1">ok</a> <a href="notes/">a folder</a> '
@@ -310,7 +304,7 @@ def test_broken_links_finds_every_internal_link_that_does_not_resolve(tmp_path):
 
 
 def test_check_links_command_exits_by_what_it_found(tmp_path, capsys):
-    from blindspot.book import main
+    from book_site import main
 
     assert main(["check-links", str(tmp_path)]) == 2  # no site built
     assert "no index.html" in capsys.readouterr().err
@@ -325,7 +319,7 @@ def test_check_links_command_exits_by_what_it_found(tmp_path, capsys):
 def test_ci_checks_the_links_of_the_built_book():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     build = next(i for i, line in enumerate(ci) if line.startswith("jupyter-book build"))
-    assert "python -m blindspot.book check-links book/_build/html" in ci[build + 1:]
+    assert "python book/_ext/book_site.py check-links book/_build/html" in ci[build + 1:]
 
 
 @pytest.mark.parametrize("uri, fromdoc, want", [
@@ -338,7 +332,7 @@ def test_ci_checks_the_links_of_the_built_book():
     ("#anchor", "index", None),
 ])
 def test_links_to_source_files_name_their_page(uri, fromdoc, want):
-    from blindspot.book import source_link_target
+    from book_site import source_link_target
 
     assert source_link_target(uri, fromdoc) == want
 

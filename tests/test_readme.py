@@ -53,7 +53,8 @@ def test_readme_first_run_and_book_name_what_exists(capsys):
     book's install extra and link check are real."""
     import tomllib
 
-    from blindspot.book import main as book_main
+    from book_site import main as book_main
+
     from blindspot.train.cli import main as train_main
     from blindspot.train.config import load_config
 
@@ -68,7 +69,7 @@ def test_readme_first_run_and_book_name_what_exists(capsys):
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"]
     assert '`pip install -e ".[book]"`' in book and "jupyter-book" in " ".join(extras["book"])
-    assert "python -m blindspot.book check-links book/_build/html" in book
+    assert "python book/_ext/book_site.py check-links book/_build/html" in book
     assert book_main(["check-links", str(ROOT / "no-such-dir")]) == 2  # a real command
     tiers = _section("What `verify` checks")
     assert "`--tier full`" in tiers and "`--tier gpu`" in tiers and "FAIL" in tiers

@@ -51,6 +51,28 @@ class Table:
         return cls(obj["name"], columns, rows,
                    obj.get("notes", ""), dict(obj.get("meta", {})))
 
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]], name: str = "") -> Table:
+        """A table of plain dict rows, its columns those of the first row (in order)."""
+        return cls(name, list(rows[0]) if rows else [], list(rows))
+
+    def markdown(self, columns: list[str] | None = None, digits: int = 4,
+                 headers: dict[str, str] | None = None) -> str:
+        """A markdown table of ``columns`` (default: all) for the book: floats to ``digits``
+        significant digits, ``None`` and NaN (not measured / not applicable) as a dash, a
+        bar in a cell escaped; ``headers`` renames columns for display."""
+        columns = self.columns if columns is None else list(columns)
+        unknown = [c for c in columns if c not in self.columns]
+        if unknown:
+            raise KeyError(f"table {self.name!r} has no column(s) {', '.join(unknown)}; "
+                           f"columns: {', '.join(self.columns)}")
+        headers = headers or {}
+        out = ["| " + " | ".join(headers.get(c, c) for c in columns) + " |",
+               "|" + "---|" * len(columns)]
+        out += ["| " + " | ".join(_markdown_cell(r[c], digits) for c in columns) + " |"
+                for r in self.rows]
+        return "\n".join(out)
+
     def format(self, digits: int = 4) -> str:
         """A plain-text rendering for the terminal."""
         def cell(v: Any) -> str:
@@ -67,6 +89,18 @@ class Table:
         if self.notes:
             lines.append("notes: " + self.notes)
         return "\n".join(lines)
+
+
+def _markdown_cell(v: Any, digits: int) -> str:
+    if v is None:
+        return "—"  # JSON null: a value that was NaN/inf or not measured
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if math.isfinite(v) else "—"  # NaN: not applicable
+    if isinstance(v, (list, tuple)):
+        return ", ".join(_markdown_cell(x, digits) for x in v)
+    return " ".join(str(v).split()).replace("|", "\\|")
 
 
 def write_tables(tables: dict[str, Table], out: str | Path, *, config: dict,

@@ -1,23 +1,26 @@
 """Local Sphinx extension of the blindspot book.
 
+The pure functions it calls live beside it (Sphinx puts this folder on the path):
+``book_site.py`` checks the site, ``book_docstrings.py`` reads docstrings.
+
 1. At the end of a build, check that every page the claims registry names is in the table
    of contents and was built, and that the claims chapter lists every claim
-   (:func:`blindspot.book.book_problems`). Each problem is a warning, which
-   ``jupyter-book build -W`` turns into a failed build. Every built page is also searched
-   for scripts, styles or images it would fetch from the internet
-   (:func:`blindspot.book.remote_assets`): the book must read offline.
+   (``book_site.book_problems``). Each problem is a warning, which ``jupyter-book build -W``
+   turns into a failed build. Every built page is also searched for scripts, styles or images
+   it would fetch from the internet (``book_site.remote_assets``): the book must read
+   offline.
 2. Read the package's docstrings as they are written, in plain reStructuredText with
-   mathematical bars: :func:`blindspot.book.rst_docstring` escapes a ``|x|`` that docutils
+   mathematical bars: ``book_docstrings.rst_docstring`` escapes a ``|x|`` that docutils
    would take for a substitution and opens a bullet list that follows a line directly.
 3. Turn a link to a source file (``[euler](/proofs/euler.md)`` in Markdown that a notebook
-   glues into a page) into a link to the page it names
-   (:func:`blindspot.book.source_link_target`); a link to a file that is not a page of the
-   book warns. At the end of the build, every internal link of the built HTML must resolve
-   (:func:`blindspot.book.broken_links`; ``.ci/run`` runs the same check on the site).
+   glues into a page) into a link to the page it names (``book_site.source_link_target``); a
+   link to a file that is not a page of the book warns. At the end of the build, every
+   internal link of the built HTML must resolve (``book_site.broken_links``; ``.ci/run``
+   runs the same check on the site with ``python book/_ext/book_site.py check-links``).
 4. Resolve a Python cross-reference to where the object is defined and documented: a name a
-   package re-exports (``:class:`blindspot.nn.LoopedLM```, :func:`blindspot.book.canonical_name`)
-   or a bare name that exactly one documented object has (``:class:`LoopTrace```); an
-   ambiguous or unknown name still warns.
+   package re-exports (``:class:`blindspot.nn.LoopedLM```,
+   ``book_docstrings.canonical_name``) or a bare name that exactly one documented object has
+   (``:class:`LoopTrace```); an ambiguous or unknown name still warns.
 """
 
 from pathlib import Path
@@ -31,13 +34,8 @@ logger = logging.getLogger(__name__)
 def _check(app, exception):
     if exception is not None or app.builder.format != "html":
         return
-    from blindspot.book import (
-        CLAIMS_PAGE,
-        book_problems,
-        broken_links,
-        remote_assets,
-        toc_docnames,
-    )
+    from book_site import CLAIMS_PAGE, book_problems, broken_links, remote_assets, toc_docnames
+
     from blindspot.claims import load_all
 
     book = Path(app.srcdir)
@@ -57,9 +55,8 @@ def _check(app, exception):
 
 
 def _source_links(app, doctree, docname):
+    from book_site import source_link_target
     from docutils import nodes
-
-    from blindspot.book import source_link_target
 
     for node in doctree.findall(nodes.reference):
         target = source_link_target(node.get("refuri", ""), docname)
@@ -76,7 +73,7 @@ def _source_links(app, doctree, docname):
 
 
 def _docstring(app, what, name, obj, options, lines):
-    from blindspot.book import rst_docstring
+    from book_docstrings import rst_docstring
 
     lines[:] = rst_docstring(lines)
 
@@ -87,7 +84,7 @@ def _bare_name(app, env, node, contnode):
     target = node.get("reftarget", "")
     if not target or target.startswith("."):
         return None
-    from blindspot.book import canonical_name, unique_suffix_match
+    from book_docstrings import canonical_name, unique_suffix_match
 
     domain = env.get_domain("py")
     full = canonical_name(target, node.get("py:module"))
