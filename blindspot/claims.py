@@ -1,9 +1,13 @@
 """The claims registry: every claim of the paper (and of the companion theory in proofs/) that
 the package checks.
 
-A claim is registered with :func:`claim` in a module of :mod:`blindspot.checks`; its check
-returns an :class:`Outcome` (passed, evidence text) or raises :class:`Skip` with a reason.
-:mod:`blindspot.verify` runs the checks and prints the verdict table.
+This module holds the data types (:class:`Claim`, :class:`Outcome`, :class:`Skip`), the
+registry (:func:`claim`, :func:`registered`) and its renderings (the README table, the book's
+claims chapter); it imports no check. A claim is registered with :func:`claim` in a module of
+:mod:`blindspot.checks`, whose ``__init__`` lists those modules and whose
+:func:`blindspot.checks.load_all` returns every claim; its check returns an :class:`Outcome`
+(passed, evidence text) or raises :class:`Skip` with a reason. :mod:`blindspot.verify` runs
+the checks and prints the verdict table.
 
 Each claim names where its support lives (``certificate``, ``test``, ``experiment``,
 ``page``); ``tests/test_claims.py`` fails when a named object no longer exists, so the
@@ -12,8 +16,6 @@ claims table in the README and the book cannot point at something deleted.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,13 +73,9 @@ def claim(id: str, statement: str, *, paper_ref: str, tier: str = "quick",
     return decorate
 
 
-def load_all() -> dict[str, Claim]:
-    """Import every module of :mod:`blindspot.checks` (which registers its claims)."""
-    import blindspot.checks as checks
-
-    for mod in sorted(m.name for m in pkgutil.iter_modules(checks.__path__)):
-        if not mod.startswith("_"):
-            importlib.import_module(f"blindspot.checks.{mod}")
+def registered() -> dict[str, Claim]:
+    """Every claim registered so far, in registration order (importing
+    :mod:`blindspot.checks` registers them all: :func:`blindspot.checks.load_all`)."""
     return dict(_REGISTRY)
 
 
@@ -85,12 +83,11 @@ def tier_includes(selected: str, claim_tier: str) -> bool:
     return TIERS.index(claim_tier) <= TIERS.index(selected)
 
 
-def markdown_table(claims: dict[str, Claim] | None = None) -> str:
+def markdown_table(claims: Mapping[str, Claim]) -> str:
     """The claims table of the README: claim -> tier, paper reference and the certificate,
     test, experiment and page that support it. ``python -m blindspot.verify --update-readme``
     writes it into README.md; ``tests/test_readme.py`` fails when the README's copy is
     stale."""
-    claims = load_all() if claims is None else claims
     rows = ["| id | claim | paper | tier | certificate | test | experiment | page |",
             "|---|---|---|---|---|---|---|---|"]
     for c in sorted(claims.values(), key=lambda c: c.id):  # not registration order, which
@@ -161,34 +158,3 @@ def claims_details_markdown(claims: Mapping[str, Claim],
             f"- evidence: {evidence}",
         ]))
     return "\n\n".join(blocks)
-
-
-BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
-
-
-def replace_table(text: str, table: str) -> str:
-    """Put ``table`` between the claims markers of a markdown document."""
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"no {BEGIN} ... {END} markers in the document")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
-
-
-if __name__ == "__main__":
-    import sys
-
-    if sys.argv[1:2] == ["--update"] and len(sys.argv) == 3:
-        # Run as __main__, this file is a second copy of the module: the checks register
-        # into blindspot.claims, so the table must be read from there, not from this copy.
-        from pathlib import Path
-
-        from blindspot import claims as registry
-        from blindspot.provenance import atomic_write_text
-
-        path = Path(sys.argv[2])
-        atomic_write_text(path, replace_table(path.read_text(), registry.markdown_table()))
-    else:
-        from blindspot import claims as registry
-
-        print(registry.markdown_table())

@@ -1,7 +1,8 @@
 """``python -m blindspot.verify``: check every registered claim and print a verdict table.
 
 Exit status: 0 when no claim FAILs (SKIPPED is not a failure), 1 on any FAIL, 2 on bad
-arguments (unknown tier or claim id).
+arguments (unknown tier or claim id). ``--update-readme`` writes the claims table of the
+registry into README.md instead (nothing is checked).
 """
 
 from __future__ import annotations
@@ -17,7 +18,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blindspot.claims import TIERS, Claim, Outcome, Skip, load_all, tier_includes
+from blindspot.claims import TIERS, Claim, Outcome, Skip, markdown_table, tier_includes
+
+BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
+"""The markers between which README.md holds the claims table."""
+
+
+def all_claims() -> dict[str, Claim]:
+    """Every claim of :mod:`blindspot.checks` (imported here, not at the top: the checks
+    import torch, which ``--help`` should not pay for)."""
+    from blindspot.checks import load_all
+
+    return load_all()
+
+
+def replace_table(text: str, table: str) -> str:
+    """Put ``table`` between the claims markers of a markdown document."""
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"no {BEGIN} ... {END} markers in the document")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+
+
+def update_readme(path: str | os.PathLike) -> bool:
+    """Write the registry's claims table into the markdown file ``path``; True when it
+    changed."""
+    from blindspot.provenance import atomic_write_text
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    new = replace_table(text, markdown_table(all_claims()))
+    if new != text:
+        atomic_write_text(path, new)
+    return new != text
 
 
 @dataclass
@@ -110,12 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", nargs="+", metavar="ID", help="run only these claim ids")
     p.add_argument("--json", metavar="PATH", help="also write the verdicts (with a run card)")
     p.add_argument("--list", action="store_true", help="list claim ids and exit")
+    p.add_argument("--update-readme", nargs="?", const="README.md", metavar="PATH",
+                   help="write the claims table into PATH (default README.md) and exit")
     args = p.parse_args(argv)
     if args.tier not in TIERS:
         print(f"error: unknown tier {args.tier!r}; valid tiers: {', '.join(TIERS)}",
               file=sys.stderr)
         return 2
-    claims = load_all()
+    if args.update_readme is not None:
+        try:
+            changed = update_readme(args.update_readme)
+        except (OSError, ValueError) as e:
+            print(f"error: {args.update_readme}: {e}", file=sys.stderr)
+            return 2
+        print(f"{args.update_readme}: claims table {'updated' if changed else 'already current'}")
+        return 0
+    claims = all_claims()
     if args.list:
         for c in claims.values():
             print(f"{c.id:<40} {c.tier:<6} {c.statement}")

@@ -15,7 +15,8 @@ import pytest
 import yaml
 from book_site import CLAIMS_PAGE, book_problems, docname, toc_docnames
 
-from blindspot.claims import Claim, Outcome, claims_markdown, load_all
+from blindspot.checks import load_all
+from blindspot.claims import Claim, Outcome, claims_markdown
 from blindspot.verify import load_verdicts, verdict_counts
 
 ROOT = Path(__file__).resolve().parents[1]

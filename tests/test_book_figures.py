@@ -25,7 +25,7 @@ def _line(results: Path):
 def registered(monkeypatch):
     """A test figure that reads results/x.txt, registered for the test only (after the
     package's own figures are loaded, so they land in the real registry)."""
-    monkeypatch.setattr(F, "FIGURES", dict(F.load_all()))
+    monkeypatch.setattr(F.registry, "FIGURES", F.load_all())
     F.figure("test-line", caption="a line", needs=("x.txt",), command="echo 2 > x.txt")(_line)
     return "test-line"
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from blindspot.claims import TIERS, load_all
+from blindspot.checks import load_all
+from blindspot.claims import TIERS
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = load_all()

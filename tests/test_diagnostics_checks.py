@@ -5,7 +5,7 @@ from dataclasses import replace
 import torch
 
 from blindspot.checks import diagnostics as checks
-from blindspot.claims import load_all
+from blindspot.checks import load_all
 from blindspot.diagnostics import adapter_for, record
 
 

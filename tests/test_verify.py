@@ -48,7 +48,7 @@ def test_exit_status_is_nonzero_on_any_fail(monkeypatch, tmp_path, capsys):
         "B.fail": Claim("B.fail", "fails", "t", "quick", lambda: Outcome(False, "e")),
         "C.full": Claim("C.full", "full tier", "t", "full", lambda: Outcome(False, "e")),
     }
-    monkeypatch.setattr(verify, "load_all", lambda: fake)
+    monkeypatch.setattr(verify, "all_claims", lambda: fake)
     out = tmp_path / "v.json"
     assert verify.main(["--json", str(out)]) == 1
     table = capsys.readouterr().out
@@ -60,10 +60,26 @@ def test_exit_status_is_nonzero_on_any_fail(monkeypatch, tmp_path, capsys):
 
 
 def test_no_registered_claims_is_a_failure(monkeypatch):
-    monkeypatch.setattr(verify, "load_all", lambda: {})
+    monkeypatch.setattr(verify, "all_claims", lambda: {})
     assert verify.main([]) == 1
 
 
 def test_claim_registration_rejects_bad_tier():
     with pytest.raises(ValueError, match="valid tiers"):
         registry.claim("X.y", "s", paper_ref="p", tier="slow")
+
+
+def test_update_readme_writes_the_table_between_the_markers(tmp_path, capsys):
+    doc = tmp_path / "README.md"
+    doc.write_text(f"# x\n\n{verify.BEGIN}\nSTALE-TABLE\n{verify.END}\n\nafter\n")
+    assert verify.main(["--update-readme", str(doc)]) == 0
+    text = doc.read_text()
+    assert text.startswith("# x\n\n") and text.endswith(f"{verify.END}\n\nafter\n")
+    assert "| `S2.euler` |" in text and "STALE-TABLE" not in text
+    assert "updated" in capsys.readouterr().out
+    assert verify.main(["--update-readme", str(doc)]) == 0
+    assert "already current" in capsys.readouterr().out
+    (tmp_path / "plain.md").write_text("no markers\n")
+    assert verify.main(["--update-readme", str(tmp_path / "plain.md")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no <!-- claims:begin -->" in err

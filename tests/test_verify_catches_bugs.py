@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from blindspot import verify
-from blindspot.claims import load_all
+from blindspot.checks import load_all
 from blindspot.control import InterLoopNorm, NormPenalty, RadialClamp, RawReadoutLoss
 from blindspot.control import monitor as M
 from blindspot.diagnostics import interventions

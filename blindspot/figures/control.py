@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blindspot.figures import figure
+from blindspot.figures.registry import figure
 
 RESULT = "control-cpu/controls.json"
 LABELS = {"none": "no control", "norm_penalty": "norm penalty", "raw_readout": "raw-readout loss",

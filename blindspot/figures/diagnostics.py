@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from blindspot.figures import figure, save_png
+from blindspot.figures.registry import figure, save_png
 from blindspot.train.config import CONDITIONS
 
 GRID = tuple(CONDITIONS)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from blindspot.figures import figure
 from blindspot.figures.diagnostics import GRID
+from blindspot.figures.registry import figure
 
 
 def draw_early_exit(grid: dict[str, dict]):

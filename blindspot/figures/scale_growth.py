@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blindspot.figures import figure
+from blindspot.figures.registry import figure
 
 PANELS = (("init_recipe", "(a) init × recipe"), ("embed_std", "(b) embedding std σ"),
           ("tied", "(c) untied readout, lr 3e-4, 1,000 steps"))

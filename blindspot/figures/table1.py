@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from blindspot.figures import figure
+from blindspot.figures.registry import figure
 
 
 def draw_table1(summary: dict):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blindspot.figures import figure
+from blindspot.figures.registry import figure
 
 
 @dataclass(frozen=True)

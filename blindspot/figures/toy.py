@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blindspot.figures import figure
+from blindspot.figures.registry import figure
 from blindspot.toy import (
     direction_block,
     predict_norm_trajectory,

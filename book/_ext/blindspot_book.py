@@ -36,7 +36,7 @@ def _check(app, exception):
         return
     from book_site import CLAIMS_PAGE, book_problems, broken_links, remote_assets, toc_docnames
 
-    from blindspot.claims import load_all
+    from blindspot.checks import load_all
 
     book = Path(app.srcdir)
     toc = toc_docnames(yaml.safe_load((book / "_toc.yml").read_text()), book)
