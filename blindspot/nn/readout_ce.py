@@ -14,7 +14,8 @@ the float32 logits of all loops, K·N·V·4 bytes (:func:`chunked`):
 - up to :data:`PLAIN_MAX_BYTES` (64 MiB: every CPU preset, 4 MiB or less), the **plain**
   computation: one ``F.linear`` and one ``F.cross_entropy`` per loop, exactly the operations
   of a model that returns its logits, so a training run is bit for bit what it was before
-  this function existed (``tests/test_train.py::test_training_step_is_bit_identical_to_the_plain_step``);
+  this function existed
+  (``tests/test_train.py::test_training_step_is_bit_identical_to_the_plain_step``);
 - above it, the **chunked** one (:class:`ChunkedReadoutCE`): the rows of all K loops are
   stacked into one (K·N, d) matrix and decoded :data:`CHUNK_BYTES` of logits at a time.
   The forward pass keeps only the per-row log-sum-exp; the backward pass recomputes each
