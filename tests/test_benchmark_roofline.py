@@ -4,6 +4,7 @@ FLOP count is the model's closed form, its memory probe sees what it should, and
 quotes its committed JSON."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ _spec = importlib.util.spec_from_file_location("roofline", ROOT / "benchmarks" /
 bench = importlib.util.module_from_spec(_spec)
 sys.modules["roofline"] = bench  # its dataclasses resolve their module by name
 _spec.loader.exec_module(bench)
+
+RESULT = ROOT / "results" / "benchmarks" / "roofline.json"
 
 def _cfg(seq=12, tokens=24, precision="fp32", *extra):
     # the tiny preset (d 32, 1 layer, K 3), two heads, float32 or bf16, no dropout
@@ -96,3 +99,13 @@ def test_memory_probe_sees_the_attention_matrices_and_the_logits():
     readout = {path: bench.memory_in_child({"kind": "readout", "args": {**shape, "path": path}},
                                            threads=1) for path in ("plain", "chunked")}
     assert readout["plain"] > 128 * 2**20 and readout["chunked"] < readout["plain"] / 2, readout
+
+
+def test_readme_quotes_the_committed_benchmark():
+    """The README's performance paragraph is the one the committed JSON generates: rerun
+    ``python benchmarks/roofline.py --readme README.md --from results/benchmarks/roofline.json``
+    after the benchmark."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split(bench.README_BEGIN, 1)[1].split(bench.README_END, 1)[0].strip()
+    res = json.loads(RESULT.read_text())
+    assert block == bench.readme_block(res, "results/benchmarks/roofline.json")
