@@ -46,7 +46,7 @@ from torch import Tensor
 PLAIN_MAX_BYTES = 64 * 2**20
 """Largest float32 logits of all loops (K·N·V·4 bytes) still computed the plain way: 64 MiB
 keeps every CPU preset (at most 4 MiB) on the plain path, and switches the paper's 44M
-vocabulary (V = 20,000: 655 MiB at batch 8 × 256) to chunks."""
+vocabulary (V = 20,000: 625 MiB at batch 8 × 256) to chunks."""
 
 CHUNK_BYTES = 16 * 2**20
 """Float32 logits per chunk of the chunked path: about 210 rows at V = 20,000, enough rows
