@@ -37,12 +37,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm
 from blindspot.diagnostics.recorder import continue_loops
 from blindspot.diagnostics.table import Table
+from blindspot.nn.readout_ce import readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
 RADIAL_COLUMNS = ["loop", "scale_mean", "cos_mean", "abs_cos_mean", "radial_share",
@@ -82,8 +82,7 @@ def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,
         z = adapter.readout(h, loop, num_loops)  # (B, T, V)
         # float32 at least (bf16/f16 logits), never narrower than the model: a float32 cast of
         # float64 logits would round away the gradient of confidently predicted tokens
-        zz = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-        loss = F.cross_entropy(zz.flatten(0, 1), targets.flatten(), reduction="sum")
+        loss = readout_cross_entropy([z], None, targets, reduction="sum")[0]
         (g,) = torch.autograd.grad(loss, h)
     return h.detach(), g, z.detach()
 

@@ -27,6 +27,7 @@ from torch import Tensor
 
 from blindspot.nn import functional as BF
 from blindspot.nn.config import ModelConfig
+from blindspot.nn.readout_ce import chunked, readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
 # ----------------------------------------------------------------------------- config checks
@@ -302,18 +303,44 @@ class LoopedLM(nn.Module):
         """What the next loop receives: N_loop(H_k) with inter_loop_norm, else H_k itself."""
         return h if self.loop_norm is None else self.loop_norm(h)
 
-    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
-        """Logits of state h at loop ``loop`` of ``num_loops`` (1-based):
-        "norm": W·N_f(coda(h)); "raw": W·coda(h); "final_only_norm": raw for loop < num_loops,
-        normalized at loop = num_loops. coda = identity when coda_layers = 0."""
+    def readout_features(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
+        """What the readout matrix W decodes from state h at loop ``loop`` of ``num_loops``
+        (1-based): "norm": N_f(coda(h)); "raw": coda(h); "final_only_norm": raw for
+        loop < num_loops, normalized at loop = num_loops. coda = identity when
+        coda_layers = 0."""
         if not 1 <= loop <= num_loops:
-            raise ValueError(f"readout_logits: loop = {loop} outside 1..num_loops = {num_loops}")
+            raise ValueError(f"readout: loop = {loop} outside 1..num_loops = {num_loops}")
         for blk in self.coda:
             h = blk(h)
         r = self.cfg.readout
         if r == "norm" or (r == "final_only_norm" and loop == num_loops):
             h = self.final_norm(h)
-        return self.lm_head(h)  # (B, T, V)
+        return h  # (B, T, d)
+
+    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
+        """Logits W·:meth:`readout_features` of state h at loop ``loop`` of ``num_loops``."""
+        return self.lm_head(self.readout_features(h, loop, num_loops))  # (B, T, V)
+
+    def loop_cross_entropy(self, idx: Tensor, targets: Tensor, num_loops: int | None = None,
+                           last_only: bool = False) -> tuple[Tensor, LoopedOutput]:
+        """(CE, output) of one forward pass: the per-loop cross-entropy against ``targets``
+        (B, T) of every loop, (K,), or of the last loop only, (1,), with ``last_only``.
+
+        Through :func:`blindspot.nn.readout_ce.readout_cross_entropy`: when the logits of
+        the loops are small (every CPU preset) this is ``forward`` with its logits followed
+        by one cross-entropy per loop, the same operations in the same order, so training
+        stays bit for bit what it was; above the size threshold the forward pass keeps no
+        logits (``output.logits`` is empty) and the readout is decoded in chunks."""
+        K = self.cfg.num_loops if num_loops is None else num_loops
+        loops = 1 if last_only else K
+        if not chunked(loops, targets.numel(), self.cfg.vocab_size):
+            out = self(idx, num_loops, readout="last" if last_only else "all")
+            return readout_cross_entropy(out.logits, None, targets), out
+        out = self(idx, num_loops, readout="none")
+        first = len(out.states) - loops + 1
+        features = [self.readout_features(h, k, K)
+                    for k, h in enumerate(out.states[first - 1:], start=first)]
+        return readout_cross_entropy(features, self.lm_head.weight, targets), out
 
     # -- forward ---------------------------------------------------------------------------
 
