@@ -103,10 +103,8 @@ def total_radial_force(adapter: LoopAdapter, h0: Tensor, e: Tensor | None, targe
         trace = continue_loops(adapter, LoopTrace(h0.detach(), [], [], []),
                                None if e is None else e.detach(), num_loops=K,
                                update_hook=lambda k, x, h: h + deltas[k - 1])
-        zz = [z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-              for z in trace.logits]
-        loss = sum(F.cross_entropy(z.flatten(0, 1), targets.flatten(), reduction="sum")
-                   for z in zz)
+        # Σ_k Σ_tokens CE_k, every loop's readout through the one per-loop CE function
+        loss = readout_cross_entropy(trace.logits, None, targets, reduction="sum").sum()
         G = torch.autograd.grad(loss, deltas)
     H = [h.detach().double() for h in trace.states]
     G = [g.double() for g in G]
