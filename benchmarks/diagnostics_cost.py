@@ -1,9 +1,10 @@
 """Cost of one full diagnostic pass against one training step of the same model.
 
 Target: a full ``diagnose`` pass (every table, default options) on one batch costs
-at most 2x one training step (forward with a readout after every loop, per-loop CE,
-backward, gradient clipping, AdamW) on the same batch. Both are timed side by side,
-interleaved, after a warm-up. On a shared machine other jobs inflate some repeats of
+at most 2x one training step on the same batch: the trainer's own step
+(:func:`blindspot.train.trainer.train_step`: forward with a readout after every loop under
+the preset's precision, per-loop CE, backward, gradient clipping, AdamW). Both are timed
+side by side, interleaved, after a warm-up. On a shared machine other jobs inflate some repeats of
 either side, so three ratios are printed: of the fastest repeats (wall time; the repeats
 least disturbed by other jobs, the usual estimator of intrinsic cost, on which the target is
 judged), and of the medians of process CPU time and of wall time (which swing with the
@@ -24,34 +25,27 @@ from blindspot.diagnostics import adapter_for
 from blindspot.diagnostics.run import diagnose
 from blindspot.train.checkpoint import build_model
 from blindspot.train.config import preset
-from blindspot.train.losses import objective
-from blindspot.train.trainer import param_groups
+from blindspot.train.trainer import optimizer
+from blindspot.train.trainer import train_step as trainer_step
 
 
 def preset_training(name: str, *, autocast: bool = False):
     """(model, train_step, tokens) of the preset ``name``'s LoopedLM on a random batch: the
-    step is a forward with a readout after every loop, the preset's objective, backward,
-    gradient clipping and AdamW, under the preset's bf16 autocast if ``autocast``."""
-    cfg = preset(name)
+    step is the trainer's own (a readout after every loop, the preset's objective, backward,
+    gradient clipping, AdamW), under the preset's precision if ``autocast``, else float32."""
+    cfg = preset(name) if autocast else preset(name, precision="fp32")
     torch.manual_seed(0)
     model = build_model(cfg)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr,
-                            betas=(cfg.beta1, cfg.beta2))
+    opt, sched = optimizer(model, cfg, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.data.seq_len + 1),
                            generator=g)
     x, y = tokens[:, :-1], tokens[:, 1:]
-    bf16 = autocast and cfg.precision == "bf16"
+    steps = iter(range(10**9))
 
     def train_step():
         model.train()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x, logits="all")
-            loss, _ = objective(out.logits, out.states, y, cfg.supervision, cfg.norm_penalty)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        trainer_step(model, opt, sched, x, y, cfg, next(steps))
 
     return model, train_step, tokens
 

@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -178,13 +179,13 @@ class _Poisoned(torch.nn.Module):
         super().__init__()
         self.inner, self.at_step, self.calls = inner, at_step, 0
 
-    def forward(self, idx, logits="all"):
-        out = self.inner(idx, logits=logits)
+    def loop_cross_entropy(self, idx, targets, num_loops=None, last_only=False):
+        ce, out = self.inner.loop_cross_entropy(idx, targets, num_loops, last_only)
         if self.training:
             self.calls += 1
             if self.calls >= self.at_step:
                 out.states[1] = out.states[1] * float("inf")
-        return out
+        return ce, out
 
 
 def test_nan_guard_names_the_step_and_the_loop(tmp_path, monkeypatch):
@@ -296,3 +297,49 @@ def test_the_installed_command_exits_2_without_a_traceback(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: data.source=wikitext103 needs data.path")
+
+
+def _plain_step(model, opt, sched, x, y, cfg):
+    """The training step written the plain way, as the trainer ran it before the fused
+    readout existed: the forward pass returns every supervised loop's logits under autocast;
+    one cross-entropy per loop (float32 logits), the supervision and the norm penalty
+    outside it; backward, clipping, AdamW."""
+    with T.autocast(cfg, x.device):
+        out = model(x, logits="all" if cfg.supervision == "per_loop" else "last")
+    ce = torch.stack([F.cross_entropy(z.reshape(-1, z.shape[-1]).float(), y.reshape(-1))
+                      for z in out.logits])
+    loss = ce.mean() if cfg.supervision == "per_loop" else ce[-1]
+    if cfg.norm_penalty > 0:
+        loss = loss + cfg.norm_penalty * torch.stack([h.pow(2).mean() for h in out.states]).mean()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    sched.step()
+
+
+@pytest.mark.parametrize("name", ["tiny-per_loop-norm", "tiny-terminal-penalty",
+                                  "cpu-per_loop-penalty", "cpu-per_loop-final_only_norm"])
+def test_training_step_is_bit_identical_to_the_plain_step(name):
+    """The committed CPU runs stay reproducible: at the CPU presets' sizes the trainer's step
+    (through LoopedLM.loop_cross_entropy and the fused readout's plain path) leaves every
+    parameter bit for bit where the plain step does, bf16 autocast and dropout included."""
+    cfg = preset(name)
+    device = torch.device("cpu")
+    g = torch.Generator().manual_seed(1)
+    batches = [torch.randint(0, cfg.model.vocab_size, (cfg.batch_size, cfg.data.seq_len + 1),
+                             generator=g) for _ in range(3)]
+    params = {}
+    for how in ("trainer", "plain"):
+        torch.manual_seed(cfg.seed)
+        model = ckpt_io.build_model(cfg).train()
+        opt, sched = T.optimizer(model, cfg, device)
+        torch.manual_seed(7)  # the same dropout stream for both
+        for i, b in enumerate(batches):
+            x, y = b[:, :-1], b[:, 1:]
+            if how == "trainer":
+                T.train_step(model, opt, sched, x, y, cfg, i)
+            else:
+                _plain_step(model, opt, sched, x, y, cfg)
+        params[how] = model.state_dict()
+    assert cfg.precision == "bf16" and _same(params["trainer"], params["plain"])

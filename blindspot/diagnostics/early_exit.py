@@ -25,19 +25,17 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.table import Table
+from blindspot.nn.readout_ce import readout_cross_entropy
 
 POLICIES = ("margin", "entropy", "kl")
 
 
 def token_ce(logits: Sequence[Tensor], targets: Tensor) -> Tensor:
     """(K, N) per-token CE of every loop's logits, float64."""
-    y = targets.flatten()
-    return torch.stack([F.cross_entropy(z.flatten(0, 1).double(), y, reduction="none")
-                        for z in logits])
+    return readout_cross_entropy(logits, None, targets, reduction="none", dtype=torch.float64)
 
 
 def pareto_mask(cost: Sequence[float], loss: Sequence[float]) -> list[bool]:

@@ -27,12 +27,12 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.adapter import LoopAdapter
 from blindspot.diagnostics.recorder import UpdateHook, continue_loops
 from blindspot.diagnostics.table import Table
+from blindspot.nn.readout_ce import readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
 ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0)
@@ -40,9 +40,8 @@ CARRY_ALPHAS = (0.1, 10.0)  # the two ends: each costs a forward pass of loops j
 
 
 def cross_entropy(logits: Tensor, targets: Tensor) -> float:
-    """Mean next-token CE in nats (float32 or wider accumulation)."""
-    z = logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-    return F.cross_entropy(z.flatten(0, 1), targets.flatten()).item()  # float64 stays float64
+    """Mean next-token CE in nats (float32 or wider accumulation; float64 stays float64)."""
+    return readout_cross_entropy([logits], None, targets)[0].item()
 
 
 def remove_radial(x: Tensor, h: Tensor) -> Tensor:

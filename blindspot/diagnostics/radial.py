@@ -37,12 +37,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.diagnostics.adapter import LoopAdapter, ReadoutForm
 from blindspot.diagnostics.recorder import continue_loops
 from blindspot.diagnostics.table import Table
+from blindspot.nn.readout_ce import readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
 RADIAL_COLUMNS = ["loop", "scale_mean", "cos_mean", "abs_cos_mean", "radial_share",
@@ -82,8 +82,7 @@ def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,
         z = adapter.head(h, loop, num_loops)  # (B, T, V)
         # float32 at least (bf16/f16 logits), never narrower than the model: a float32 cast of
         # float64 logits would round away the gradient of confidently predicted tokens
-        zz = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-        loss = F.cross_entropy(zz.flatten(0, 1), targets.flatten(), reduction="sum")
+        loss = readout_cross_entropy([z], None, targets, reduction="sum")[0]
         (g,) = torch.autograd.grad(loss, h)
     return h.detach(), g, z.detach()
 
@@ -104,10 +103,8 @@ def total_radial_force(adapter: LoopAdapter, h0: Tensor, e: Tensor | None, targe
         trace = continue_loops(adapter, LoopTrace(h0.detach(), [], [], []),
                                None if e is None else e.detach(), num_loops=K,
                                update_hook=lambda k, x, h: h + deltas[k - 1])
-        zz = [z.float() if z.dtype in (torch.float16, torch.bfloat16) else z
-              for z in trace.logits]
-        loss = sum(F.cross_entropy(z.flatten(0, 1), targets.flatten(), reduction="sum")
-                   for z in zz)
+        # Σ_k Σ_tokens CE_k, every loop's readout through the one per-loop CE function
+        loss = readout_cross_entropy(trace.logits, None, targets, reduction="sum").sum()
         G = torch.autograd.grad(loss, deltas)
     H = [h.detach().double() for h in trace.states]
     G = [g.double() for g in G]

@@ -31,12 +31,17 @@ reports its numbers without a model of them.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blindspot.experiments.table1 import (
+    PAPER_EPOCHS,
+    WHITESPACE_FACTOR,
+    WIKITEXT103_WORDS,
+    paper_run_steps,
+)
 from blindspot.provenance import atomic_write_json, run_card
 from blindspot.train.config import TrainConfig, load_config
 
@@ -44,12 +49,6 @@ OUT = "results/scale-prediction"
 CALIBRATION = ("paper-paper-norm", "embed0.3-norm", "embed0.1-norm", "embed0.02-norm")
 TARGET_ARMS = ("paper-gpt2-norm", "gpt2-paper-norm", "gpt2-gpt2-norm", "untied-norm",
                "lr3e-4-norm", "long-norm")
-# WikiText-103's training split has 103,227,021 word tokens (its published statistics). The
-# paper's regex tokenizer also emits every whitespace run as a token, which about doubles the
-# count: an assumption (we do not ship WikiText-103), stated where it is used.
-WIKITEXT103_WORDS = 103_227_021
-WHITESPACE_FACTOR = 2
-PAPER_EPOCHS = 4
 PAPER_SCALE_K = 39_207.0  # the paper's web page, per-loop + RMSNorm readout
 
 
@@ -76,14 +75,6 @@ def initial_scale(cfg: TrainConfig, windows: int | None = None) -> float:
     if windows is not None:
         cfg = dataclasses.replace(cfg, eval_windows=min(windows, cfg.eval_windows))
     return evaluate(model, prepared_data(cfg).val, cfg, torch.device("cpu"))["scale_K"]
-
-
-def paper_run_steps(cfg: TrainConfig) -> int:
-    """Optimizer steps of the paper's 4 epochs of WikiText-103 at the config's window, stride
-    and batch (see :data:`WHITESPACE_FACTOR`)."""
-    tokens = WIKITEXT103_WORDS * WHITESPACE_FACTOR
-    windows = (tokens - cfg.data.seq_len) // cfg.data.stride + 1
-    return PAPER_EPOCHS * math.ceil(windows / cfg.batch_size)
 
 
 def _target(fit, cfg: TrainConfig, steps: list[int], source: str,

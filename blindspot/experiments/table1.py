@@ -54,6 +54,13 @@ PAPER = {
     "per_loop-penalty": "tens (norm penalty)",
 }
 
+# WikiText-103's training split has 103,227,021 word tokens (its published statistics). The
+# paper's regex tokenizer also emits every whitespace run as a token, which about doubles the
+# count: an assumption (we do not ship WikiText-103), stated where it is used.
+WIKITEXT103_WORDS = 103_227_021
+WHITESPACE_FACTOR = 2
+PAPER_EPOCHS = 4
+
 REHEARSE = ("model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.max_seq_len=32",
             "data.source=generated", "data.seq_len=32", "data.stride=16", "batch_size=4",
             "steps=3", "warmup_steps=1", "eval_windows=4", "log_every=1", "ckpt_every=0",
@@ -82,8 +89,17 @@ def estimate_step_seconds(cfg: TrainConfig, flops: float = H200_BF16_FLOPS,
     return training_flops_per_token(cfg) * cfg.batch_size * cfg.data.seq_len / (flops * mfu)
 
 
+def paper_run_steps(cfg: TrainConfig) -> int:
+    """Optimizer steps of the paper's 4 epochs of WikiText-103 at the config's window, stride
+    and batch (see :data:`WHITESPACE_FACTOR`)."""
+    tokens = WIKITEXT103_WORDS * WHITESPACE_FACTOR
+    windows = (tokens - cfg.data.seq_len) // cfg.data.stride + 1
+    return PAPER_EPOCHS * math.ceil(windows / cfg.batch_size)
+
+
 def gpu_plan(budget_s: float = GPU_BUDGET_S) -> dict[str, Any]:
-    """Which model sizes and how many steps fit the GPU budget: every condition of 44M gets the
+    """Which model sizes and how many steps fit the GPU budget, and what fraction of the
+    paper's training (:func:`paper_run_steps`) that is: every condition of 44M gets the
     same number of steps (at most its preset's 4 epochs); 129M is added only if its full
     preset also fits the remaining time."""
     runs = len(CONDITIONS) * len(GPU_SEEDS)
@@ -97,7 +113,9 @@ def gpu_plan(budget_s: float = GPU_BUDGET_S) -> dict[str, Any]:
     t129 = estimate_step_seconds(c129)
     if left >= runs * c129.steps * t129:
         plan["129m"] = c129.steps
+    paper = paper_run_steps(c44)
     return {"steps": plan, "step_seconds": {"44m": t44, "129m": t129},
+            "paper_run_steps": paper, "fraction_of_paper_training": steps44 / paper,
             "assumptions": {"flops": H200_BF16_FLOPS, "mfu": ASSUMED_MFU,
                             "overhead_s": OVERHEAD_S, "budget_s": budget_s}}
 

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from blindspot.nn import functional as BF
 from blindspot.nn.config import BlockNorm, Init, Injection, ModelConfig, NormKind, Readout
+from blindspot.nn.readout_ce import chunked, readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
 # ----------------------------------------------------------------------------- config checks
@@ -320,22 +321,48 @@ class LoopedLM(nn.Module):
         """Whether the readout of loop ``loop`` of ``num_loops`` (1-based) passes the state
         through the final norm N_f: at every loop with ``readout="norm"``, never with
         ``"raw"``, and only at the last loop of the run with ``"final_only_norm"``. The one
-        statement of the readout rule: :meth:`readout_logits` applies it and the diagnostics'
-        adapter (:func:`blindspot.diagnostics.adapter_for`) asks it."""
+        statement of the readout rule: :meth:`readout_features` applies it and the
+        diagnostics' adapter (:func:`blindspot.diagnostics.adapter_for`) asks it."""
         if not 1 <= loop <= num_loops:
             raise ValueError(f"readout: loop = {loop} outside 1..num_loops = {num_loops}")
         r = self.cfg.readout
         return r == "norm" or (r == "final_only_norm" and loop == num_loops)
 
-    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
-        """Logits of state h at loop ``loop`` of ``num_loops`` (1-based): W·N_f(coda(h)) where
-        :meth:`readout_normalized`, else W·coda(h). coda = identity when coda_layers = 0."""
+    def readout_features(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
+        """What the readout matrix W decodes from state h at loop ``loop`` of ``num_loops``
+        (1-based): N_f(coda(h)) where :meth:`readout_normalized`, else coda(h). coda =
+        identity when coda_layers = 0."""
         normalized = self.readout_normalized(loop, num_loops)
         for blk in self.coda:
             h = blk(h)
         if normalized:
             h = self.final_norm(h)
-        return self.lm_head(h)  # (B, T, V)
+        return h  # (B, T, d)
+
+    def readout_logits(self, h: Tensor, loop: int, num_loops: int) -> Tensor:
+        """Logits W·:meth:`readout_features` of state h at loop ``loop`` of ``num_loops``."""
+        return self.lm_head(self.readout_features(h, loop, num_loops))  # (B, T, V)
+
+    def loop_cross_entropy(self, idx: Tensor, targets: Tensor, num_loops: int | None = None,
+                           last_only: bool = False) -> tuple[Tensor, LoopedOutput]:
+        """(CE, output) of one forward pass: the per-loop cross-entropy against ``targets``
+        (B, T) of every loop, (K,), or of the last loop only, (1,), with ``last_only``.
+
+        Through :func:`blindspot.nn.readout_ce.readout_cross_entropy`: when the logits of
+        the loops are small (every CPU preset) this is ``forward`` with its logits followed
+        by one cross-entropy per loop, the same operations in the same order, so training
+        stays bit for bit what it was; above the size threshold the forward pass keeps no
+        logits (``output.logits`` is empty) and the readout is decoded in chunks."""
+        K = self.cfg.num_loops if num_loops is None else num_loops
+        loops = 1 if last_only else K
+        if not chunked(loops, targets.numel(), self.cfg.vocab_size):
+            out = self(idx, num_loops, logits="last" if last_only else "all")
+            return readout_cross_entropy(out.logits, None, targets), out
+        out = self(idx, num_loops, logits="none")
+        first = len(out.states) - loops + 1
+        features = [self.readout_features(h, k, K)
+                    for k, h in enumerate(out.states[first - 1:], start=first)]
+        return readout_cross_entropy(features, self.lm_head.weight, targets), out
 
     # -- forward ---------------------------------------------------------------------------
 

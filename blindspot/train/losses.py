@@ -18,20 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def _at_least_fp32(x: Tensor) -> Tensor:
-    """bf16/fp16 (autocast) values are upcast; float32 and float64 are kept as they are."""
-    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+from blindspot.nn.readout_ce import at_least_float32, readout_cross_entropy
 
 
 def per_loop_cross_entropy(logits: Sequence[Tensor], targets: Tensor) -> Tensor:
-    """(K,) mean token cross-entropy of each loop's logits (in at least float32)."""
-    y = targets.reshape(-1)  # (B*T,)
-    return torch.stack([F.cross_entropy(_at_least_fp32(z.reshape(-1, z.shape[-1])), y)
-                        for z in logits])
+    """(K,) mean token cross-entropy of each loop's logits (in at least float32): the plain
+    path of :func:`blindspot.nn.readout_ce.readout_cross_entropy`, which the trainer reaches
+    through ``LoopedLM.loop_cross_entropy``."""
+    return readout_cross_entropy(logits, None, targets)
 
 
 def supervision_loss(ce: Tensor, supervision: str) -> Tensor:
@@ -45,7 +41,7 @@ def supervision_loss(ce: Tensor, supervision: str) -> Tensor:
 
 def mean_square_scale(states: Sequence[Tensor]) -> Tensor:
     """(K,) mean over tokens of ‖H_k‖²/d (in at least float32)."""
-    return torch.stack([_at_least_fp32(h).pow(2).mean() for h in states])
+    return torch.stack([at_least_float32(h).pow(2).mean() for h in states])
 
 
 def norm_penalty(states: Sequence[Tensor], lam: float) -> Tensor:
@@ -55,14 +51,21 @@ def norm_penalty(states: Sequence[Tensor], lam: float) -> Tensor:
 
 def mean_scale(states: Sequence[Tensor]) -> Tensor:
     """(K,) mean over tokens of the per-token norm ‖H_k‖: the scale the paper reports."""
-    return torch.stack([_at_least_fp32(h.detach()).norm(dim=-1).mean() for h in states])
+    return torch.stack([at_least_float32(h.detach()).norm(dim=-1).mean() for h in states])
+
+
+def loss_of(ce: Tensor, states: Sequence[Tensor], supervision: str, lam: float) -> Tensor:
+    """The loss of one batch from its per-loop CE: supervision loss plus the norm penalty
+    when λ > 0 (what the trainer minimizes, after ``LoopedLM.loop_cross_entropy``)."""
+    loss = supervision_loss(ce, supervision)
+    if lam > 0:
+        loss = loss + norm_penalty(states, lam)
+    return loss
 
 
 def objective(logits: Sequence[Tensor], states: Sequence[Tensor], targets: Tensor,
               supervision: str, lam: float) -> tuple[Tensor, Tensor]:
-    """(loss, per-loop CE) of one batch: supervision loss plus the norm penalty when λ > 0."""
+    """(loss, per-loop CE) of one batch from its logits: :func:`per_loop_cross_entropy`, then
+    :func:`loss_of`."""
     ce = per_loop_cross_entropy(logits, targets)  # (K,) or (1,) for a terminal-only readout
-    loss = supervision_loss(ce, supervision)
-    if lam > 0:
-        loss = loss + norm_penalty(states, lam)
-    return loss, ce
+    return loss_of(ce, states, supervision, lam), ce

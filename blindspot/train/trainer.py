@@ -34,7 +34,7 @@ from blindspot.train import checkpoint as ckpt_io
 from blindspot.train import distributed as dd
 from blindspot.train.config import ConfigError, TrainConfig, to_yaml
 from blindspot.train.data import WindowBatches, eval_windows, prepared_data
-from blindspot.train.losses import mean_scale, objective, per_loop_cross_entropy
+from blindspot.train.losses import loss_of, mean_scale
 
 
 class NonFiniteError(FloatingPointError):
@@ -93,6 +93,17 @@ def param_groups(model: torch.nn.Module, weight_decay: float,
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
+def optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
+              ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW over :func:`param_groups` with the recipe's betas, and its lr schedule."""
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
+                            betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda" or None)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio,
+                                 cfg.lr_schedule))
+    return opt, sched
+
+
 def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.Tensor) -> None:
     """Raise :class:`NonFiniteError` naming the first loop whose CE or ‖H_k‖ is not finite."""
     if torch.isfinite(loss) and torch.isfinite(ce).all() and torch.isfinite(scales).all():
@@ -123,15 +134,52 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     ce_sum, sc_sum, n = 0.0, 0.0, 0
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
-        out = model(x, logits="all")
+        ce, out = model.loop_cross_entropy(x, y)
         b = len(x)
-        ce_sum = ce_sum + per_loop_cross_entropy(out.logits, y).double().cpu() * b
+        ce_sum = ce_sum + ce.double().cpu() * b
         sc_sum = sc_sum + mean_scale(out.states).double().cpu() * b
         n += b
     model.train(was_training)
     ce, sc = (ce_sum / n).tolist(), (sc_sum / n).tolist()
     return {"ce": ce, "ppl": [math.exp(c) for c in ce], "scale": sc,
             "ppl_K": math.exp(ce[-1]), "scale_K": sc[-1], "windows": n}
+
+
+@dataclass
+class StepStats:
+    """What one optimizer step measured, before the update (all detached)."""
+
+    loss: torch.Tensor  # ()
+    ce: torch.Tensor  # (K,) per-loop CE, (1,) with terminal supervision
+    scales: torch.Tensor  # (K,) mean ‖H_k‖
+    grad_norm: torch.Tensor  # () global gradient norm before clipping
+
+
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer,
+               sched: torch.optim.lr_scheduler.LRScheduler, x: torch.Tensor, y: torch.Tensor,
+               cfg: TrainConfig, step: int, ctx: dd.DistContext | None = None) -> StepStats:
+    """One optimizer step of :func:`train` on the batch (x, y), ``step`` steps done before it:
+    forward pass and per-loop CE under the precision's autocast, the loss, the NaN guard,
+    backward, gradient averaging across processes, clipping to ``cfg.grad_clip``, AdamW and
+    the scheduler. ``benchmarks/roofline.py`` times this very function."""
+    with autocast(cfg, x.device):
+        ce, out = model.loop_cross_entropy(x, y, last_only=cfg.supervision != "per_loop")
+    loss = loss_of(ce, out.states, cfg.supervision, cfg.norm_penalty)
+    scales = mean_scale(out.states)  # (K,)
+    check_finite(step + 1, ce.detach(), scales, loss.detach())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if ctx is not None:
+        dd.average_gradients(model.parameters(), ctx)
+    gnorm = torch.nn.utils.clip_grad_norm_(
+        model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+    if not torch.isfinite(gnorm):
+        raise NonFiniteError(f"non-finite gradient norm at step {step + 1} (loss "
+                             f"{loss.item():.4g}, ‖H_K‖ {scales[-1].item():.4g}); lower "
+                             f"lr or keep grad_clip > 0")
+    opt.step()
+    sched.step()
+    return StepStats(loss.detach(), ce.detach(), scales, gnorm)
 
 
 def _read_metrics(path: Path, upto: int, finished: bool) -> list[str]:
@@ -175,12 +223,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
     torch.manual_seed(cfg.seed)
     model = ckpt_io.build_model(cfg).to(device)
     dd.broadcast_parameters(model, ctx)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
-                            betas=(cfg.beta1, cfg.beta2),
-                            fused=device.type == "cuda" or None)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio,
-                                 cfg.lr_schedule))
+    opt, sched = optimizer(model, cfg, device)
     # dropout streams differ per rank (each rank sees other tokens); all share the init above
     torch.manual_seed(cfg.seed * 7919 + 1 + ctx.rank)
 
@@ -233,7 +276,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
 
     if step == 0:
         emit({"kind": "eval", "step": 0, **evaluate(model, data.val, cfg, device)})
-    logits = "all" if cfg.supervision == "per_loop" else "last"
     stop = cfg.steps if max_steps is None else min(cfg.steps, max_steps)
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ctx.is_main),
                desc=cfg.name, dynamic_ncols=True)
@@ -241,30 +283,15 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
     try:
         while step < stop:
             x, y = batches.get(step, ctx.rank, ctx.world)
-            x, y = x.to(device), y.to(device)
-            with autocast(cfg, device):
-                out_ = model(x, logits=logits)
-            loss, ce = objective(out_.logits, out_.states, y, cfg.supervision, cfg.norm_penalty)
-            scales = mean_scale(out_.states)  # (K,)
-            check_finite(step + 1, ce.detach(), scales, loss.detach())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            dd.average_gradients(model.parameters(), ctx)
-            gnorm = torch.nn.utils.clip_grad_norm_(
-                model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
-            if not torch.isfinite(gnorm):
-                raise NonFiniteError(f"non-finite gradient norm at step {step + 1} (loss "
-                                     f"{loss.item():.4g}, ‖H_K‖ {scales[-1].item():.4g}); lower "
-                                     f"lr or keep grad_clip > 0")
-            opt.step()
-            sched.step()
+            stats = train_step(model, opt, sched, x.to(device), y.to(device), cfg, step, ctx)
             step += 1
             if step % cfg.log_every == 0 or step == cfg.steps:
-                m = dd.mean_across(torch.cat([loss.detach().reshape(1), ce.detach(), scales]),
+                m = dd.mean_across(torch.cat([stats.loss.reshape(1), stats.ce, stats.scales]),
                                    ctx).tolist()
-                K = len(scales)
+                K = len(stats.scales)
                 emit({"kind": "train", "step": step, "lr": sched.get_last_lr()[0],
-                      "loss": m[0], "ce": m[1:-K], "scale": m[-K:], "grad_norm": gnorm.item()})
+                      "loss": m[0], "ce": m[1:-K], "scale": m[-K:],
+                      "grad_norm": stats.grad_norm.item()})
                 bar.set_postfix(loss=f"{m[0]:.3f}", H_K=f"{m[-1]:.1f}")
             bar.update(1)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
