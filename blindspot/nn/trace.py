@@ -41,10 +41,6 @@ class LoopTrace:
         """(K, B, T) per-token norm of what the next loop receives."""
         return torch.stack([h.norm(dim=-1) for h in self.carried])
 
-    def mean_scales(self) -> Tensor:
-        """(K,) mean over tokens of ‖H_k‖: the per-loop scale the paper reports."""
-        return self.scales().flatten(1).mean(dim=1)
-
     def detach(self) -> LoopTrace:
         return LoopTrace(
             self.initial.detach(),

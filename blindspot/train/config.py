@@ -233,14 +233,13 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for a in args:
             if a is type(None):
                 continue
             try:
                 return _check_value(key, a, value)
-            except ConfigError as e:
-                errors.append(str(e))
+            except ConfigError:
+                continue  # try the next member; the error below names the whole union
         raise ConfigError(f"{key} expects {_type_name(tp)}; got {type(value).__name__} {value!r}")
     if tp is bool:
         if isinstance(value, bool):

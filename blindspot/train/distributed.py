@@ -84,7 +84,3 @@ def barrier(ctx: DistContext) -> None:
     if ctx.active:
         dist.barrier()
 
-
-def shutdown(ctx: DistContext) -> None:
-    if ctx.active and dist.is_initialized():
-        dist.destroy_process_group()
