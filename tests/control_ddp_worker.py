@@ -11,6 +11,7 @@ last global batch.
 must stop with an error (none may wait forever in a collective).
 """
 
+import runpy
 import sys
 import warnings
 from contextlib import nullcontext
@@ -19,23 +20,28 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from test_control_tap import foreign  # this file's folder is on sys.path when run as a script
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from blindspot.control import BlindSpotWarning, NormPenalty, ScaleMonitor, StateTap
 from blindspot.diagnostics import LoopAdapter
 
 STEPS, EVERY, GLOBAL_BATCH, SEQ, MICRO = 7, 2, 8, 16, 2
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diagnose_foreign_model.py"
+
+
+def foreign() -> dict:
+    """The globals of the example (its model class ``MyLoopedModel`` and ``batches``)."""
+    return runpy.run_path(str(EXAMPLE))
 
 
 def global_batches():
     """The same (GLOBAL_BATCH, SEQ+1) batches on every process."""
-    return foreign().batches(seq=SEQ, batch=GLOBAL_BATCH, seed=0)
+    return foreign()["batches"](seq=SEQ, batch=GLOBAL_BATCH, seed=0)
 
 
 def train(out: Path, rank: int, world: int, watched: bool) -> dict:
     torch.manual_seed(0)
-    model = foreign().MyLoopedModel(d=32, heads=2, seq=SEQ)
+    model = foreign()["MyLoopedModel"](d=32, heads=2, seq=SEQ)
     ddp = DDP(model)
     adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                        injection="concat", num_loops=model.loops)
@@ -73,7 +79,7 @@ def main(mode: str, out: Path) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     if mode == "fail":
         torch.manual_seed(0)
-        model = foreign().MyLoopedModel(d=32, heads=2, seq=SEQ)
+        model = foreign()["MyLoopedModel"](d=32, heads=2, seq=SEQ)
         adapter = LoopAdapter.from_modules(model, prelude="prelude", body="core",
                                            head="coda", injection="concat",
                                            num_loops=model.loops)

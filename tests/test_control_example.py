@@ -5,21 +5,22 @@ import json
 from pathlib import Path
 
 import pytest
-from test_control_tap import load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _example():
+@pytest.fixture
+def example(load):
+    """examples/control_foreign_model.py, loaded afresh for each test."""
     return load(ROOT / "examples" / "control_foreign_model.py")
 
 
 @pytest.mark.slow
-def test_example_warns_without_a_control_and_not_with_one(tmp_path, capsys):
+def test_example_warns_without_a_control_and_not_with_one(example, tmp_path, capsys):
     out, logs = tmp_path / "out", tmp_path / "logs"
     # measured every 20 steps, the uncontrolled run warns at step 60: the fourth measurement,
     # the first with a full growth window
-    result = _example().main(["--steps", "80", "--every", "20", "--out", str(out),
+    result = example.main(["--steps", "80", "--every", "20", "--out", str(out),
                               "--log-dir", str(logs)])
     printed = capsys.readouterr().out
     assert f"wrote {out / 'controls.json'}" in printed
@@ -66,7 +67,7 @@ def test_control_figure_draws_the_committed_shape_and_names_its_command(tmp_path
         draw("control-cpu", tmp_path)
 
 
-def test_overhead_benchmark_runs_and_writes_its_ratios(tmp_path):
+def test_overhead_benchmark_runs_and_writes_its_ratios(load, tmp_path):
     import torch
 
     bench = load(ROOT / "benchmarks" / "monitor_overhead.py")

@@ -4,7 +4,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_control_tap import adapter_of, small_foreign, tokens
 from torch import nn
 
 from blindspot.control import InterLoopNorm, RadialClamp, radial_clamp
@@ -12,7 +11,6 @@ from blindspot.diagnostics import record
 from blindspot.diagnostics.interventions import intervention_runs
 
 # float64: a normalization of d = 32 entries is exact to a few units of 2.2e-16
-TOL = 1e-12
 
 
 class Seen(nn.Module):
@@ -25,7 +23,7 @@ class Seen(nn.Module):
 @settings(max_examples=30, deadline=None)
 @given(c=st.floats(-6, 6).map(lambda e: 10.0 ** e),
        injection=st.sampled_from(["none", "concat", "call"]), seed=st.integers(0, 99))
-def test_inter_loop_norm_removes_the_scale(c, injection, seed):
+def test_inter_loop_norm_removes_the_scale(tol, c, injection, seed):
     g = torch.Generator().manual_seed(seed)
     h, e = (torch.randn(2, 3, 8, generator=g, dtype=torch.float64) for _ in range(2))
     wrap = InterLoopNorm(Seen(), 8, injection=injection, eps=0.0).double()
@@ -39,26 +37,28 @@ def test_inter_loop_norm_removes_the_scale(c, injection, seed):
 
     with torch.no_grad():
         a, b = seen(h), seen(c * h)
-    torch.testing.assert_close(b, a, rtol=TOL, atol=TOL)  # the body cannot see c
+    torch.testing.assert_close(b, a, rtol=tol.float64, atol=tol.float64)  # the body cannot see c
     r = h.pow(2).mean(-1, keepdim=True).sqrt()
-    torch.testing.assert_close(a[..., :8], wrap.weight.detach() * h / r, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(a[..., :8], wrap.weight.detach() * h / r, rtol=tol.float64,
+                               atol=tol.float64)
     if injection != "none":
         assert torch.equal(a[..., 8:], e)  # the injected context is never normalized
 
 
-def test_inter_loop_norm_in_a_foreign_model_makes_the_next_loop_blind():
+def test_inter_loop_norm_in_a_foreign_model_makes_the_next_loop_blind(adapter_of, small_foreign,
+                                                                      byte_tokens, tol):
     model, _ = small_foreign()
     model.core = InterLoopNorm(model.core, 32, injection="concat", eps=0.0)
     model = model.double().eval()
     adapter = adapter_of(model)  # built after wrapping: its step is the wrapped body
-    x = tokens()[:, :-1]
+    x = byte_tokens()[:, :-1]
     with torch.no_grad():
         trace = record(adapter, x)
         assert all(torch.equal(a, b) for a, b in zip(trace.logits, model(x), strict=True))
         h1, (_, e) = trace.states[0], adapter.start(x)
         for c in (1e-3, 1e3):  # loop 2 is the same whatever the scale of H_1
-            torch.testing.assert_close(adapter.step(c * h1, e), trace.states[1], rtol=TOL,
-                                       atol=TOL)
+            torch.testing.assert_close(adapter.step(c * h1, e), trace.states[1], rtol=tol.float64,
+                                       atol=tol.float64)
 
 
 def test_inter_loop_norm_names_bad_input():
@@ -75,10 +75,10 @@ def test_inter_loop_norm_names_bad_input():
     assert plain.weight is None and not list(plain.parameters())
 
 
-def test_radial_clamp_zeroes_the_radial_increment():
+def test_radial_clamp_zeroes_the_radial_increment(small_foreign, byte_tokens, tol):
     model, adapter = small_foreign()
     model = model.double().eval()
-    x = tokens()[:, :-1]
+    x = byte_tokens()[:, :-1]
     with torch.no_grad():
         clamped = radial_clamp(adapter, x, "remove_radial")
         frozen = radial_clamp(adapter, x, "freeze_scale")
@@ -87,20 +87,21 @@ def test_radial_clamp_zeroes_the_radial_increment():
     for xin, h in zip([clamped.initial] + clamped.carried[:-1], clamped.states, strict=True):
         delta = h - xin
         u = xin / xin.norm(dim=-1, keepdim=True)
-        assert ((u * delta).sum(-1).abs() <= TOL * delta.norm(dim=-1)).all()  # a_k = 0
+        assert ((u * delta).sum(-1).abs() <= tol.float64 * delta.norm(dim=-1)).all()  # a_k = 0
         torch.testing.assert_close(h.pow(2).sum(-1), xin.pow(2).sum(-1) + delta.pow(2).sum(-1),
-                                   rtol=TOL, atol=0)
+                                   rtol=tol.float64, atol=0)
     for h in frozen.states:
-        torch.testing.assert_close(h.norm(dim=-1), frozen.states[0].norm(dim=-1), rtol=TOL,
+        torch.testing.assert_close(h.norm(dim=-1), frozen.states[0].norm(dim=-1), rtol=tol.float64,
                                    atol=0)
     # the same runs as the diagnostics' radial-clamp table (which batches its branches)
     for mine, theirs in ((clamped, runs["remove_radial"]), (frozen, runs["freeze_scale"])):
-        torch.testing.assert_close(mine.logits[-1], theirs.logits[-1], rtol=TOL, atol=TOL)
+        torch.testing.assert_close(mine.logits[-1], theirs.logits[-1], rtol=tol.float64,
+                                   atol=tol.float64)
 
 
-def test_radial_clamp_changes_nothing_in_the_model():
+def test_radial_clamp_changes_nothing_in_the_model(small_foreign, byte_tokens):
     model, adapter = small_foreign()
-    x = tokens()[:, :-1]
+    x = byte_tokens()[:, :-1]
     before = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():
         out = model(x)

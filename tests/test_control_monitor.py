@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_control_tap import PairBody, small_foreign, tokens
 from torch import nn
 
-from blindspot.checks.control import TINY, _batches, monitored_run, one_thread
-from blindspot.checks.diagnostics import small_model, small_tokens
+from blindspot.checks.control import TINY, byte_batches, monitored_run, one_thread
+from blindspot.checks.small import small_model, small_tokens
 from blindspot.control import (
     BlindSpotWarning,
     InterLoopNorm,
@@ -119,7 +118,7 @@ def _train(watched, steps, dropout, autocast, micro, monitor):
     model = LoopedLM(replace(TINY, dropout=dropout))
     mon = ScaleMonitor(adapter_for(model), **monitor) if watched else None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    data = _batches()
+    data = byte_batches()
     for step in range(steps):
         for i, mb in enumerate(next(data).chunk(micro)):
             x, y = mb[:, :-1], mb[:, 1:]
@@ -150,9 +149,9 @@ def test_monitor_leaves_training_bitwise_unchanged():
         assert torch.equal(a, b)
 
 
-def test_monitor_measures_in_the_parameters_dtype():
+def test_monitor_measures_in_the_parameters_dtype(small_foreign, byte_tokens):
     model, adapter = small_foreign()
-    tk = tokens()
+    tk = byte_tokens()
     with torch.autocast("cpu", dtype=torch.bfloat16):  # the user's autocast is switched off
         rec = ScaleMonitor(adapter).measure(tk[:, :-1], tk[:, 1:])
     assert rec["dtype"] == "float32" and rec["round_off_floor"] == torch.finfo(torch.float32).eps
@@ -173,12 +172,12 @@ def test_round_off_floor_bounds_the_measured_radial_shares():
             assert row["radial_share"] <= round_off_floor(getattr(torch, row["dtype"])), row
 
 
-def test_monitor_restores_each_modules_mode_and_the_rng():
+def test_monitor_restores_each_modules_mode_and_the_rng(small_foreign, byte_tokens):
     model, adapter = small_foreign()
     model.train()
     model.prelude.eval()  # a user's frozen part stays as it was
     modes = {n: m.training for n, m in model.named_modules()}
-    tk = tokens()
+    tk = byte_tokens()
     rng = torch.get_rng_state()
     ScaleMonitor(adapter).measure(tk[:, :-1], tk[:, 1:])
     assert {n: m.training for n, m in model.named_modules()} == modes
@@ -194,9 +193,9 @@ class NaNCore(nn.Module):
         return self.core(xe) * float("nan")
 
 
-def test_monitor_names_bad_input():
+def test_monitor_names_bad_input(small_foreign, byte_tokens, pair_body):
     model, adapter = small_foreign()
-    tk = tokens()
+    tk = byte_tokens()
     x, y = tk[:, :-1], tk[:, 1:]
     with pytest.raises(ValueError, match=r"targets must be the \(B, T\) = \(4, 16\) next-token "
                                          r"ids of the batch, got \(4, 15\)"):
@@ -206,7 +205,7 @@ def test_monitor_names_bad_input():
                                          r"a state of shape \(4, 16, 32\): it must return "
                                          r"\(B, T, V\) logits"):
         ScaleMonitor(flat).measure(x, y)
-    model.core = PairBody(model.core)
+    model.core = pair_body(model.core)
     pair = LoopAdapter.from_modules(model, prelude="prelude", body="core", head="coda",
                                     injection="concat", num_loops=4)
     with pytest.raises(TypeError, match="the loop body returned a tuple of 2 items, not the next "
@@ -242,7 +241,7 @@ VERDICT_CASES = {  # name: ((‖H_1‖, ‖H_K‖, radial share) per measurement
 
 
 @pytest.mark.parametrize("case", list(VERDICT_CASES))
-def test_verdict(case, monkeypatch):
+def test_verdict(small_foreign, case, monkeypatch):
     import warnings
 
     series, warns_at = VERDICT_CASES[case]

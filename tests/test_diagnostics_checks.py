@@ -6,6 +6,7 @@ import torch
 
 from blindspot.checks import diagnostics as checks
 from blindspot.checks import load_all
+from blindspot.checks.small import small_model, small_tokens
 from blindspot.diagnostics import adapter_for, record
 
 
@@ -19,8 +20,8 @@ def test_quick_diagnostics_claims_pass():
 
 
 def test_recorder_check_sees_a_wrong_adapter():
-    model = checks.small_model(inter_loop_norm=True)
-    tk = checks.small_tokens()
+    model = small_model(inter_loop_norm=True)
+    tk = small_tokens()
     wrong = replace(adapter_for(model), carry=None)  # forgets the inter-loop norm
     with torch.no_grad():
         ours = record(wrong, tk[:, :-1])
@@ -46,41 +47,35 @@ def test_lemma2_slopes_are_those_of_the_expansion():
     assert abs(near["radial_expansion_error_2nd"] + 2) > 0.1
 
 
-def _grid(tmp_path, monkeypatch, conditions):
+def _grid(tmp_path, monkeypatch, tiny_checkpoint, conditions):
     """A results folder whose CPU grid holds tiny untrained checkpoints of ``conditions``,
     diagnosed by the one command that writes the committed tables."""
-    from test_diagnostics_cli import TINY
-
     from blindspot.cli import main as blindspot
-    from blindspot.train.checkpoint import build_model, save_model
-    from blindspot.train.config import preset
 
     results = tmp_path / "results"
     checkpoints = results / "table1-cpu" / "checkpoints"
-    checkpoints.mkdir(parents=True)
     monkeypatch.setenv("BLINDSPOT_RESULTS", str(results))
     for c in conditions:
-        cfg = preset(f"cpu-{c}", **TINY)
-        torch.manual_seed(0)
-        save_model(checkpoints / f"{c}.pt", build_model(cfg), cfg)
+        tiny_checkpoint(checkpoints / f"{c}.pt", condition=c)
     assert blindspot(["diagnose", str(checkpoints), "--out", str(results / "diagnostics-cpu"),
                       "--quiet", "--no-figure"]) == 0
     return results
 
 
-def test_grid_claims_skip_naming_the_missing_table(tmp_path, monkeypatch):
+def test_grid_claims_skip_naming_the_missing_table(tmp_path, monkeypatch, tiny_checkpoint):
     import pytest
 
     from blindspot.claims import Skip
 
-    _grid(tmp_path, monkeypatch, ["per_loop-norm"])
+    _grid(tmp_path, monkeypatch, tiny_checkpoint, ["per_loop-norm"])
     with pytest.raises(Skip, match=r"diagnostics-cpu/terminal-norm/radial_gradient\.json.*"
                                    r"blindspot diagnose results/table1-cpu/checkpoints"):
         checks.grid_radial_share()
 
 
-def test_grid_claims_read_the_tables_the_diagnose_command_writes(tmp_path, monkeypatch):
-    _grid(tmp_path, monkeypatch, ["per_loop-norm", "terminal-norm"])
+def test_grid_claims_read_the_tables_the_diagnose_command_writes(tmp_path, monkeypatch,
+                                                                 tiny_checkpoint):
+    _grid(tmp_path, monkeypatch, tiny_checkpoint, ["per_loop-norm", "terminal-norm"])
     lemma2, clamp = checks.grid_lemma2(), checks.grid_clamp()
     # an untrained tiny model: the identity holds, but there is no blind-spot growth to
     # see, so the growth criterion of the claim must fail (the claim can fail)
@@ -105,11 +100,9 @@ def test_committed_grid_tables_come_from_the_committed_checkpoints():
             assert card["run_card"]["config"]["checkpoint_sha256"] == sha256_file(ckpt), (c, t)
 
 
-def test_lemma2_evidence_passes_lemma2_and_fails_without_growth():
+def test_lemma2_evidence_passes_lemma2_and_fails_without_growth(synthetic_trace):
     """Rows of a synthetic trace that follows the toy recurrence (a = 2, d⊥ = 0.5: Lemma 2
     exactly) pass; the same trace without radial increment (a = 0: √k growth, too slow) fails."""
-    from test_diagnostics_toy import synthetic_trace
-
     from blindspot.diagnostics.lemma2 import lemma2_table
 
     ok, evidence = checks.lemma2_evidence(lemma2_table(synthetic_trace([2.0] * 8)).rows)

@@ -8,25 +8,11 @@ import pytest
 import torch
 
 from blindspot.cli import main as blindspot
-from blindspot.train.checkpoint import build_model, save_model
-from blindspot.train.config import preset
-
-TINY = {"model": {"d_model": 32, "n_heads": 4, "n_layers": 1, "num_loops": 2,
-                  "max_seq_len": 16},
-        "data": {"source": "generated", "seq_len": 16, "stride": 8}, "batch_size": 4}
-
-
-def _checkpoint(path, readout="norm", num_loops=2, data=None):
-    cfg = preset("cpu-per_loop-norm", **{
-        **TINY, "model": {**TINY["model"], "readout": readout, "num_loops": num_loops},
-        "data": {**TINY["data"], **(data or {})}})
-    torch.manual_seed(0)
-    return save_model(path, build_model(cfg), cfg)
 
 
 @pytest.mark.slow
-def test_diagnose_writes_every_table_with_a_run_card(tmp_path, capsys):
-    ckpt = _checkpoint(tmp_path / "tiny.pt")
+def test_diagnose_writes_every_table_with_a_run_card(tiny_checkpoint, tmp_path, capsys):
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
     out = tmp_path / "out"
     assert blindspot(["diagnose", str(ckpt), "--out", str(out), "--no-toy", "--quiet",
                       "--extrapolate", "30"]) == 0
@@ -41,10 +27,10 @@ def test_diagnose_writes_every_table_with_a_run_card(tmp_path, capsys):
     assert (out / "diagnostics.png").stat().st_size > 0
 
 
-def test_several_checkpoints_go_to_their_own_folders(tmp_path):
+def test_several_checkpoints_go_to_their_own_folders(tol, tiny_checkpoint, tmp_path):
     folder = tmp_path / "ckpts"
-    _checkpoint(folder / "a.pt")
-    _checkpoint(folder / "b.pt", readout="raw")
+    tiny_checkpoint(folder / "a.pt")
+    tiny_checkpoint(folder / "b.pt", readout="raw")
     out = tmp_path / "out"
     assert blindspot(["diagnose", str(folder), "--out", str(out), "--no-toy", "--quiet",
                       "--no-figure"]) == 0
@@ -57,11 +43,11 @@ def test_several_checkpoints_go_to_their_own_folders(tmp_path):
     # readout's share is its ε-leak closed form up to float32 round-off; the raw one is O(1)
     for r in norm["rows"]:
         assert r["radial_share"] < 1e-2
-        assert r["closed_form_error"] < 1e-5  # float32 gradients: ~100 x round-off
+        assert r["closed_form_error"] < tol.float32  # float32 gradients
     assert min(r["radial_share"] for r in raw["rows"]) > 1e-2
 
 
-def test_unusable_checkpoints_are_named(tmp_path, capsys):
+def test_unusable_checkpoints_are_named(tiny_checkpoint, tmp_path, capsys):
     assert blindspot(["diagnose", str(tmp_path / "missing.pt"), "--quiet"]) == 2
     assert "missing.pt does not exist" in capsys.readouterr().err
     bad = tmp_path / "corrupt.pt"
@@ -80,7 +66,7 @@ def test_unusable_checkpoints_are_named(tmp_path, capsys):
     torch.save({"state_dict": {}}, foreign)
     assert blindspot(["diagnose", str(foreign), "--quiet"]) == 2
     assert "not a blindspot checkpoint" in capsys.readouterr().err
-    ckpt = torch.load(_checkpoint(tmp_path / "mixed.pt"), weights_only=True)
+    ckpt = torch.load(tiny_checkpoint(tmp_path / "mixed.pt"), weights_only=True)
     ckpt["config"]["model"]["d_model"] = 64  # weights of one config under another
     torch.save(ckpt, tmp_path / "mixed.pt")
     assert blindspot(["diagnose", str(tmp_path / "mixed.pt"), "--quiet"]) == 2
@@ -88,15 +74,15 @@ def test_unusable_checkpoints_are_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert blindspot(["diagnose", str(tmp_path / "empty"), "--quiet"]) == 2
     assert "holds no *.pt" in capsys.readouterr().err
-    ok = _checkpoint(tmp_path / "ok.pt")
+    ok = tiny_checkpoint(tmp_path / "ok.pt")
     assert blindspot(["diagnose", str(ok), "--quiet", "--windows", "1"]) == 2
     assert "windows must be an int >= 2" in capsys.readouterr().err
 
 
-def test_gpu_entry_point_runs_on_cpu(tmp_path):
+def test_gpu_entry_point_runs_on_cpu(tiny_checkpoint, tmp_path):
     from blindspot.experiments.diagnose import diagnose_gpu_checkpoints
 
-    ckpt = _checkpoint(tmp_path / "tiny.pt")
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt")
     got = diagnose_gpu_checkpoints([ckpt], tmp_path / "gpu", device="cpu", progress=False)
     assert len(got["tiny"]["lemma2"].rows) == 30  # the K = 30 Lemma 2 decomposition
     assert (tmp_path / "gpu" / "summary.json").is_file()
@@ -104,10 +90,11 @@ def test_gpu_entry_point_runs_on_cpu(tmp_path):
 
 
 @pytest.mark.slow
-def test_diagnose_says_where_it_wrote_and_keeps_runs_apart(tmp_path, monkeypatch, capsys):
+def test_diagnose_says_where_it_wrote_and_keeps_runs_apart(tiny_checkpoint, tmp_path, monkeypatch,
+                                                           capsys):
     # two training runs: each writes runs/<run>/checkpoint.pt; K = 1 skips the toy table
-    a = _checkpoint(tmp_path / "runs" / "tiny-seed0" / "checkpoint.pt", num_loops=1)
-    b = _checkpoint(tmp_path / "runs" / "tiny-seed1" / "checkpoint.pt", readout="raw")
+    a = tiny_checkpoint(tmp_path / "runs" / "tiny-seed0" / "checkpoint.pt", num_loops=1)
+    b = tiny_checkpoint(tmp_path / "runs" / "tiny-seed1" / "checkpoint.pt", readout="raw")
     monkeypatch.chdir(tmp_path)
     assert blindspot(["diagnose", str(a), "--quiet"]) == 0  # with the figure
     assert f"{a}: wrote 8 tables and diagnostics.png to results/diagnostics-cpu/tiny-seed0/" \
@@ -123,15 +110,15 @@ def test_diagnose_says_where_it_wrote_and_keeps_runs_apart(tmp_path, monkeypatch
     assert toy["rows"] == [] and toy["notes"].startswith("skipped:")
     assert (tmp_path / "results/diagnostics-cpu/tiny-seed0/diagnostics.png").stat().st_size
     # two runs whose folders share a name would share an output folder: refused up front
-    c = _checkpoint(tmp_path / "elsewhere" / "tiny-seed0" / "checkpoint.pt")
+    c = tiny_checkpoint(tmp_path / "elsewhere" / "tiny-seed0" / "checkpoint.pt")
     assert blindspot(["diagnose", str(a), str(c), "--out", "both", "--quiet"]) == 2
     assert "both named 'tiny-seed0'" in capsys.readouterr().err
     assert not (tmp_path / "both").exists()
 
 
-def test_a_checkpoint_whose_corpus_is_missing_is_one_line(tmp_path, capsys):
+def test_a_checkpoint_whose_corpus_is_missing_is_one_line(tiny_checkpoint, tmp_path, capsys):
     (tmp_path / "wt103").mkdir()
-    ckpt = _checkpoint(tmp_path / "wiki.pt",
+    ckpt = tiny_checkpoint(tmp_path / "wiki.pt",
                        data={"source": "wikitext103", "path": str(tmp_path / "wt103")})
     assert blindspot(["diagnose", str(ckpt), "--quiet", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err

@@ -1,7 +1,6 @@
 """The README/book example runs: a foreign Huginn-style model (plain torch layers, unknown to
 the package) diagnosed through ``LoopAdapter.from_modules``."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,16 +9,9 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "diagnose_foreign_model.py"
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("diagnose_foreign_model", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.mark.slow
-def test_example_diagnoses_a_foreign_model(tmp_path, capsys):
-    tables = _example().main(["--steps", "2", "--out", str(tmp_path)])
+def test_example_diagnoses_a_foreign_model(load, tmp_path, capsys):
+    tables = load(EXAMPLE).main(["--steps", "2", "--out", str(tmp_path)])
     assert f"wrote 8 tables to {tmp_path}/" in capsys.readouterr().out
     assert {p.stem for p in tmp_path.glob("*.json")} == set(tables)
     lemma2 = json.loads((tmp_path / "lemma2.json").read_text())
@@ -30,12 +22,12 @@ def test_example_diagnoses_a_foreign_model(tmp_path, capsys):
     assert max(tables["radial_gradient"].column("radial_share")) < 1e-3
 
 
-def test_example_names_a_missing_submodule():
+def test_example_names_a_missing_submodule(load):
     import torch
 
     from blindspot.diagnostics import LoopAdapter
 
-    mod = _example()
+    mod = load(EXAMPLE)
     torch.manual_seed(0)
     model = mod.MyLoopedModel()
     with pytest.raises(ValueError, match=r"no submodule 'recurrent'.*prelude, prelude\.tok"):

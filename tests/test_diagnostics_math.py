@@ -6,7 +6,6 @@ import math
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_diagnostics_adapter import OuroStyle, tokens
 
 from blindspot.diagnostics import record
 from blindspot.diagnostics.early_exit import (
@@ -24,34 +23,35 @@ from blindspot.diagnostics.radial import radial_table
 from blindspot.diagnostics.scale import scale_table
 
 # float64 round-off, with room for sums over d ≤ 64 terms and a few chained operations
-F64_TOL = 1e-12
 
 
-def _run(model, seed=0, batch=4):
-    """(e, targets, trace): the injected context, next tokens, and a recorded run."""
+def _run(model, tokens, seed=0, batch=4):
+    """(e, targets, trace): the injected context, next tokens, and a recorded run of a batch
+    drawn by the ``tokens`` fixture."""
     tk = tokens(batch=batch, seed=seed)
     idx, y = tk[:, :-1], tk[:, 1:]
     with torch.no_grad():
         return model.adapter().start(idx)[1], y, record(model.adapter(), idx)
 
 
-def test_scale_table_matches_direct_norms():
+def test_scale_table_matches_direct_norms(tol, tokens, ouro_style):
     torch.manual_seed(0)
-    _, _, trace = _run(OuroStyle(inter_loop_norm=True).eval())
+    _, _, trace = _run(ouro_style(inter_loop_norm=True).eval(), tokens)
     t = scale_table(trace)
     assert t.column("loop") == [0, 1, 2, 3]
     norms = trace.states[-1].norm(dim=-1).double().flatten()
     last = t.rows[-1]
-    assert math.isclose(last["scale_mean"], norms.mean().item(), rel_tol=1e-12)
+    assert math.isclose(last["scale_mean"], norms.mean().item(), rel_tol=tol.float64)
     assert last["token_max"] == norms.max().item()
     assert last["token_median"] <= last["token_p99"] <= last["token_max"]
     # the inter-loop norm sets every carried state to RMS 1: norm √d = √32 (γ = 1 at init)
-    assert all(math.isclose(c, 32**0.5, rel_tol=1e-5) for c in t.column("carried_scale_mean")[1:])
+    carried = t.column("carried_scale_mean")[1:]
+    assert all(math.isclose(c, 32**0.5, rel_tol=tol.float32) for c in carried)
 
 
 @settings(max_examples=60, deadline=None)
 @given(log_scale=st.floats(0, 6), seed=st.integers(0, 2**31 - 1), d=st.integers(2, 64))
-def test_lemma2_identity_and_expansion_orders(log_scale, seed, d):
+def test_lemma2_identity_and_expansion_orders(tol, log_scale, seed, d):
     """x = s·u, Δ with ‖Δ‖ ≈ 1: the identity holds to round-off at every scale; the first-order
     radial error is ‖Δ⊥‖²/(2s) up to O(s⁻²); second-order radial and angular errors are O(s⁻²)."""
     g = torch.Generator().manual_seed(seed)
@@ -61,7 +61,7 @@ def test_lemma2_identity_and_expansion_orders(log_scale, seed, d):
     delta = torch.randn(d, generator=g, dtype=torch.float64)
     delta = delta / delta.norm()
     out = decompose_update(s * u, s * u + delta)
-    assert out["identity_residual"].item() <= F64_TOL
+    assert out["identity_residual"].item() <= tol.float64
     perp = out["tangential"].item()
     if s >= 10:  # the expansions are asymptotic; at s ≥ 10‖Δ‖ their remainders are ≤ 2‖Δ‖³/s²
         bound = 2.0 / s**2 + 1e-15 * s  # + round-off of s' − s, which cancels ~ ε·s
@@ -70,64 +70,64 @@ def test_lemma2_identity_and_expansion_orders(log_scale, seed, d):
         assert out["angular_expansion_error"].item() <= bound
 
 
-def test_lemma2_table_on_a_trace_and_a_zero_initial_state():
+def test_lemma2_table_on_a_trace_and_a_zero_initial_state(tokens, ouro_style, tol):
     torch.manual_seed(2)
-    _, _, trace = _run(OuroStyle().eval(), batch=2)
+    _, _, trace = _run(ouro_style().eval(), tokens, batch=2)
     t = lemma2_table(trace)
-    assert max(t.column("identity_residual")) <= F64_TOL
+    assert max(t.column("identity_residual")) <= tol.float64
     assert t.column("tokens") == [32, 32, 32]
     zero = decompose_update(torch.zeros(3, 4), torch.ones(3, 4))
     assert not zero["valid"].any() and torch.isnan(zero["radial_increment"]).all()
 
 
-def test_radial_closed_form_matches_autograd():
+def test_radial_closed_form_matches_autograd(tokens, ouro_style, tol):
     """⟨h, ∇L⟩ = κ (E_p z − z_y), κ = 1 (raw) or ε/(ms + ε) (RMSNorm): proofs/eps_leak.md and
     proofs/readouts.md."""
     for raw, eps in [(True, 0.0), (False, 0.0), (False, 1e-2), (False, 1.0)]:
         torch.manual_seed(3)
-        model = OuroStyle(raw=raw, eps=eps).double().eval()
-        _, y, trace = _run(model)
+        model = ouro_style(raw=raw, eps=eps).double().eval()
+        _, y, trace = _run(model, tokens)
         t = radial_table(model.adapter(), trace.states, y)
         for r in t.rows:
-            assert r["closed_form_error"] <= F64_TOL
+            assert r["closed_form_error"] <= tol.float64
             assert math.isclose(r["radial_share"], r["closed_form_share"], rel_tol=1e-9,
-                                abs_tol=F64_TOL)
+                                abs_tol=tol.float64)
             if raw or eps >= 1e-2:
                 assert r["radial_share"] > 1e-3  # the leak ε/ms is visible at these ε
             else:
-                assert r["radial_share"] <= F64_TOL  # the blind spot, exactly
+                assert r["radial_share"] <= tol.float64  # the blind spot, exactly
 
 
 @settings(max_examples=25, deadline=None)
 @given(log_c=st.floats(-6, 6), raw=st.booleans())
-def test_radial_share_is_blind_at_every_scale(log_c, raw):
+def test_radial_share_is_blind_at_every_scale(tokens, ouro_style, tol, log_c, raw):
     """A normalized readout at ε = 0 has no radial gradient whatever the scale; a raw one has."""
     torch.manual_seed(4)
-    model = OuroStyle(raw=raw, eps=0.0).double().eval()
-    _, y, trace = _run(model, batch=2)
+    model = ouro_style(raw=raw, eps=0.0).double().eval()
+    _, y, trace = _run(model, tokens, batch=2)
     c = 10.0**log_c
     t = radial_table(model.adapter(), [c * h for h in trace.states], y)
     shares = t.column("radial_share")
     if raw:
         assert min(shares) > 1e-3  # logits c·W·h: CE is an inverse temperature in c
     else:
-        assert max(shares) <= F64_TOL
+        assert max(shares) <= tol.float64
 
 
-def test_interventions_on_a_pre_norm_model():
+def test_interventions_on_a_pre_norm_model(tol, tokens, ouro_style):
     torch.manual_seed(5)
-    model = OuroStyle(eps=0.0).double().eval()
-    e, y, trace = _run(model)
+    model = ouro_style(eps=0.0).double().eval()
+    e, y, trace = _run(model, tokens)
     with torch.no_grad():
         t = sensitivity_table(model.adapter(), e, y, trace)
     readout = [r for r in t.rows if r["mode"] == "readout"]
     carry = [r for r in t.rows if r["mode"] == "carry"]
     # N(αh) = N(h) at ε = 0: the readout cannot see α (float64 round-off of the CE)
-    assert max(abs(r["ce_change"]) for r in readout) <= 1e-10
+    assert max(abs(r["ce_change"]) for r in readout) <= tol.float64
     # pre-norm recurrence: α·H_{K-1} changes the step size of the last loop, hence its CE
     assert max(abs(r["ce_change"]) for r in carry if r["loop"] > 1) > 1e-3
-    raw = OuroStyle(raw=True, eps=0.0).double().eval()
-    e, y, trace = _run(raw)
+    raw = ouro_style(raw=True, eps=0.0).double().eval()
+    e, y, trace = _run(raw, tokens)
     with torch.no_grad():
         t = sensitivity_table(raw.adapter(), e, y, trace)
     changed = [r for r in t.rows if r["alpha"] != 1 and (r["mode"] == "readout" or r["loop"] >= 2)]
@@ -136,25 +136,25 @@ def test_interventions_on_a_pre_norm_model():
     assert all(r["ce_change"] == 0 for r in before)  # loops before H_{K-1} are untouched
 
     # with an inter-loop norm, rescaling H_1 changes nothing downstream either
-    normed = OuroStyle(eps=0.0, inter_loop_norm=True).double().eval()
-    e, y, trace = _run(normed)
+    normed = ouro_style(eps=0.0, inter_loop_norm=True).double().eval()
+    e, y, trace = _run(normed, tokens)
     with torch.no_grad():
         t = sensitivity_table(normed.adapter(), e, y, trace)
-    assert max(abs(r["ce_change"]) for r in t.rows) <= 1e-10
+    assert max(abs(r["ce_change"]) for r in t.rows) <= tol.float64
 
 
-def test_clamps_do_what_they_say():
+def test_clamps_do_what_they_say(tokens, ouro_style, tol):
     torch.manual_seed(6)
-    model = OuroStyle().double().eval()
-    e, y, trace = _run(model)
+    model = ouro_style().double().eval()
+    e, y, trace = _run(model, tokens)
     x, h = trace.initial, trace.states[0]
     clamped = remove_radial(x, h)
     u = x / x.norm(dim=-1, keepdim=True)
-    assert ((clamped - x) * u).sum(-1).abs().max() <= F64_TOL  # no radial part left
+    assert ((clamped - x) * u).sum(-1).abs().max() <= tol.float64  # no radial part left
     with torch.no_grad():
         t = clamp_table(model.adapter(), e, y, trace)
     frozen = t.column("scale_freeze_scale")
-    assert all(math.isclose(f, frozen[0], rel_tol=1e-12) for f in frozen)
+    assert all(math.isclose(f, frozen[0], rel_tol=tol.float64) for f in frozen)
     assert t.rows[0]["ppl_freeze_scale"] == t.rows[0]["ppl_base"]  # loop 1 is untouched
     # removing the radial part leaves s_k² = s_{k-1}² + ‖Δ⊥‖², so scales still grow (slowly)
     clamped_scales = t.column("scale_remove_radial")
@@ -206,15 +206,15 @@ def test_halting_rejects_bad_input():
                       policies=("depth",))
 
 
-def test_resuming_from_a_recorded_prefix_equals_a_hooked_full_run():
+def test_resuming_from_a_recorded_prefix_equals_a_hooked_full_run(ouro_style, tokens):
     """The interventions reuse unchanged loops; that must equal re-running them all."""
     from blindspot.diagnostics.interventions import prefix
     from blindspot.diagnostics.recorder import continue_loops
 
     torch.manual_seed(8)
-    model = OuroStyle(inter_loop_norm=True).eval()
+    model = ouro_style(inter_loop_norm=True).eval()
     adapter = model.adapter()
-    e, _, trace = _run(model)
+    e, _, trace = _run(model, tokens)
     idx = tokens()[:, :-1]
     with torch.no_grad():
         full = record(adapter, idx, update_hook=lambda k, x, h: 3.0 * h if k == 2 else h)
@@ -223,16 +223,16 @@ def test_resuming_from_a_recorded_prefix_equals_a_hooked_full_run():
         assert torch.equal(a, b)  # same ops in the same order: bit for bit
 
 
-def test_batched_interventions_equal_separate_runs():
+def test_batched_interventions_equal_separate_runs(tokens, ouro_style):
     """The full pass runs every intervention as one batch; each slice must equal its own run
     (up to float32 round-off of differently blocked matrix products)."""
     from blindspot.diagnostics.interventions import intervention_runs, prefix, remove_radial
     from blindspot.diagnostics.recorder import continue_loops
 
     torch.manual_seed(9)
-    model = OuroStyle().eval()
+    model = ouro_style().eval()
     adapter = model.adapter()
-    e, _, trace = _run(model)
+    e, _, trace = _run(model, tokens)
     with torch.no_grad():
         runs = intervention_runs(adapter, e, trace)
         alone = {

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from test_diagnostics_adapter import HuginnStyle, OuroStyle, tokens
 
 from blindspot.diagnostics import LoopAdapter, ReadoutForm, adapter_for, record
 from blindspot.diagnostics.run import diagnose, split_batch
@@ -17,9 +16,9 @@ EXPECTED = {"scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_c
             "early_exit", "halting", "toy_prediction"}
 
 
-def test_diagnose_a_huginn_style_model_and_round_trip(tmp_path):
+def test_diagnose_a_huginn_style_model_and_round_trip(huginn_style, tokens, tmp_path):
     torch.manual_seed(0)
-    model = HuginnStyle()
+    model = huginn_style()
     model.train()
     tables = diagnose(model.adapter(), tokens(), extrapolate=5)
     assert model.training  # diagnose restores the mode it found
@@ -37,7 +36,7 @@ def test_diagnose_a_huginn_style_model_and_round_trip(tmp_path):
     assert back.columns == tables["lemma2"].columns and len(back.rows) == 5
 
 
-def test_diagnose_looped_lm_is_deterministic_and_sees_the_blind_spot():
+def test_diagnose_looped_lm_is_deterministic_and_sees_the_blind_spot(tokens):
     cfg = ModelConfig(vocab_size=37, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
                       num_loops=3, norm_eps=0.0)
     results = []
@@ -52,7 +51,7 @@ def test_diagnose_looped_lm_is_deterministic_and_sees_the_blind_spot():
     assert all(r["radial_share"] < 100 * r["round_off_floor"] for r in radial)
 
 
-def test_diagnose_final_only_norm_uses_the_depth_k_readout():
+def test_diagnose_final_only_norm_uses_the_depth_k_readout(tol, tokens):
     cfg = ModelConfig(vocab_size=37, max_seq_len=16, d_model=32, n_heads=4, n_layers=1,
                       num_loops=2, readout="final_only_norm")
     torch.manual_seed(2)
@@ -64,11 +63,11 @@ def test_diagnose_final_only_norm_uses_the_depth_k_readout():
         for k, row in enumerate(tables["early_exit"].rows, start=1):
             z = model(idx, num_loops=k, logits="last").logits[-1]  # exit at depth k
             ce = torch.nn.functional.cross_entropy(z.flatten(0, 1), y.flatten()).item()
-            assert abs(row["ce"] - ce) <= 1e-5  # float32 CE, accumulated in float64 here
+            assert abs(row["ce"] - ce) <= tol.float32  # float32 CE, accumulated in float64 here
 
 
-def test_bad_inputs_are_named(tmp_path):
-    model = OuroStyle()
+def test_bad_inputs_are_named(ouro_style, tokens, tmp_path):
+    model = ouro_style()
     with pytest.raises(ValueError, match=r"\(B, T\+1\)"):
         diagnose(model.adapter(), torch.zeros(4, 1, dtype=torch.long))
     with pytest.raises(ValueError, match=r"\(B, T\+1\)"):
@@ -87,17 +86,16 @@ def test_bad_inputs_are_named(tmp_path):
 class Configurable(torch.nn.Module):
     """A foreign looped model with every option ``LoopAdapter.from_modules`` documents: the
     injection kind, the initial state, an inter-loop norm, and a coda (block + norm + head) or
-    a bare RMSNorm head (whose readout form is then stated)."""
+    a bare RMSNorm head (whose readout form is then stated); ``layers`` is the
+    ``foreign_layers`` fixture."""
 
-    def __init__(self, injection, initial_state, coda, inter_loop_norm, loops,
+    def __init__(self, layers, injection, initial_state, coda, inter_loop_norm, loops,
                  vocab=37, d=16, seq=16, heads=2):
         super().__init__()
-        from test_diagnostics_adapter import Block, Coda, Prelude
-
-        self.prelude = Prelude(vocab, d, seq, heads)
-        self.body = Body(injection, d, heads, Block)
+        self.prelude = layers.Prelude(vocab, d, seq, heads)
+        self.body = Body(injection, d, heads, layers.Block)
         self.between = torch.nn.RMSNorm(d, eps=1e-6) if inter_loop_norm else None
-        self.head = Coda(vocab, d, heads) if coda else torch.nn.Sequential(
+        self.head = layers.Coda(vocab, d, heads) if coda else torch.nn.Sequential(
             torch.nn.RMSNorm(d, eps=1e-6), torch.nn.Linear(d, vocab, bias=False))
         self.options = dict(injection=injection, initial_state=initial_state,
                             inter_loop_norm="between" if inter_loop_norm else None,
@@ -150,10 +148,12 @@ OPTIONS = [  # (injection, initial_state, coda, inter_loop_norm, K)
 
 
 @pytest.mark.parametrize("injection, initial_state, coda, inter_loop_norm, K", OPTIONS)
-def test_every_adapter_option_goes_through_the_default_diagnose(injection, initial_state, coda,
+def test_every_adapter_option_goes_through_the_default_diagnose(tol, tokens, foreign_layers,
+                                                                injection, initial_state, coda,
                                                                 inter_loop_norm, K):
     torch.manual_seed(3)
-    model = Configurable(injection, initial_state, coda, inter_loop_norm, K).eval()
+    model = Configurable(foreign_layers, injection, initial_state, coda, inter_loop_norm,
+                         K).eval()
     adapter = model.adapter()
     tk = tokens()
     with torch.no_grad():  # the recorder reproduces the model's own forward bit for bit
@@ -168,8 +168,8 @@ def test_every_adapter_option_goes_through_the_default_diagnose(injection, initi
     if initial_state == "zeros":  # loop 1 has no direction to decompose against
         assert first["scale_in"] == 0 and first["tokens"] == 0
         # s_1 − 0 and ‖H_1 − 0‖ are s_1, up to the order of a float64 reduction
-        assert math.isclose(first["scale_increment"], first["scale_out"], rel_tol=1e-12)
-        assert math.isclose(first["update_norm"], first["scale_out"], rel_tol=1e-12)
+        assert math.isclose(first["scale_increment"], first["scale_out"], rel_tol=tol.float64)
+        assert math.isclose(first["update_norm"], first["scale_out"], rel_tol=tol.float64)
         assert math.isnan(first["radial_increment"])
     later = lemma2[1:] if initial_state == "zeros" else lemma2
     assert all(r["tokens"] == 4 * 16 and math.isfinite(r["radial_increment"]) for r in later)

@@ -7,33 +7,15 @@ import pytest
 import torch
 
 from blindspot.diagnostics.toy_fit import TARGET, toy_prediction_table, trace_series
-from blindspot.nn.trace import LoopTrace
 
 
-def synthetic_trace(increments, dperp=0.5, s0=3.0, tokens=6, d=16, seed=0) -> LoopTrace:
-    """States with H_{k} = H_{k-1} + a_k u + d_⊥ v (v ⟂ u, unit): every token follows the
-    toy's s_{k+1} = sqrt((s_k + a_k)² + d_⊥²) from the same s_0, in float64."""
-    g = torch.Generator().manual_seed(seed)
-    h = torch.randn(1, tokens, d, generator=g, dtype=torch.float64)
-    h = s0 * h / h.norm(dim=-1, keepdim=True)  # (1, N, d)
-    h0, states = h, []
-    for a in increments:
-        u = h / h.norm(dim=-1, keepdim=True)
-        r = torch.randn(1, tokens, d, generator=g, dtype=torch.float64)
-        v = r - (r * u).sum(-1, keepdim=True) * u
-        v = v / v.norm(dim=-1, keepdim=True)
-        h = h + a * u + dperp * v
-        states.append(h)
-    return LoopTrace(h0, states, list(states))
-
-
-def test_toy_prediction_recovers_a_synthetic_recurrence():
+def test_toy_prediction_recovers_a_synthetic_recurrence(tol, synthetic_trace):
     trace = synthetic_trace([2.0] * 8)
     series = trace_series(trace)
     assert torch.allclose(torch.as_tensor(series["a"]), torch.full((8,), 2.0, dtype=torch.float64))
     t = toy_prediction_table(trace, trained_loops=4, rho=1.0)
     # the trace IS the toy (ρ = 1, a = 2, d = 0.5): prediction error is float64 round-off
-    assert max(t.column("rel_error")) <= 1e-12
+    assert max(t.column("rel_error")) <= tol.float64
     assert {r["protocol"] for r in t.rows} == {"early", "depth"}
     assert [r["loop"] for r in t.rows if r["protocol"] == "depth"] == list(range(1, 9))
     assert "within the 20% target" in t.notes
@@ -45,21 +27,21 @@ def test_toy_prediction_recovers_a_synthetic_recurrence():
     assert toy_prediction_table(lemma2_table(trace), 4, rho=1.0).to_json() == t.to_json()
 
 
-def test_a_regime_change_is_reported_with_its_reason():
+def test_a_regime_change_is_reported_with_its_reason(tol, synthetic_trace):
     trace = synthetic_trace([1.0] * 4 + [6.0] * 4)  # the radial increment jumps after loop 4
     t = toy_prediction_table(trace, trained_loops=4, rho=1.0)
     assert t.meta["worst_rel_error"]["depth"] > TARGET
     assert "OFF the 20% target" in t.notes and "why: the toy assumes a constant radial" in t.notes
     fitted = [r for r in t.rows if r["protocol"] == "depth" and r["fitted"]]
-    assert max(r["rel_error"] for r in fitted) <= 1e-12  # the fitted loops are still exact
+    assert max(r["rel_error"] for r in fitted) <= tol.float64  # the fitted loops are still exact
 
 
-def test_too_few_loops_is_a_clear_error():
+def test_too_few_loops_is_a_clear_error(synthetic_trace):
     with pytest.raises(ValueError, match="needs K ≥ 3"):
         toy_prediction_table(synthetic_trace([1.0, 1.0]), trained_loops=2)
 
 
-def test_a_blank_scale_is_named_not_fitted():
+def test_a_blank_scale_is_named_not_fitted(synthetic_trace):
     from blindspot.diagnostics.lemma2 import lemma2_table
 
     table = lemma2_table(synthetic_trace([1.0] * 4))

@@ -74,7 +74,7 @@ def test_shards_split_the_grid_and_stale_results_do_not_count(tmp_path, monkeypa
     data = json.loads(final.read_text())
     data["run_card"]["config"]["lr"] = 1.0
     final.write_text(json.dumps(data))
-    again = E._summary(tmp_path / "out", E.plan_runs("cpu", **{k: kw[k] for k in
+    again = E.summarize(tmp_path / "out", E.plan_runs("cpu", **{k: kw[k] for k in
                                                                ("seeds", "conditions",
                                                                 "overrides")}),
                        {"tier": "cpu", "rehearse": False, "seeds": [0], "plan": {},

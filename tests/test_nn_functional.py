@@ -10,10 +10,8 @@ from hypothesis import strategies as st
 
 from blindspot.nn import causal_attention, layer_norm, radial_split, rms_norm
 
-# float64 round-off of a handful of O(1) operations on O(1) numbers is ~1e-16 relative; 1e-12
-# leaves three orders of headroom for the reductions over n <= 64 and still catches any
-# wrong formula (which would be off at the 1e-1 level).
-RTOL64 = 1e-12
+# float64 round-off of a handful of O(1) operations on O(1) numbers is ~1e-16 relative, far
+# inside tol.float64; a wrong formula would be off at the 1e-1 level.
 EPSILONS = st.sampled_from([0.0, 1e-8, 1e-6, 1e-5])
 SCALES = st.floats(1e-3, 1e3)
 
@@ -25,31 +23,31 @@ def _x(seed: int, shape=(3, 5, 16)) -> torch.Tensor:
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), log_scale=st.floats(-6, 6), eps=EPSILONS)
-def test_rms_norm_matches_its_formula(seed, log_scale, eps):
+def test_rms_norm_matches_its_formula(tol, seed, log_scale, eps):
     x = _x(seed) * 10.0**log_scale
     w = _x(seed + 1, (16,))
     r = torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    torch.testing.assert_close(rms_norm(x, w, eps), w * x / r, rtol=RTOL64, atol=0)
+    torch.testing.assert_close(rms_norm(x, w, eps), w * x / r, rtol=tol.float64, atol=0)
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), c=SCALES)
-def test_rms_norm_is_scale_invariant_at_eps_zero(seed, c):
+def test_rms_norm_is_scale_invariant_at_eps_zero(tol, seed, c):
     x, w = _x(seed), _x(seed + 1, (16,))
     torch.testing.assert_close(rms_norm(c * x, w, 0.0), rms_norm(x, w, 0.0),
-                               rtol=RTOL64, atol=RTOL64)
+                               rtol=tol.float64, atol=tol.float64)
 
 
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**16), log_scale=st.floats(-6, 6), eps=EPSILONS)
-def test_layer_norm_matches_its_formula(seed, log_scale, eps):
+def test_layer_norm_matches_its_formula(tol, seed, log_scale, eps):
     x = _x(seed) * 10.0**log_scale
     w, b = _x(seed + 1, (16,)), _x(seed + 2, (16,))
     px = x - x.mean(-1, keepdim=True)
     sigma = torch.sqrt(px.pow(2).mean(-1, keepdim=True) + eps)
-    # atol: the bias b is O(1) and is added to w·Px/σ = O(1); RTOL64 of O(1) absolute.
+    # atol: the bias b is O(1) and is added to w·Px/σ = O(1); tol.float64 of O(1) absolute.
     torch.testing.assert_close(layer_norm(x, w, b, eps), w * px / sigma + b,
-                               rtol=RTOL64, atol=RTOL64)
+                               rtol=tol.float64, atol=tol.float64)
 
 
 @settings(max_examples=30, deadline=None)
@@ -64,7 +62,7 @@ def test_layer_norm_is_scale_and_shift_invariant_at_eps_zero(seed, c, shift):
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**16), log_h=st.floats(-8, 8), log_d=st.floats(-8, 8))
-def test_radial_split_reconstructs_and_is_orthogonal(seed, log_h, log_d):
+def test_radial_split_reconstructs_and_is_orthogonal(tol, seed, log_h, log_d):
     h, delta = _x(seed) * 10.0**log_h, _x(seed + 1) * 10.0**log_d
     a, perp = radial_split(h, delta)
     s = h.norm(dim=-1)
@@ -73,14 +71,14 @@ def test_radial_split_reconstructs_and_is_orthogonal(seed, log_h, log_d):
     scale_d = delta.norm(dim=-1)
     # Δ = a·u + Δ⊥ and ⟨u, Δ⊥⟩ = 0 up to float64 round-off relative to ‖Δ‖.
     torch.testing.assert_close(a.unsqueeze(-1) * u + perp, delta, rtol=0,
-                               atol=RTOL64 * scale_d.max().item())
-    assert ((u * perp).sum(-1).abs() <= RTOL64 * scale_d).all()
+                               atol=tol.float64 * scale_d.max().item())
+    assert ((u * perp).sum(-1).abs() <= tol.float64 * scale_d).all()
     # The exact expansion of proofs/lemma2.md: ‖h+Δ‖² = ‖h‖² + 2‖h‖a + ‖Δ‖²; relative round-off is
     # measured against the largest term.
     lhs = (h + delta).pow(2).sum(-1)
     rhs = s**2 + 2 * s * a + scale_d**2
     big = torch.maximum(s**2, scale_d**2)
-    assert ((lhs - rhs).abs() <= RTOL64 * big).all()
+    assert ((lhs - rhs).abs() <= tol.float64 * big).all()
 
 
 def test_radial_split_of_a_zero_state_is_all_tangential():
@@ -96,9 +94,10 @@ def test_radial_split_rejects_mismatched_shapes():
         radial_split(torch.ones(2, 4), torch.ones(2, 5))
 
 
-def test_causal_attention_matches_explicit_softmax():
+def test_causal_attention_matches_explicit_softmax(tol):
     q, k, v = (_x(s, (2, 3, 7, 4)) for s in (1, 2, 3))  # (B, H, T, d_h)
     scores = q @ k.transpose(-1, -2) / math.sqrt(4)  # (B, H, T, T)
     future = torch.triu(torch.ones(7, 7, dtype=torch.bool), diagonal=1)
     expected = scores.masked_fill(future, float("-inf")).softmax(-1) @ v
-    torch.testing.assert_close(causal_attention(q, k, v), expected, rtol=RTOL64, atol=RTOL64)
+    torch.testing.assert_close(causal_attention(q, k, v), expected, rtol=tol.float64,
+                               atol=tol.float64)

@@ -14,9 +14,8 @@ from blindspot.nn import LoopedLM, LoopTrace, ModelConfig, layer_norm, rms_norm
 
 TINY = ModelConfig(vocab_size=32, max_seq_len=12, d_model=16, n_heads=2, n_layers=2,
                    ff_mult=2.0, num_loops=3)
-# float64 round-off through a few tiny blocks is ~1e-15 relative; 1e-10 is far below any
-# change a wrong wiring would cause (O(1e-2) and up at this init).
-TOL64 = 1e-10
+# float64 round-off through a few tiny blocks is ~1e-15 relative; tol.float64 is far below
+# any change a wrong wiring would cause (O(1e-2) and up at this init).
 
 SWITCHES = {
     "default": {},
@@ -98,7 +97,7 @@ def test_looped_equals_unrolled_bit_for_bit_in_float64(switch):
         assert torch.equal(a, b)  # bit for bit: same operations in the same order
 
 
-def test_shared_weight_gradient_is_the_sum_over_unrolled_copies():
+def test_shared_weight_gradient_is_the_sum_over_unrolled_copies(tol):
     m = model(**SWITCHES["inter_loop_layernorm"])
     u = Unrolled(m)
     idx = tokens()
@@ -108,30 +107,30 @@ def test_shared_weight_gradient_is_the_sum_over_unrolled_copies():
     for j, blk in enumerate(m.blocks):
         for name, p in blk.named_parameters():
             copies = [dict(u.layers[k * L + j].named_parameters())[name].grad for k in range(K)]
-            # tied weights: dL/dw = Σ_k dL/dw_k; float64 summation order differs -> TOL64
-            torch.testing.assert_close(p.grad, sum(copies), rtol=TOL64, atol=TOL64)
+            # tied weights: dL/dw = Σ_k dL/dw_k; float64 summation order differs: tol.float64
+            torch.testing.assert_close(p.grad, sum(copies), rtol=tol.float64, atol=tol.float64)
 
 
 # ----------------------------------------------------------------------------- readout switches
 
 
-def test_raw_readout_logits_scale_with_the_state():
+def test_raw_readout_logits_scale_with_the_state(tol):
     m = model(readout="raw")
     h = torch.randn(2, 5, TINY.d_model, dtype=torch.float64)
     for c in (1e-3, 0.5, 7.0, 1e3):
         torch.testing.assert_close(m.readout_logits(c * h, 1, 3), c * m.readout_logits(h, 1, 3),
-                                   rtol=TOL64, atol=0)
+                                   rtol=tol.float64, atol=0)
 
 
 @settings(max_examples=25, deadline=None)
 @given(c=st.floats(1e-3, 1e3), kind=st.sampled_from(["rmsnorm", "layernorm"]))
-def test_norm_readout_is_invariant_to_rescaling_the_state_at_eps_zero(c, kind):
+def test_norm_readout_is_invariant_to_rescaling_the_state_at_eps_zero(tol, c, kind):
     m = model(norm=kind, norm_eps=0.0)
     h = torch.randn(2, 5, TINY.d_model, dtype=torch.float64,
                     generator=torch.Generator().manual_seed(3))
     for loop in (1, 3):
         torch.testing.assert_close(m.readout_logits(c * h, loop, 3), m.readout_logits(h, loop, 3),
-                                   rtol=TOL64, atol=TOL64)
+                                   rtol=tol.float64, atol=tol.float64)
 
 
 def test_final_only_norm_is_raw_before_the_last_loop_and_normalized_at_it():
@@ -162,7 +161,7 @@ def test_readout_logits_rejects_a_loop_outside_the_range():
 # ----------------------------------------------------------------------------- recurrence switches
 
 
-def test_inter_loop_norm_carries_the_normalized_state():
+def test_inter_loop_norm_carries_the_normalized_state(tol):
     for kind in ("rmsnorm", "layernorm"):
         m = model(inter_loop_norm=True, norm=kind)
         tr = m(tokens(), return_trace=True).trace
@@ -174,7 +173,7 @@ def test_inter_loop_norm_carries_the_normalized_state():
             centred = h - h.mean(-1, keepdim=True) if kind == "layernorm" else h
             ms = centred.pow(2).mean(-1)
             expected = (TINY.d_model * ms / (ms + TINY.norm_eps)).sqrt()
-            torch.testing.assert_close(c.norm(dim=-1), expected, rtol=TOL64, atol=0)
+            torch.testing.assert_close(c.norm(dim=-1), expected, rtol=tol.float64, atol=0)
 
 
 def test_without_inter_loop_norm_the_state_is_carried_as_is():
@@ -213,12 +212,13 @@ def test_injection_adds_the_prelude_output_at_every_loop():
                            model(input_injection="add").loop_step(h, e))
 
 
-def test_concat_injection_starts_as_add():
+def test_concat_injection_starts_as_add(tol):
     add, cat = model(input_injection="add"), model(input_injection="concat")
     cat.load_state_dict(add.state_dict(), strict=False)  # same blocks; injection_proj = [I | I]
     h, e = torch.randn(2, 1, 4, TINY.d_model, dtype=torch.float64).unbind(0)  # (1, 4, d) each
     # [I | I]·[h; e] = h + e up to one rounding per element in the matmul
-    torch.testing.assert_close(cat.loop_step(h, e), add.loop_step(h, e), rtol=TOL64, atol=TOL64)
+    torch.testing.assert_close(cat.loop_step(h, e), add.loop_step(h, e), rtol=tol.float64,
+                               atol=tol.float64)
 
 
 def test_prelude_and_coda_are_applied_once_not_per_loop():

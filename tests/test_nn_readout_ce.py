@@ -18,12 +18,10 @@ from blindspot.train.config import load_config
 
 # float64: both paths sum the same O(1) terms (log-sum-exp over V ≤ 40 logits, means over
 # N ≤ 21 rows, gradient sums over K·N ≤ 84 rows) in different orders; round-off is ~1e-15
-# relative, 1e-12 leaves three orders of headroom and still catches any wrong term (O(0.1)).
-TOL64 = 1e-12
+# relative, far inside tol.float64, and any wrong term is O(0.1).
 # float32: the same sums with eps = 1.2e-7; a log-sum-exp over V ≤ 40 terms and a gradient sum
-# over K·N ≤ 84 rows in another order move the result by at most ~10-100 eps of its size.
-# 1e-5 relative (with the same absolute floor, scaled by the tensor's size) is ~100 eps.
-TOL32 = 1e-5
+# over K·N ≤ 84 rows in another order move the result by at most ~10-100 eps of its size:
+# tol.float32 (with the same absolute floor, scaled by the tensor's size).
 
 
 def _problem(seed, K, B, T, d, V, dtype, scale=1.0):
@@ -54,36 +52,36 @@ SHAPES = dict(K=st.integers(1, 4), B=st.integers(1, 3), T=st.integers(1, 7),
 
 @settings(max_examples=30, deadline=None)
 @given(**SHAPES, log_scale=st.floats(-2, 1))
-def test_chunked_equals_plain_in_float64(K, B, T, d, V, rows, seed, log_scale):
+def test_chunked_equals_plain_in_float64(tol, K, B, T, d, V, rows, seed, log_scale):
     p = _problem(seed, K, B, T, d, V, torch.float64, 10.0**log_scale)
     want, want_g = _value_and_grads(*p)
     got, got_g = _value_and_grads(*p, max_bytes=0, chunk_bytes=4 * V * rows)
-    _close(got, want, TOL64)
+    _close(got, want, tol.float64)
     for a, b in zip(got_g, want_g, strict=True):
-        _close(a, b, TOL64)
+        _close(a, b, tol.float64)
 
 
 @settings(max_examples=20, deadline=None)
 @given(**SHAPES)
-def test_chunked_equals_plain_in_float32(K, B, T, d, V, rows, seed):
+def test_chunked_equals_plain_in_float32(tol, K, B, T, d, V, rows, seed):
     p = _problem(seed, K, B, T, d, V, torch.float32)
     want, want_g = _value_and_grads(*p)
     got, got_g = _value_and_grads(*p, max_bytes=0, chunk_bytes=4 * V * rows)
     assert got.dtype == want.dtype == torch.float32
-    _close(got, want, TOL32)
+    _close(got, want, tol.float32)
     for a, b in zip(got_g, want_g, strict=True):
-        _close(a, b, TOL32)
+        _close(a, b, tol.float32)
 
 
 @pytest.mark.parametrize("reduction", ["sum", "none"])
-def test_other_reductions_match_the_plain_per_token_cross_entropy(reduction):
+def test_other_reductions_match_the_plain_per_token_cross_entropy(tol, reduction):
     feats, weight, targets, _ = _problem(0, 3, 2, 5, 8, 11, torch.float64)
     want = torch.stack([F.cross_entropy((x @ weight.T).flatten(0, 1), targets.flatten(),
                                         reduction=reduction) for x in feats])
     for max_bytes in (PLAIN_MAX_BYTES, 0):
         got = readout_cross_entropy(feats, weight, targets, reduction=reduction,
                                     max_bytes=max_bytes, chunk_bytes=4 * 11 * 3)
-        _close(got.detach(), want.detach(), TOL64)
+        _close(got.detach(), want.detach(), tol.float64)
 
 
 def test_logits_without_a_weight_are_the_plain_cross_entropy():
@@ -147,7 +145,7 @@ def test_every_cpu_preset_stays_on_the_plain_path_and_the_44m_chunks():
                    big.model.vocab_size)
 
 
-def test_loop_cross_entropy_of_the_model_is_the_same_on_both_paths(monkeypatch):
+def test_loop_cross_entropy_of_the_model_is_the_same_on_both_paths(tol, monkeypatch):
     """LoopedLM.loop_cross_entropy: the forward pass with logits and one CE per loop below the
     threshold, the forward pass without logits and the chunked readout above it; every
     readout switch (final_only_norm decodes its last loop differently) and a coda."""
@@ -167,7 +165,7 @@ def test_loop_cross_entropy_of_the_model_is_the_same_on_both_paths(monkeypatch):
                 mp.setattr(model_module, "chunked", lambda *a: True)
                 got, out2 = m.loop_cross_entropy(idx, y, last_only=last_only)
             assert out2.logits == []  # no logits were kept
-            _close(got, want, TOL64)
+            _close(got, want, tol.float64)
 
 
 def test_bad_arguments_are_named():

@@ -23,8 +23,7 @@ from blindspot.symbolic.certificate import vanish
 SEEDS = range(5)
 EPSILONS = (0.0, 1e-8, 1e-6, 1e-5)
 # Float64 agreement of two evaluations of the same formula: a few ulps per operation over
-# n <= 16 terms; 1e-12 relative is 1e4 ulps of margin and far below any real discrepancy.
-F64 = 1e-12
+# n <= 16 terms, far inside tol.float64 and far below any real discrepancy.
 
 
 def _holds(cert, dims):
@@ -227,7 +226,7 @@ def test_momentum_growth_certificate():
     _holds(I.MOMENTUM_GROWTH, (2,))
     _numeric("MOMENTUM_GROWTH")
     # negative control: with weight decay the same runs do shrink |w|
-    w0, losses = numeric._scale_invariant_stream(16, 50, 0)
+    w0, losses = numeric.scale_invariant_stream(16, 50, 0)
     r = numeric.run_optimizer(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9,
                                                          weight_decay=0.1), w0, losses)
     assert bool((r["norm"][1:] < r["norm"][:-1]).any())
@@ -245,12 +244,12 @@ def test_adam_counterexample_certificate():
         assert float(w.detach().pow(2).sum()) > 5.0
 
 
-def test_exports_latex_and_lambdify():
+def test_exports_latex_and_lambdify(tol):
     tex = I.LEMMA2_EXPANSION.latex()
     assert tex["statement"].startswith("s' - s") and "beta" in tex["increment"]
     f = I.LEMMA2_EXPANSION.lambdify("increment")
     # s' - s at s = 3, a = 0, beta = 4 is sqrt(9 + 16) - 3 = 2 exactly
-    assert f(3.0, 0.0, 4.0) == pytest.approx(2.0, rel=F64)
+    assert f(3.0, 0.0, 4.0) == pytest.approx(2.0, rel=tol.float64)
     with pytest.raises(KeyError, match="exports"):
         I.LEMMA2_EXPANSION.lambdify("nope")
     with pytest.raises(ValueError, match="not supported"):
@@ -290,7 +289,7 @@ eps_values = st.sampled_from(EPSILONS)
 
 @settings(max_examples=60, deadline=None)
 @given(states, log_scales, eps_values)
-def test_metamorphic_scale_and_shift(h, log_c, eps):
+def test_metamorphic_scale_and_shift(tol, h, log_c, eps):
     """N(c h; eps) = N(h; eps / c^2) (eps = 0: plain invariance), and the same for
     LayerNorm under c h + b 1, for numpy and torch references, c over 1e-30..1e30."""
     c = 10.0**log_c
@@ -307,15 +306,15 @@ def test_metamorphic_scale_and_shift(h, log_c, eps):
             got_t = numeric.layer_norm(torch.tensor(c * h + 0.5 * c), torch.tensor(gain),
                                        torch.tensor(0.1, dtype=torch.float64), eps).numpy()
         scale = np.abs(want).max()
-        # 1e-12 relative: two float64 evaluations of one formula (see F64); entries of c*h
+        # two float64 evaluations of one formula (tol.float64, relative); entries of c*h
         # near 1e-33 can go subnormal, which costs absolute, not relative-to-max, precision
-        assert np.abs(got_np - want).max() <= F64 * scale
-        assert np.abs(got_t - want).max() <= F64 * scale
+        assert np.abs(got_np - want).max() <= tol.float64 * scale
+        assert np.abs(got_t - want).max() <= tol.float64 * scale
 
 
 @settings(max_examples=40, deadline=None)
 @given(states, eps_values)
-def test_differential_sympy_jacobian_vs_jacrev(h, eps):
+def test_differential_sympy_jacobian_vs_jacrev(tol, h, eps):
     """The certificate's closed-form Jacobians, lambdified from sympy, equal torch.func.jacrev
     of the reference normalizers."""
     h = np.array(h)[:3] + np.array([0.0, 0.1, -0.2])  # n = 3; shift avoids equal entries
@@ -324,15 +323,15 @@ def test_differential_sympy_jacobian_vs_jacrev(h, eps):
     gain = np.array([1.5, -0.7, 0.9])
     J_sym = np.array(I.NORM_JACOBIAN.lambdify("rms_jacobian", 3)(h, gain, eps), dtype=float)
     J_t = jacrev(lambda x: numeric.rms_norm(x, torch.tensor(gain), eps))(torch.tensor(h)).numpy()
-    assert np.abs(J_sym - J_t).max() <= F64 * np.abs(J_t).max()
+    assert np.abs(J_sym - J_t).max() <= tol.float64 * np.abs(J_t).max()
     Jl_sym = np.array(I.NORM_JACOBIAN.lambdify("layer_norm_jacobian", 3)(h, gain, eps), dtype=float)
     Jl_t = jacrev(lambda x: numeric.layer_norm(x, torch.tensor(gain), None, eps))(
         torch.tensor(h)).numpy()
-    # LayerNorm: the centring adds one subtraction per entry; same 1e-12 budget scaled by |J|
-    assert np.abs(Jl_sym - Jl_t).max() <= F64 * np.abs(Jl_t).max()
+    # LayerNorm: the centring adds one subtraction per entry; same budget scaled by |J|
+    assert np.abs(Jl_sym - Jl_t).max() <= tol.float64 * np.abs(Jl_t).max()
     n_sym = np.array(I.RMSNORM_INVARIANCE.lambdify("rms_norm", 3)(h, gain, eps), dtype=float)
     n_ref = reference.rms_norm(h, gain, eps)
-    assert np.abs(n_sym.ravel() - n_ref).max() <= F64 * np.abs(n_ref).max()
+    assert np.abs(n_sym.ravel() - n_ref).max() <= tol.float64 * np.abs(n_ref).max()
 
 
 ints = st.integers(-10**6, 10**6)
@@ -360,7 +359,7 @@ def test_bounds_lemma2_identity_exactly(h, d):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(entries, min_size=6, max_size=6), st.lists(entries, min_size=6, max_size=6),
        log_scales)
-def test_bounds_lemma2_float64(h, d, log_c):
+def test_bounds_lemma2_float64(tol, h, d, log_c):
     """The float64 decomposition of any update matches the identity to round-off."""
     h, d = torch.tensor(h, dtype=torch.float64) * 10.0**log_c, torch.tensor(d, dtype=torch.float64)
     if h.norm() == 0:
@@ -369,8 +368,8 @@ def test_bounds_lemma2_float64(h, d, log_c):
     s, a, beta = T["s"], T["a"], T["beta"]
     lhs = (h + d).pow(2).sum()
     rhs = (s + a) ** 2 + beta**2
-    # each side sums squares of size <= (s + |d|)^2: round-off F64 relative to that size
-    assert float((lhs - rhs).abs()) <= F64 * float((s + d.norm()) ** 2)
+    # each side sums squares of size <= (s + |d|)^2: round-off tol.float64 relative to that size
+    assert float((lhs - rhs).abs()) <= tol.float64 * float((s + d.norm()) ** 2)
 
 
 def test_certificate_reports_failures():
@@ -401,7 +400,7 @@ def test_numeric_checks_are_deterministic():
 @given(st.lists(st.floats(-10, 10), min_size=2, max_size=2).filter(
            lambda v: np.linalg.norm(v) > 1e-2),
        st.floats(-3.0, 3.0), st.sampled_from(EPSILONS[1:]), st.integers(0, 2))
-def test_differential_eps_leak_closed_form_vs_autograd(h, log_c, eps, y):
+def test_differential_eps_leak_closed_form_vs_autograd(tol, h, log_c, eps, y):
     """The lambdified sympy closed form of the radial derivative (EPS_LEAK export) equals
     <h, grad L> from torch.func.grad for a real cross-entropy readout, eps in {1e-8..1e-5}."""
     h = torch.tensor(h, dtype=torch.float64) * 10.0**log_c
@@ -417,10 +416,10 @@ def test_differential_eps_leak_closed_form_vs_autograd(h, log_c, eps, y):
     closed = I.EPS_LEAK.lambdify("radial_derivative", 2)(h.numpy(), gain.numpy(), eps,
                                                          outer.numpy())
     # <h, grad L> is a cancelling sum of terms of size |h||grad L|: compare at that scale
-    assert abs(float(h @ g) - float(closed)) <= F64 * float(h.norm() * g.norm())
+    assert abs(float(h @ g) - float(closed)) <= tol.float64 * float(h.norm() * g.norm())
 
 
-def test_lambdified_closed_forms_match_the_numeric_formulas():
+def test_lambdified_closed_forms_match_the_numeric_formulas(tol):
     """The numerics' hand-written second-order Lemma 2 term, weight-decay equilibrium and
     radial gain are the sympy exports evaluated, not independent guesses."""
     second = I.LEMMA2_EXPANSION.lambdify("increment_second_order_term")
@@ -428,12 +427,12 @@ def test_lambdified_closed_forms_match_the_numeric_formulas():
     theta = I.WEIGHT_DECAY.lambdify("theta_star")
     kappa = I.EPS_LEAK.lambdify("radial_gain", 2)
     for s, a, beta in [(50.0, 0.3, 1.2), (7.0, -1.5, 0.4)]:
-        assert second(s, a, beta) == pytest.approx(-a * beta**2 / (2 * s**2), rel=F64)
+        assert second(s, a, beta) == pytest.approx(-a * beta**2 / (2 * s**2), rel=tol.float64)
     rep = numeric.check_weight_decay(seed=0)
-    assert x_star(0.1, 0.01, rep.values["G"]) == pytest.approx(rep.values["x*"], rel=F64)
-    assert theta(0.1, 0.01) == pytest.approx(rep.values["theta*"], rel=F64)
+    assert x_star(0.1, 0.01, rep.values["G"]) == pytest.approx(rep.values["x*"], rel=tol.float64)
+    assert theta(0.1, 0.01) == pytest.approx(rep.values["theta*"], rel=tol.float64)
     h = np.array([3.0, -4.0])
-    assert kappa(h, 1e-3) == pytest.approx(1e-3 / (12.5 + 1e-3), rel=F64)
+    assert kappa(h, 1e-3) == pytest.approx(1e-3 / (12.5 + 1e-3), rel=tol.float64)
 
 
 positive_rationals = st.fractions(min_value=Fraction(1, 10**6), max_value=10**6)
@@ -456,7 +455,7 @@ def test_bounds_lemma2_explicit_exactly(s, x, q):
 @settings(max_examples=60, deadline=None)
 @given(st.lists(entries, min_size=6, max_size=6), st.lists(entries, min_size=6, max_size=6),
        log_scales)
-def test_bounds_lemma2_float64_every_scale(h, d, log_c):
+def test_bounds_lemma2_float64_every_scale(tol, h, d, log_c):
     """Float64 updates at scales 1e-30..1e30 lie inside the explicit bounds (to round-off), and
     the lambdified sympy bounds equal the twin's hand-written ones."""
     h, d = torch.tensor(h, dtype=torch.float64) * 10.0**log_c, torch.tensor(d, dtype=torch.float64)
@@ -468,15 +467,15 @@ def test_bounds_lemma2_float64_every_scale(h, d, log_c):
     s, a, beta = float(T["s"]), float(T["a"]), float(T["beta"])
     lo = I.LEMMA2_BOUNDS.lambdify("radial_lower")(s, a, beta)
     up = I.LEMMA2_BOUNDS.lambdify("radial_upper")(s, a, beta)
-    # same closed form evaluated twice in float64: F64 relative to the bound's own size
-    assert up - lo == pytest.approx(x["bound_width"], rel=F64, abs=1e-300)
+    # same closed form evaluated twice in float64: tol.float64 relative to the bound's own size
+    assert up - lo == pytest.approx(x["bound_width"], rel=tol.float64, abs=1e-300)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.floats(-10, 10), min_size=2, max_size=2).filter(
            lambda v: np.linalg.norm(v) > 1e-2),
        st.floats(-3.0, 3.0), eps_values, st.integers(0, 1))
-def test_differential_eps_temperature_export_vs_autograd(h, log_c, eps, y):
+def test_differential_eps_temperature_export_vs_autograd(tol, h, log_c, eps, y):
     """The lambdified EPS_TEMPERATURE export kappa (E_p z - z_y), with the model's own
     logits, equals <h, grad L> from torch.func.grad, eps in {0, 1e-8, 1e-6, 1e-5} (at 0 both
     are 0) and scales over six orders of magnitude."""
@@ -490,11 +489,11 @@ def test_differential_eps_temperature_export_vs_autograd(h, log_c, eps, y):
     g = torch.func.grad(L)(h)
     force = I.EPS_TEMPERATURE.lambdify("temperature_force", 2)
     closed = force(h.numpy(), gain.numpy(), eps, W.numpy().ravel())[y]
-    # a cancelling sum of terms of size |h||grad L|: compare at that scale (see F64)
-    assert abs(float(h @ g) - float(closed)) <= F64 * float(h.norm() * g.norm())
+    # a cancelling sum of terms of size |h||grad L|: compare at that scale (tol.float64)
+    assert abs(float(h @ g) - float(closed)) <= tol.float64 * float(h.norm() * g.norm())
 
 
-def test_direction_limit_export_is_the_autograd_slope():
+def test_direction_limit_export_is_the_autograd_slope(tol):
     """The lambdified 1/s coefficient B2 J_N(h) B1 N(h) equals d/dt F(t) at 0 by
     torch.func.jacrev, F(t) = B1 N(h) + B2 N(h + t B1 N(h)), at random points (n = 2, 3)."""
     rng = np.random.default_rng(0)
@@ -511,4 +510,4 @@ def test_direction_limit_export_is_the_autograd_slope():
 
             want = jacrev(F)(torch.zeros((), dtype=torch.float64)).numpy()
             got = np.array(slope(h, g, B1.ravel(), B2.ravel()), dtype=float).ravel()
-            assert np.abs(got - want).max() <= F64 * np.abs(want).max()
+            assert np.abs(got - want).max() <= tol.float64 * np.abs(want).max()

@@ -9,27 +9,27 @@ import torch
 from blindspot.checks import theory_lm as T
 
 # Every quantity below is computed in float64 on a model whose parameters are O(1) or
-# smaller; 1e-12 relative to the size of the cancelling sum it comes from is ~1e4 ulps.
-F64 = 1e-12
+# smaller, and compared at tol.float64 relative to the size of the cancelling sum it comes
+# from.
 
 
 @pytest.mark.parametrize("block", ["pre", "sandwich"])
-def test_tied_readout_adds_the_temperature_force_and_untied_is_blind(block):
+def test_tied_readout_adds_the_temperature_force_and_untied_is_blind(tol, block):
     r = T.tied_vs_untied(block_norm=block)
     t, u = r["tied"], r["untied"]
-    assert abs(u["inner"]) <= F64 * u["size"]
-    assert t["inner"] == pytest.approx(t["correction"], abs=F64 * t["size"])
+    assert abs(u["inner"]) <= tol.float64 * u["size"]
+    assert t["inner"] == pytest.approx(t["correction"], abs=tol.float64 * t["size"])
     assert abs(t["correction"]) > 1e-6 * t["size"]  # resolvably non-zero: not a 0 = 0
 
 
-def test_at_the_paper_init_the_tied_force_is_large_and_inward():
+def test_at_the_paper_init_the_tied_force_is_large_and_inward(tol):
     """N(0, 1) tied readout: large initial logits, CE far above ln V, so the loss wants
     softer logits and <P, grad_P L> > 0 (descent shrinks the group); still the closed form."""
     r = T.tied_vs_untied(init="paper")
     t, u = r["tied"], r["untied"]
-    assert t["inner"] == pytest.approx(t["correction"], abs=F64 * t["size"])
+    assert t["inner"] == pytest.approx(t["correction"], abs=tol.float64 * t["size"])
     assert t["inner"] > 1.0 and t["loss"] > np.log(64)
-    assert abs(u["inner"]) <= F64 * u["size"]
+    assert abs(u["inner"]) <= tol.float64 * u["size"]
     with pytest.raises(ValueError, match="init"):
         T.tied_vs_untied(init="xavier")
 
@@ -51,7 +51,7 @@ def test_stream_parameters_name_the_writers_of_each_block_kind():
         T.stream_parameters(T.small_lm(0, inter_loop_norm=True))
 
 
-def test_homogeneity_of_the_states_in_p():
+def test_homogeneity_of_the_states_in_p(tol):
     """Scaling P by c scales every state by c (eps = 0, untied), which is what both
     statements rest on; with an input injection ("add") too."""
     for injection in ("none", "add"):
@@ -62,7 +62,7 @@ def test_homogeneity_of_the_states_in_p():
             for p in T.stream_parameters(m).values():
                 p.mul_(1e3)
             after = m(idx, logits="none").states[-1]
-        assert float((after - 1e3 * before).norm() / (1e3 * before).norm()) <= F64
+        assert float((after - 1e3 * before).norm() / (1e3 * before).norm()) <= tol.float64
 
 
 def test_kappa_at_both_initializations():
@@ -94,11 +94,11 @@ def test_direction_limit_on_a_real_loop():
     assert 80 < r["to_limit_c=100"] / r["to_limit_c=10000"] < 120  # like 1/c: 100x
 
 
-def test_sgd_family_never_shrinks_the_stream_norm_and_the_state_need_not_follow():
+def test_sgd_family_never_shrinks_the_stream_norm_and_the_state_need_not_follow(tol):
     for opt, lr in (("sgd", 0.5), ("heavy_ball", 0.05), ("nesterov", 0.05)):
         r = T.optimizer_stream_norms(opt, steps=12, lr=lr)
         P = np.array(r["P_norm"])
-        assert np.all(np.diff(P) >= -F64 * P[:-1])
+        assert np.all(np.diff(P) >= -tol.float64 * P[:-1])
     H = np.array(T.optimizer_stream_norms("sgd", steps=12, lr=0.5)["HK_norm"])
     assert np.any(np.diff(H) < 0)
     with pytest.raises(ValueError, match="optimizer"):

@@ -12,6 +12,8 @@
 - :mod:`~blindspot.checks.table1`: the paper's Table 1 on the committed grids (full, gpu);
 - :mod:`~blindspot.checks.toy`: the toy models' closed forms;
 - :mod:`~blindspot.checks.train`: the training objective.
+
+:mod:`~blindspot.checks.small` holds the small float64 ``LoopedLM`` the quick checks share.
 """
 
 from blindspot.checks import (
@@ -19,6 +21,7 @@ from blindspot.checks import (
     diagnostics,
     nn,
     scale_growth,
+    small,  # noqa: F401  (the shared small model; registers nothing)
     symbolic,
     table1,
     theory_lm,  # noqa: F401  (helpers of symbolic; listed so that every module is named here)

@@ -30,7 +30,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from blindspot.checks.diagnostics import SMALL, small_model, small_tokens
+from blindspot.checks.small import SMALL, small_model, small_tokens
 from blindspot.claims import Outcome, claim
 from blindspot.control import (
     BlindSpotWarning,
@@ -59,7 +59,7 @@ STEPS, EVERY = 20, 5  # 5 measurements: the growth window (4) is full from step 
 PENALTY = 0.01  # λ, the paper's
 
 
-def _batches(seed: int = 0, batch: int = 8, seq: int = 16):
+def byte_batches(seed: int = 0, batch: int = 8, seq: int = 16):
     """Byte windows of the generated toy corpus, (B, T+1) each, deterministic for a seed."""
     from blindspot.train.data import ByteTokenizer, generated_text
 
@@ -103,7 +103,7 @@ def monitored_run(readout: str = "norm", penalty: float = 0.0, steps: int = STEP
     controls = [NormPenalty(penalty)] if penalty else []
     monitor = ScaleMonitor(adapter_for(model), every=every, controls=controls, **options)
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
-    data = _batches(seed)
+    data = byte_batches(seed)
     log = logging.getLogger("blindspot.control")
     capture = _Capture()
     log.addHandler(capture)  # a handler on the logger: nothing reaches stderr
@@ -371,7 +371,7 @@ def training_difference(steps: int = 6, seed: int = 0) -> float:
         monitor = ScaleMonitor(adapter_for(model), every=2)
         zero = NormPenalty(0.0)
         opt = torch.optim.AdamW(model.parameters(), lr=LR)
-        data = _batches(seed)
+        data = byte_batches(seed)
         for step in range(steps):
             tokens = next(data)
             x, y = tokens[:, :-1], tokens[:, 1:]

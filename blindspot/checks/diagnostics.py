@@ -13,35 +13,20 @@ book read the same tables), skipped with the command when absent.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import torch
 from torch import Tensor
 
+from blindspot.checks.small import small_model, small_tokens
 from blindspot.claims import Outcome, claim
 from blindspot.diagnostics import adapter_for, record
 from blindspot.diagnostics.lemma2 import decompose_update, lemma2_table
 from blindspot.diagnostics.radial import radial_table
-from blindspot.nn import LoopedLM, ModelConfig
 from blindspot.nn.config import READOUTS
 from blindspot.train.config import condition_names
 
-SMALL = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
-                    ff_mult=2.0, num_loops=4, norm_eps=0.0)
-
 # float64 round-off (2.2e-16) accumulated over sums of d = 32 terms and a few chained ops
 F64_TOL = 1e-12
-
-
-def small_model(seed: int = 0, **overrides) -> LoopedLM:
-    torch.manual_seed(seed)
-    return LoopedLM(replace(SMALL, **overrides)).double().eval()
-
-
-def small_tokens(seed: int = 1, batch: int = 2) -> Tensor:
-    """(B, T+1) tokens: inputs are [:, :-1], next-token targets [:, 1:]."""
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, SMALL.vocab_size, (batch, SMALL.max_seq_len + 1), generator=g)
 
 
 # ------------------------------------------------------------------------------ recorder

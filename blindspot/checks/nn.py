@@ -11,12 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from blindspot.checks.small import SMALL, small_inputs, small_model
 from blindspot.claims import Outcome, claim
-from blindspot.nn import LoopedLM, ModelConfig
+from blindspot.nn import LoopedLM
 from blindspot.nn.config import READOUTS
 
-SMALL = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
-                    ff_mult=2.0, num_loops=4, norm_eps=0.0)
 FACTORS = (1e-3, 1e3)  # c in H_1 -> c·H_1
 
 
@@ -34,18 +33,6 @@ def rescaled_rollout(model: LoopedLM, idx: Tensor, loop: int, c: float) -> list[
     return states
 
 
-def _model(seed: int = 0, **overrides) -> LoopedLM:
-    from dataclasses import replace
-
-    torch.manual_seed(seed)
-    return LoopedLM(replace(SMALL, **overrides)).double().eval()
-
-
-def _tokens(seed: int = 1) -> Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, SMALL.vocab_size, (2, SMALL.max_seq_len), generator=g)
-
-
 def _rel(a: Tensor, b: Tensor) -> float:
     return ((a - b).norm() / b.norm()).item()
 
@@ -58,11 +45,11 @@ def _rel(a: Tensor, b: Tensor) -> float:
        test="tests/test_nn_checks.py::test_inter_loop_norm_claim_and_its_contrast",
        page="proofs/normalizers.md")
 def inter_loop_norm_removes_scale() -> Outcome:
-    idx = _tokens()
+    idx = small_inputs()
     worst_norm, least_plain = 0.0, float("inf")
     for kind in ("rmsnorm", "layernorm"):
         with torch.no_grad():
-            normed, plain = _model(norm=kind, inter_loop_norm=True), _model(norm=kind)
+            normed, plain = small_model(norm=kind, inter_loop_norm=True), small_model(norm=kind)
             base_n = rescaled_rollout(normed, idx, 1, 1.0)
             base_p = rescaled_rollout(plain, idx, 1, 1.0)
             for c in FACTORS:
@@ -87,7 +74,7 @@ def inter_loop_norm_removes_scale() -> Outcome:
        test="tests/test_nn_checks.py::test_prenorm_claim_and_its_contrast",
        page="proofs/lemma2.md")
 def prenorm_loop_carries_scale() -> Outcome:
-    m, idx = _model(), _tokens()
+    m, idx = small_model(), small_inputs()
     cs = (1.0, 1e1, 1e2, 1e3, 1e4)
     with torch.no_grad():
         h, e = m.embed(idx)
@@ -174,7 +161,7 @@ def norms_closed_form() -> Outcome:
     worst, count = 0.0, 0
     for kind in ("rmsnorm", "layernorm"):
         for eps in (0.0, 1e-6):
-            model = with_drawn_gains(_model(norm=kind, norm_eps=eps, block_norm="sandwich",
+            model = with_drawn_gains(small_model(norm=kind, norm_eps=eps, block_norm="sandwich",
                                             inter_loop_norm=True))
             with torch.no_grad():
                 for _, m in norm_modules(model):
@@ -197,8 +184,8 @@ def readout_errors(readout: str, kind: str = "rmsnorm") -> dict[str, float]:
     """Largest relative error of LoopedLM's logits against W·N_f(H_k) (normalized loops) or
     W·H_k (raw loops): ``loops`` for the per-loop readouts of a K-loop run, ``exits`` for the
     readout of a run stopped at depth k = 1..K (what an early exit sees)."""
-    model = with_drawn_gains(_model(readout=readout, norm=kind, norm_eps=1e-6))
-    idx, K = _tokens(), model.cfg.num_loops
+    model = with_drawn_gains(small_model(readout=readout, norm=kind, norm_eps=1e-6))
+    idx, K = small_inputs(), model.cfg.num_loops
     W, f = model.lm_head.weight, model.final_norm
 
     def want(h: Tensor, k: int, depth: int) -> Tensor:

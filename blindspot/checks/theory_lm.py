@@ -11,26 +11,20 @@ Registers no claims. Tests: ``tests/test_symbolic_lm.py``.
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from blindspot.nn import LoopedLM, ModelConfig
-
-# Small enough for the quick tier (a forward and backward in float64 take milliseconds),
-# large enough to have every part of the real model: attention and SwiGLU sublayers, a stack
-# of two blocks per loop, learned positions, and a readout tied to the token embedding.
-SMALL_LM = ModelConfig(vocab_size=64, max_seq_len=16, d_model=32, n_heads=4, n_layers=2,
-                        ff_mult=2.0, num_loops=4, norm_eps=0.0, init="gpt2")
+from blindspot.checks.small import small_model
+from blindspot.nn import LoopedLM
 
 
 def small_lm(seed: int = 0, **overrides) -> LoopedLM:
-    """A float64 :class:`LoopedLM` in eval mode, GPT-2-style init unless ``init="paper"``."""
-    torch.manual_seed(seed)
-    return LoopedLM(replace(SMALL_LM, **overrides)).double().eval()
+    """The checks' small float64 :class:`LoopedLM` (:func:`blindspot.checks.small.small_model`)
+    with GPT-2-style init unless ``init="paper"``."""
+    return small_model(seed, **{"init": "gpt2", **overrides})
 
 
 def batch(model: LoopedLM, seed: int = 1, size: int = 2) -> tuple[Tensor, Tensor]:

@@ -20,13 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from blindspot.checks.nn import (
-    _model,
-    _tokens,
-    nan_as_inf,
-    normalized_at,
-    with_drawn_gains,
-)
+from blindspot.checks.nn import nan_as_inf, normalized_at, with_drawn_gains
+from blindspot.checks.small import small_inputs, small_model
 from blindspot.claims import Outcome, claim
 from blindspot.nn.config import READOUTS
 from blindspot.train import losses
@@ -46,10 +41,10 @@ def loop_weights(supervision: str, num_loops: int) -> list[float]:
 
 def _run(readout: str = "norm", eps: float = 1e-6):
     """(model, detached states H_1..H_K, targets) of a small float64 model with drawn gains."""
-    model = with_drawn_gains(_model(readout=readout, norm_eps=eps))
+    model = with_drawn_gains(small_model(readout=readout, norm_eps=eps))
     with torch.no_grad():
-        states = [h.detach() for h in model(_tokens()).states]
-    return model, states, _tokens(seed=2)
+        states = [h.detach() for h in model(small_inputs()).states]
+    return model, states, small_inputs(seed=2)
 
 
 def _ce_parts(z: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:

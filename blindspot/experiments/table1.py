@@ -219,8 +219,8 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
             log(f"[table1 {tier}] {name}: ppl_K {f['ppl_K']:.3f}, ‖H_K‖ {f['scale_K']:.2f}"
                 f" ({res.wall_time_s:.0f} s)")
             atomic_write_json(out / "summary.json",
-                              _summary(out, runs, meta, time.perf_counter() - t0))
-    summary = _summary(out, runs, meta, time.perf_counter() - t0)
+                              summarize(out, runs, meta, time.perf_counter() - t0))
+    summary = summarize(out, runs, meta, time.perf_counter() - t0)
     atomic_write_json(out / "summary.json", summary)
     table = format_table(summary)
     atomic_write_text(out / "table.md", table + "\n")
@@ -228,7 +228,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     return summary
 
 
-def _summary(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
+def summarize(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
     """The summary of the planned runs whose results are on disk under ``out/per_run`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
     done: dict[str, list[dict[str, Any]]] = {}

@@ -5,7 +5,8 @@ The sympy certificates (:mod:`blindspot.symbolic.identities`) prove the algebra 
 these checks evaluate the same statements with autograd at n = 16 and against the closed
 forms, so a sign or factor slip in either place shows up as a disagreement. Each check
 returns a :class:`NumericReport` of named errors (relative, dimensionless) and passes when
-every error is below its tolerance. Demonstrated in ``tests/test_symbolic_numeric.py``.
+every error is below its tolerance. Demonstrated in ``tests/test_symbolic.py``, whose test of
+each certificate runs its numeric twin for five seeds.
 
 This module imports torch; :mod:`blindspot.symbolic` itself stays sympy-only.
 """
@@ -715,7 +716,7 @@ def check_direction_limit(seed: int = 0) -> NumericReport:
     return NumericReport("DIRECTION_LIMIT", e, tol, v)
 
 
-def _scale_invariant_stream(n: int, steps: int, seed: int, signal: float = 0.3):
+def scale_invariant_stream(n: int, steps: int, seed: int, signal: float = 0.3):
     """Per-step losses L_t(w) = <a + xi_t, w/|w|> (fixed a, fresh xi_t ~ N(0, I)): exactly
     scale invariant, noisy like minibatches."""
     g = torch.Generator().manual_seed(seed)
@@ -750,7 +751,7 @@ def check_momentum_growth(seed: int = 0, n: int = 16, steps: int = 300) -> Numer
     """torch.optim.SGD (plain, heavy ball, Nesterov; no decay) on exactly scale-invariant
     noisy losses never shrinks |w|: every step's relative change is >= -round-off; and
     D_t <= -eta mu |v_t|^2 (heavy ball), D_t <= -(eta mu/2) |v_t|^2 (Nesterov)."""
-    w0, losses = _scale_invariant_stream(n, steps, seed)
+    w0, losses = scale_invariant_stream(n, steps, seed)
     e, v = {}, {}
     for lr in (0.1, 1.0):
         for mom, nest in ((0.0, False), (0.9, False), (0.9, True)):
@@ -775,7 +776,7 @@ def adam_shrink_fraction(seed: int = 0, n: int = 16, steps: int = 1000, lr: floa
     """Fraction of torch.optim.Adam steps that shrink |w| on the noisy scale-invariant losses
     of :func:`check_momentum_growth` (no guarantee applies: the step is not a gradient
     multiple, so it need not be orthogonal to w)."""
-    w0, losses = _scale_invariant_stream(n, steps, seed)
+    w0, losses = scale_invariant_stream(n, steps, seed)
     r = run_optimizer(lambda ps: torch.optim.Adam(ps, lr=lr, **adam), w0, losses)
     return float((r["norm"][1:] < r["norm"][:-1]).double().mean())
 
