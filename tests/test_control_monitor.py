@@ -1,7 +1,6 @@
 """``ScaleMonitor``: its verdict, its statistics against the diagnostics', its JSONL, its errors,
 and that watching a run never changes it."""
 
-import ast
 import json
 import logging
 import math
@@ -269,27 +268,3 @@ def test_verdict(small_foreign, case, monkeypatch):
 def test_monitor_is_deterministic():
     a, b = (monitored_run("norm", steps=10, every=5)["records"] for _ in range(2))
     assert a == b
-
-
-LAYER_OK = ("blindspot.control", "blindspot.diagnostics", "blindspot.nn")
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-    return names
-
-
-def test_control_imports_only_downward():
-    pkg = ROOT / "blindspot"
-    for f in (pkg / "control").glob("*.py"):
-        for name in _imports(f):
-            if name.startswith("blindspot"):
-                assert name.startswith(LAYER_OK), (f.name, name)
-    for layer in ("symbolic", "toy", "nn", "train", "diagnostics"):
-        for f in (pkg / layer).rglob("*.py"):
-            assert not any(n.startswith("blindspot.control") for n in _imports(f)), f
