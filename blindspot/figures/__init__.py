@@ -58,8 +58,8 @@ LAYERS = (control, diagnostics, early_exit, scale_growth, table1, theory, toy)
 
 
 def load_all() -> dict[str, FigureSpec]:
-    """Every registered figure by name (a copy of :data:`~blindspot.figures.registry.FIGURES`,
-    which this package re-exports)."""
+    """Every registered figure by name (a copy of the registry's ``FIGURES``, which this
+    package re-exports)."""
     return dict(registry.FIGURES)
 
 

@@ -15,7 +15,8 @@ BlockNorm = Literal["pre", "sandwich"]
 Injection = Literal["none", "add", "concat"]
 Init = Literal["paper", "gpt2"]
 READOUTS: tuple[str, ...] = get_args(Readout)
-"""The readout kinds: ``norm`` (W·N(H_k) at every loop), ``raw`` (W·H_k), ``final_only_norm``."""
+"""The readout kinds, ``norm`` (W·N(H_k) at every loop), ``raw`` (W·H_k) and
+``final_only_norm`` (raw, N at the last loop), in the order of the config's Literal."""
 
 
 @dataclass(frozen=True)

@@ -238,8 +238,8 @@ class LoopedLM(nn.Module):
 
     @property
     def adapter(self) -> nn.Linear | None:
-        """Deprecated name of :attr:`injection_proj` (``adapter`` now names only the
-        diagnostics' :class:`~blindspot.diagnostics.LoopAdapter`)."""
+        """Deprecated name of ``injection_proj`` (``adapter`` now names only the diagnostics'
+        :class:`~blindspot.diagnostics.LoopAdapter`)."""
         warnings.warn("LoopedLM.adapter is deprecated; use LoopedLM.injection_proj",
                       DeprecationWarning, stacklevel=2)
         return self.injection_proj

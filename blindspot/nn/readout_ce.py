@@ -44,13 +44,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 PLAIN_MAX_BYTES = 64 * 2**20
-"""Largest float32 logits of all loops (K·N·V·4 bytes) still computed the plain way: 64 MiB
-keeps every CPU preset (at most 4 MiB) on the plain path, and switches the paper's 44M
-vocabulary (V = 20,000: 625 MiB at batch 8 × 256) to chunks."""
+"""The largest float32 logits of all loops (K·N·V·4 bytes) still computed the plain way. 64
+MiB keeps every CPU preset (at most 4 MiB) on the plain path, and switches the paper's 44M
+vocabulary (V = 20,000, so 625 MiB at batch 8 × 256) to chunks."""
 
 CHUNK_BYTES = 16 * 2**20
-"""Float32 logits per chunk of the chunked path: about 210 rows at V = 20,000, enough rows
-for a GEMM near its peak speed, and small beside the activations of a training step."""
+"""The float32 logits per chunk of the chunked path, about 210 rows at V = 20,000: enough
+rows for a GEMM near its peak speed, and small beside the activations of a training step."""
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -114,6 +114,7 @@ class ChunkedReadoutCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: Tensor, targets: Tensor, rows: int, dtype: torch.dtype | None,
                 *features: Tensor) -> Tensor:
+        """The (K, N) per-token CE, keeping only the inputs for the backward pass."""
         K, d = len(features), weight.shape[1]
         # the GEMM's dtype is the one nn.Linear would use here: autocast's, else the inputs'
         gemm = _autocast_dtype(weight.device.type) or torch.result_type(features[0], weight)
@@ -137,6 +138,8 @@ class ChunkedReadoutCE(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor):
+        """The gradients of ``weight`` and of every feature tensor, recomputed chunk by chunk
+        (module docstring); ``None`` for the targets, row count and dtype."""
         x, w, y = ctx.saved_tensors
         w_dtype, f_dtypes = ctx.dtypes
         need_w, need_x = ctx.needs_input_grad[0], any(ctx.needs_input_grad[4:])
