@@ -45,7 +45,8 @@ def figure(name: str, *, caption: str, needs: tuple[str, ...] | list[str] = (),
     """Register ``draw(results: Path) -> Figure`` as the figure ``name``.
 
     ``needs`` lists the result files (relative to the results folder) the recipe reads;
-    :func:`blindspot.figures.draw` checks them first and raises :class:`MissingResults` naming ``command``.
+    :func:`blindspot.figures.draw` checks them first and raises :class:`MissingResults`
+    naming ``command``.
     """
     if not name or any(ch in name for ch in "/\\ "):
         raise ValueError(f"figure name {name!r} must be non-empty without '/', '\\' or spaces "
