@@ -480,21 +480,21 @@ class LoopProblem:
                  *, tied: bool = False, sandwich: bool = False, eps: float = 0.0, seed: int = 0):
         g = torch.Generator().manual_seed(seed)
 
-        def randn(*shape, scale=1.0):
-            return scale * torch.randn(*shape, generator=g, dtype=DTYPE)
+        def randn(*shape, std=1.0):
+            return std * torch.randn(*shape, generator=g, dtype=DTYPE)
 
         self.n, self.V, self.T, self.K = n, V, T, K
         self.sublayers, self.tied, self.sandwich, self.eps = sublayers, tied, sandwich, eps
-        p = {"E": randn(V, n), "pos": randn(T, n), "gain_f": 1 + randn(n, scale=0.3)}
+        p = {"E": randn(V, n), "pos": randn(T, n), "gain_f": 1 + randn(n, std=0.3)}
         if not tied:
             p["U"] = randn(V, n)
         for i in range(sublayers):
-            p[f"gain{i}"] = 1 + randn(n, scale=0.3)
-            p[f"Wq{i}"], p[f"Wk{i}"], p[f"Wv{i}"] = (randn(n, n, scale=n**-0.5) for _ in range(3))
-            p[f"W1{i}"] = randn(2 * n, n, scale=n**-0.5)
-            p[f"O{i}"] = randn(n, 2 * n if i % 2 else n, scale=0.5 * n**-0.5)
+            p[f"gain{i}"] = 1 + randn(n, std=0.3)
+            p[f"Wq{i}"], p[f"Wk{i}"], p[f"Wv{i}"] = (randn(n, n, std=n**-0.5) for _ in range(3))
+            p[f"W1{i}"] = randn(2 * n, n, std=n**-0.5)
+            p[f"O{i}"] = randn(n, 2 * n if i % 2 else n, std=0.5 * n**-0.5)
             if sandwich:
-                p[f"post{i}"] = 1 + randn(n, scale=0.3)
+                p[f"post{i}"] = 1 + randn(n, std=0.3)
         self.params = p
         self.tokens = torch.randint(V, (T,), generator=g)
         self.targets = torch.randint(V, (T,), generator=g)
