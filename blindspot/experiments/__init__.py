@@ -1,7 +1,9 @@
 """blindspot.experiments: named experiments, each writing ``results/<name>-<tier>/``.
 
 ``EXPERIMENTS`` maps a name to its module's ``run(tier, out, ...)``; ``blindspot experiment
-NAME --tier cpu|gpu`` (:mod:`blindspot.experiments.cli`) runs one.
+NAME --tier cpu|gpu`` (:mod:`blindspot.experiments.cli`) runs one. The diagnosis of trained
+checkpoints, ``blindspot diagnose`` (:mod:`blindspot.experiments.diagnose`), is the path from
+a checkpoint to the committed diagnostics tables.
 """
 
 from blindspot.experiments import gpu_validation, scale_prediction, sensitivity, table1
