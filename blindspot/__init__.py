@@ -41,5 +41,5 @@ __version__ = "0.2.0"
 
 LAYERS = ("provenance", "symbolic", "toy", "nn", "train", "diagnostics", "control",
           "experiments", "figures", "claims", "checks", "verify", "cli")
-"""The layers of the package, bottom first: each ``blindspot.<layer>`` module or package
-imports only from layers at or before its own position."""
+"""The layers of the package, bottom first (each ``blindspot.<layer>`` module or package
+imports only from layers at or before its own position)."""

@@ -46,7 +46,8 @@ _CHOICES = {  # the values each Literal field of ModelConfig allows
 _POSITIVE_INTS = ("vocab_size", "max_seq_len", "d_model", "n_heads", "n_layers", "num_loops")
 _NONNEGATIVE_INTS = ("prelude_layers", "coda_layers")
 LOGITS = ("all", "last", "none")
-"""``forward(logits=...)``: the logits of every loop, of the last loop only, or of none."""
+"""The values of ``forward(logits=...)``, which computes the logits of every loop, of the
+last loop only, or of none."""
 
 
 def validate_config(cfg: ModelConfig) -> None:

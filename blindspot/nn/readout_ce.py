@@ -49,8 +49,8 @@ MiB keeps every CPU preset (at most 4 MiB) on the plain path, and switches the p
 vocabulary (V = 20,000, so 625 MiB at batch 8 × 256) to chunks."""
 
 CHUNK_BYTES = 16 * 2**20
-"""The float32 logits per chunk of the chunked path, about 210 rows at V = 20,000: enough
-rows for a GEMM near its peak speed, and small beside the activations of a training step."""
+"""The float32 logits per chunk of the chunked path (about 210 rows at V = 20,000), enough
+rows for a GEMM near its peak speed and small beside the activations of a training step."""
 
 REDUCTIONS = ("mean", "sum", "none")
 
