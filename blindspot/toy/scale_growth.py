@@ -27,7 +27,10 @@ branches wrote. Premises:
 
 s_0 (‖H_K‖ at init, measured before any step), σ_E, γ (1 at init) and d come from the init,
 τ(t) from the recipe's schedule; the three constants m, f and c are fitted
-(:func:`fit_self_logit_model`). The model names its own limits: it holds σ_E and γ at their
+(:func:`fit_self_logit_model`). The form itself (premises 1-3, the floor, the clock τ) was
+chosen while looking at exploratory CPU runs (seed 100, not committed) and at the four
+calibration arms it is fitted on; only the constants and the predictions were fixed before the
+runs they predict. The model names its own limits: it holds σ_E and γ at their
 initial values (Adam moves an N(0, 1) entry by at most τ ≈ 0.4 in 200 steps at lr 2e-3, but a
 0.02 entry by 20x), and it says nothing about a readout that sees the scale. Tests:
 ``tests/test_toy_scale_growth.py``; the comparison with trained models is the claim
