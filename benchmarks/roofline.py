@@ -14,6 +14,9 @@ Workloads, each timed once per round, rounds interleaved (the order rotates ever
   own shapes; the fastest of them all is the **GEMM peak** each FLOP/s is compared with;
 - ``train``: :func:`blindspot.train.trainer.train_step`, the very function ``train()`` runs
   (forward, per-loop CE, backward, clipping to 1.0, AdamW, the scheduler);
+- ``train_explicit``: the same step with ``model.attention_kernel=explicit`` (attention
+  written out, softmax in float32, both products in the inputs' dtype) instead of torch's
+  SDPA, which on a CPU with attention dropout runs its unfused math kernel in float32;
 - ``eager``: the paper-style reference (:class:`EagerLoopedLM`: separate q/k/v projections,
   explicit softmax(QKᵀ/√d_h + M)V with a materialized causal mask, separate norms and SwiGLU
   projections, nothing fused, the paper's dropout sites) trained by the release's loop
@@ -23,18 +26,18 @@ Workloads, each timed once per round, rounds interleaved (the order rotates ever
   its radial and round-off tables need float32).
 
 FLOPs are the model's useful work, counted with ``torch.utils.flop_counter``'s formulas on
-LoopedLM with dropout off (matrix products, and causal attention over its T(T+1)/2 unmasked
-pairs: two products forward, four backward); the eager model computes the same function and
-is credited the same FLOPs. Achieved FLOP/s = FLOPs / time, as a fraction of the same
-precision's peak.
+LoopedLM with dropout off and SDPA (matrix products, and causal attention over its T(T+1)/2
+unmasked pairs: two products forward, four backward); the eager model and ``train_explicit``
+compute the same function and are credited the same FLOPs. Achieved FLOP/s = FLOPs / time,
+as a fraction of the same precision's peak.
 
 Then the fused readout (:mod:`blindspot.nn.readout_ce`): readout + per-loop CE forward and
 backward at the paper's vocabulary (V 20,000, d 512, K 4, batch 8 × 256) and at the CPU
 presets' (V 256, d 128), plain against chunked; and a torch.profiler pass over the bf16
-training step at seq 256: where its time goes, and which ops still run in float32 under bf16
-autocast. Peak memory is measured in a fresh child process per entry (:func:`memory_in_child`):
-the high-water mark of the resident set (VmHWM, reset just before) minus the resident size
-before one unit, after a first unit has run.
+training step at seq 64 and 256 with either attention kernel: where its time goes, and which
+ops still run in float32 under bf16 autocast. Peak memory is measured in a fresh child
+process per entry (:func:`memory_in_child`): the high-water mark of the resident set (VmHWM,
+reset just before) minus the resident size before one unit, after a first unit has run.
 
 Reported: median and best (minimum) time of each workload, tokens/s, and ratios of the
 per-round paired times (their median) and of the best times; the 1-minute load average before
@@ -72,6 +75,10 @@ from blindspot.train.trainer import optimizer, train_step
 
 SEQS = (64, 256, 1024)
 PRECISIONS = ("fp32", "bf16")
+TRAINING = ("train", "train_explicit", "eager")
+"""The training steps timed against each other: the trainer's step with SDPA (the default)
+and with the explicit attention kernel, and the paper-style eager reference."""
+TIMED = (*TRAINING, "forward")
 README_BEGIN, README_END = "<!-- roofline:begin -->", "<!-- roofline:end -->"
 NBSP = "\u00a0"
 
@@ -224,10 +231,17 @@ def build(impl: str, cfg: TrainConfig):
     return eager, opt, None
 
 
+def with_kernel(cfg: TrainConfig, kernel: str) -> TrainConfig:
+    """``cfg`` with ``model.attention_kernel = kernel``."""
+    return replace(cfg, model=replace(cfg.model, attention_kernel=kernel))
+
+
 def workload(name: str, cfg: TrainConfig) -> Callable[[], None]:
     """A callable that runs one unit of the workload (one step, one pass) on its own model."""
     x, y, tokens = batch(cfg)
-    if name == "train":
+    if name in ("train", "train_explicit"):
+        if name == "train_explicit":
+            cfg = with_kernel(cfg, "explicit")
         model, opt, sched = build("ours", cfg)
         step = iter(range(10**9))
         return lambda: train_step(model, opt, sched, x, y, cfg, next(step))
@@ -299,9 +313,11 @@ def count_flops(run: Callable[[], object]) -> int:
 
 
 def workload_flops(name: str, cfg: TrainConfig) -> int:
-    """FLOPs of one unit of ``name``, counted on LoopedLM with dropout off (module doc)."""
-    quiet = replace(cfg, model=replace(cfg.model, dropout=0.0))
-    return count_flops(workload("train" if name == "eager" else name, quiet))
+    """FLOPs of one unit of ``name``, counted on LoopedLM with dropout off and SDPA, whose
+    causal kernel is credited the unmasked pairs only (module doc)."""
+    quiet = with_kernel(replace(cfg, model=replace(cfg.model, dropout=0.0)), "sdpa")
+    return count_flops(workload("train" if name in ("eager", "train_explicit") else name,
+                                quiet))
 
 
 def gemm(m: int, k: int, n: int, dtype: torch.dtype) -> Callable[[], None]:
@@ -445,12 +461,13 @@ def _category(e) -> str:
     return next((c for c, pat in CATEGORIES if re.search(pat, e.name)), "framework overhead")
 
 
-def profile_step(cfg: TrainConfig, steps: int = 3) -> dict:
-    """Self CPU time of a bf16 training step by category, and the time of ops whose
-    floating inputs are all float32 although bf16 autocast is on."""
+def profile_step(cfg: TrainConfig, steps: int = 3, name: str = "train") -> dict:
+    """Self CPU time of a bf16 training step (``name``: ``train`` or ``train_explicit``) by
+    category, and the time of ops whose floating inputs are all float32 although bf16
+    autocast is on."""
     from torch.profiler import ProfilerActivity, profile
 
-    run = workload("train", cfg)
+    run = workload(name, cfg)
     run()
     run()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -497,7 +514,7 @@ def run(a: Args) -> dict:
         for m, k, n in shapes:
             units[f"gemm/{m}x{k}x{n}/{p}"] = gemm(m, k, n, dt)
     for (s, p), cfg in cfgs.items():
-        for name in ("train", "eager", "forward") + (("diagnose",) if p == "fp32" else ()):
+        for name in TIMED + (("diagnose",) if p == "fp32" else ()):
             units[f"{name}/{s}/{p}"] = workload(name, cfg)
     check = equivalence(cfgs[(SEQS[0], "fp32")])
     print(f"[roofline] {len(units)} workloads x {a.rounds} rounds, {a.threads} thread(s)",
@@ -510,7 +527,7 @@ def run(a: Args) -> dict:
     peak = {p: max(r for key, r in gemm_rate.items() if key.endswith(p)) for p in PRECISIONS}
     rows = []
     for (s, p), cfg in cfgs.items():
-        for name in ("train", "eager", "forward", "diagnose"):
+        for name in (*TIMED, "diagnose"):
             key = f"{name}/{s}/{p}"
             if key not in times:
                 continue
@@ -528,10 +545,13 @@ def run(a: Args) -> dict:
     res["readout"] = readout_results(a)
     print("[roofline] profile", file=sys.stderr)
     res["profile_bf16_train"] = {str(s): profile_step(cfgs[(s, "bf16")]) for s in SEQS[:2]}
+    res["profile_bf16_train_explicit"] = {str(s): profile_step(cfgs[(s, "bf16")],
+                                                               name="train_explicit")
+                                          for s in SEQS[:2]}
     if a.memory:
         print("[roofline] peak memory (child processes)", file=sys.stderr)
         for row in rows:
-            if row["workload"] in ("train", "eager"):
+            if row["workload"] in TRAINING:
                 spec = {"kind": "workload", "name": row["workload"],
                         "config": {"base": a.preset, "seq": row["seq"], "tokens": a.tokens,
                                    "precision": row["precision"],
@@ -555,28 +575,46 @@ def equivalence(cfg: TrainConfig) -> dict[str, float]:
     off): the implementations compute one function, so the ratios compare implementations."""
     x, y, _ = batch(cfg)
     ours, eager = build("ours", cfg)[0].eval(), build("eager", cfg)[0].eval()
+    explicit = build("ours", with_kernel(cfg, "explicit"))[0].eval()
     with torch.no_grad():
         a = ours.loop_cross_entropy(x, y)[0].mean().item()
-        b = (sum(F.cross_entropy(z.flatten(0, 1), y.flatten()) for z in eager(x)) / 4).item()
+        zs = eager(x)
+        b = (sum(F.cross_entropy(z.flatten(0, 1), y.flatten()) for z in zs) / len(zs)).item()
+        c = explicit.loop_cross_entropy(x, y)[0].mean().item()
     # float32 summation order differs between fused and explicit kernels: 1e-4 relative on a
     # loss of ~ln(V) is far above that round-off and far below any modelling difference.
-    if not math.isclose(a, b, rel_tol=1e-4):
-        raise RuntimeError(f"the eager reference and LoopedLM disagree: CE {b} vs {a}")
-    return {"ce_ours": a, "ce_eager": b}
+    for what, other in (("the eager reference", b), ("the explicit attention kernel", c)):
+        if not math.isclose(a, other, rel_tol=1e-4):
+            raise RuntimeError(f"{what} and LoopedLM disagree: CE {other} vs {a}")
+    return {"ce_ours": a, "ce_eager": b, "ce_explicit": c}
+
+
+COMPARED = {"ours_vs_eager": ("train", "eager"), "explicit_vs_eager": ("train_explicit", "eager"),
+            "explicit_vs_ours": ("train_explicit", "train")}
+"""The speed ratios reported, ``name: (a, b)``: tokens/s of a over tokens/s of b (``ours`` is
+the trainer's step with SDPA, ``explicit`` the same step with the explicit attention kernel)."""
 
 
 def ratios(times: dict[str, list[float]]) -> dict:
-    """Per sequence length: ours against eager, each at its own best precision (by median
-    time), and bf16 against float32 for each."""
+    """Per sequence length: each pair of :data:`COMPARED` with each workload at its own best
+    precision (by median time) and, under ``by_precision``, at the same precision; and bf16
+    against float32 for each workload."""
     out = {}  # keyed by str(seq), as the JSON file has it
     for s in SEQS:
-        best_p = {impl: min(PRECISIONS, key=lambda p: statistics.median(
-            times[f"{impl}/{s}/{p}"])) for impl in ("train", "eager")}
-        out[str(s)] = {"best_precision": best_p,
-                  "ours_vs_eager": paired(times[f"eager/{s}/{best_p['eager']}"],
-                                          times[f"train/{s}/{best_p['train']}"]),
-                  "bf16_gain_ours": paired(times[f"train/{s}/fp32"], times[f"train/{s}/bf16"]),
-                  "bf16_gain_eager": paired(times[f"eager/{s}/fp32"], times[f"eager/{s}/bf16"])}
+        def t(impl: str, p: str, s: int = s) -> list[float]:
+            return times[f"{impl}/{s}/{p}"]
+
+        best_p = {impl: min(PRECISIONS, key=lambda p: statistics.median(t(impl, p)))
+                  for impl in TRAINING}
+        out[str(s)] = {
+            "best_precision": best_p,
+            **{name: paired(t(b, best_p[b]), t(a, best_p[a]))  # time of b / time of a
+               for name, (a, b) in COMPARED.items()},
+            "by_precision": {p: {name: paired(t(b, p), t(a, p))
+                                 for name, (a, b) in COMPARED.items()} for p in PRECISIONS},
+            "bf16_gain_ours": paired(t("train", "fp32"), t("train", "bf16")),
+            "bf16_gain_explicit": paired(t("train_explicit", "fp32"), t("train_explicit", "bf16")),
+            "bf16_gain_eager": paired(t("eager", "fp32"), t("eager", "bf16"))}
     return out
 
 
@@ -621,10 +659,10 @@ def table(res: dict) -> str:
              f"GFLOP/s, bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s (2048^3: {sq['fp32']:.1f} and "
              f"{sq['bf16']:.1f})",
              "",
-             f"{'workload':<9} {'seq':>5} {'prec':>5} {'tok/s med':>10} {'tok/s best':>10} "
+             f"{'workload':<14} {'seq':>5} {'prec':>5} {'tok/s med':>10} {'tok/s best':>10} "
              f"{'GFLOP/s':>8} {'% peak':>7} {'% best':>7} {'peak MiB':>9}"]
     for r in res["rows"]:
-        lines.append(f"{r['workload']:<9} {r['seq']:>5} {r['precision']:>5} "
+        lines.append(f"{r['workload']:<14} {r['seq']:>5} {r['precision']:>5} "
                      f"{r['tokens_per_s']:>10,.0f} {r['tokens_per_s_best']:>10,.0f} "
                      f"{r['flops_per_s'] / 1e9:>8.1f} {100 * r['peak_fraction']:>6.1f}% "
                      f"{100 * r['peak_fraction_best']:>6.1f}% "
@@ -636,6 +674,19 @@ def table(res: dict) -> str:
                      f"{q['ours_vs_eager']['best']:.2f}x best (ours {bp['train']}, eager "
                      f"{bp['eager']}); bf16 gain ours {q['bf16_gain_ours']['median']:.2f}x, "
                      f"eager {q['bf16_gain_eager']['median']:.2f}x")
+    lines += ["", "tokens/s ratios, median of rounds (best in brackets): train = trainer's step "
+                  "with SDPA, explicit = with attention_kernel=explicit:"]
+    for s, q in res["ratios"].items():
+        bp = q["best_precision"]
+        lines.append(f"  seq {s:>4} best precision (explicit {bp['train_explicit']}): "
+                     + ", ".join(f"{name.replace('ours', 'train')} {q[name]['median']:.2f}x "
+                                 f"({q[name]['best']:.2f}x)" for name in COMPARED)
+                     + f"; bf16 gain explicit {q['bf16_gain_explicit']['median']:.2f}x")
+        for p in PRECISIONS:
+            r = q["by_precision"][p]
+            lines.append(f"  seq {s:>4} {p:>4} each: "
+                         + ", ".join(f"{name.replace('ours', 'train')} {r[name]['median']:.2f}x "
+                                     f"({r[name]['best']:.2f}x)" for name in COMPARED))
     lines += ["", "readout + per-loop CE, forward + backward (time vs plain: median of rounds):"]
     for e in res["readout"]:
         t = e.get("time_vs_plain")
@@ -644,11 +695,15 @@ def table(res: dict) -> str:
         lines.append(f"  V {e['vocab']:>6} d {e['d']:>3} K {e['loops']} B {e['batch_size']:>2} "
                      f"T {e['seq']:>3} {e['precision']:>4} {e['path']:<7} {timing}  peak "
                      f"{_mib(e.get('peak_memory_bytes'))} MiB")
-    for s, prof in res["profile_bf16_train"].items():
+    profiles = [("", s, prof) for s, prof in res["profile_bf16_train"].items()]
+    profiles += [(" (explicit attention)", s, prof)
+                 for s, prof in res.get("profile_bf16_train_explicit", {}).items()]
+    for kernel, s, prof in profiles:
         step = prof["step_s"]
-        lines += ["", f"bf16 training step at seq {s} by torch.profiler ({step * 1e3:.0f} ms of "
-                      f"self CPU time per step; {100 * prof['float32_s'] / step:.0f}% in ops on "
-                      f"float32 inputs, {100 * prof['bf16_s'] / step:.0f}% on bf16):"]
+        lines += ["", f"bf16 training step{kernel} at seq {s} by torch.profiler "
+                      f"({step * 1e3:.0f} ms of self CPU time per step; "
+                      f"{100 * prof['float32_s'] / step:.0f}% in ops on float32 inputs, "
+                      f"{100 * prof['bf16_s'] / step:.0f}% on bf16):"]
         for cat, t in sorted(prof["by_category_s"].items(), key=lambda kv: -kv[1]):
             lines.append(f"  {cat:<36} {100 * t / step:5.1f}%")
         lines.append("  largest ops (inputs):")
@@ -673,6 +728,14 @@ def readme_block(res: dict, source: str) -> str:
     s64, s256, s1k = (res["ratios"][str(s)] for s in SEQS)
     bf = res["peak_flops_per_s"]["bf16"] / 1e9
     train256 = r[("train", 256, "bf16")]
+    explicit256 = r[("train_explicit", 256, "bf16")]
+    bf16 = {s: res["ratios"][str(s)]["by_precision"]["bf16"] for s in SEQS}
+    vs_sdpa = [bf16[s]["explicit_vs_ours"]["median"] for s in SEQS]
+    vs_eager = [bf16[s]["explicit_vs_eager"]["median"] for s in SEQS]
+    faster = [s for s, x in zip(SEQS, vs_sdpa, strict=True) if x > 1]
+    verdict = ("the faster choice for new bf16 CPU training with attention dropout"
+               if faster == list(SEQS) else "not faster on this machine" if not faster else
+               "faster at sequence length " + " and ".join(map(str, faster)) + " only")
     ro = {(e["shape"], e["precision"], e["path"]): e for e in res["readout"]}
     plain, chunk = ro[("44m", "bf16", "plain")], ro[("44m", "bf16", "chunked")]
     auto256 = ro[("cpu", "bf16", "auto")]
@@ -689,8 +752,15 @@ def readme_block(res: dict, source: str) -> str:
         f"{s256['bf16_gain_ours']['median']:.2f}x and {s1k['bf16_gain_ours']['median']:.2f}x "
         f"over float32. At seq 256 in bf16 the step reaches "
         f"{100 * train256['peak_fraction']:.0f} % of the {bf:.0f} GFLOP/s bf16 GEMM peak "
-        f"measured in the same run. The fused readout holds the readout + per-loop CE of the "
-        f"paper's vocabulary (V = 20,000, K = 4, batch 8 x 256) in "
+        f"measured in the same run. With `model.attention_kernel=explicit` (attention written "
+        f"out: both products in bf16, the softmax in float32) the same step trains "
+        f"{vs_sdpa[0]:.2f}x, {vs_sdpa[1]:.2f}x and {vs_sdpa[2]:.2f}x as many tokens per second "
+        f"in bf16 as with SDPA ({vs_eager[0]:.2f}x, {vs_eager[1]:.2f}x and {vs_eager[2]:.2f}x "
+        f"the eager model's in bf16) and reaches "
+        f"{100 * explicit256['peak_fraction']:.0f} % of the peak at seq 256: {verdict}. The "
+        f"default stays `sdpa` because the committed CPU runs were trained with it (the "
+        f"explicit kernel draws other dropout masks). The fused readout holds the readout + "
+        f"per-loop CE of the paper's vocabulary (V = 20,000, K = 4, batch 8 x 256) in "
         f"{_mib(chunk.get('peak_memory_bytes'))} MiB instead of "
         f"{_mib(plain.get('peak_memory_bytes'))} MiB at "
         f"{chunk['time_vs_plain']['median']:.2f}x the plain time, and at the CPU presets' "

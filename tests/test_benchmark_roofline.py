@@ -37,23 +37,38 @@ def test_reference_computes_the_same_per_loop_logits_in_float64():
 
 
 def test_the_trainer_step_and_the_eager_step_train_the_same_way():
-    """Three steps of the trainer's step (clipping, AdamW, scheduler) and of the release-style
-    eager loop from the same weights in float64 give the same losses."""
+    """Three steps of the trainer's step (clipping, AdamW, scheduler) with either attention
+    kernel and of the release-style eager loop from the same weights in float64 give the
+    same losses."""
     cfg = _cfg()
     x, y, _ = bench.batch(cfg)
     losses = {}
-    for impl in ("ours", "eager"):
-        model, opt, sched = bench.build(impl, cfg)
+    for impl in ("ours", "explicit", "eager"):
+        c = bench.with_kernel(cfg, "explicit") if impl == "explicit" else cfg
+        model, opt, sched = bench.build("eager" if impl == "eager" else "ours", c)
         model.double()
-        if impl == "ours":
-            losses[impl] = [bench.train_step(model, opt, sched, x, y, cfg, i).loss.item()
-                            for i in range(3)]
+        if impl == "eager":
+            losses[impl] = [bench.eager_step(model, opt, x, y, c) for _ in range(3)]
         else:
-            losses[impl] = [bench.eager_step(model, opt, x, y, cfg) for _ in range(3)]
+            assert model.blocks[0].attn.kernel == ("explicit" if impl == "explicit" else "sdpa")
+            losses[impl] = [bench.train_step(model, opt, sched, x, y, c, i).loss.item()
+                            for i in range(3)]
     assert losses["ours"][-1] < losses["ours"][0]  # the step trains
     # float64 gradients agree to round-off, and AdamW's update is a smooth function of them
-    torch.testing.assert_close(torch.tensor(losses["ours"]), torch.tensor(losses["eager"]),
-                               rtol=1e-9, atol=0)
+    for impl in ("explicit", "eager"):
+        torch.testing.assert_close(torch.tensor(losses[impl]), torch.tensor(losses["ours"]),
+                                   rtol=1e-9, atol=0)
+
+
+def test_the_explicit_workload_times_the_trainer_step_with_the_explicit_kernel(monkeypatch):
+    """``train_explicit`` runs :func:`train_step` itself, on a model whose attention is the
+    explicit kernel; ``train`` keeps the config's (SDPA)."""
+    seen = []
+    monkeypatch.setattr(bench, "train_step", lambda model, *a: seen.append(
+        model.blocks[0].attn.kernel))
+    for name in ("train", "train_explicit"):
+        bench.workload(name, _cfg())()
+    assert seen == ["sdpa", "explicit"]
 
 
 def test_flop_count_is_the_models_closed_form():
@@ -69,6 +84,9 @@ def test_flop_count_is_the_models_closed_form():
     forward = tokens * per_token + attention
     assert bench.workload_flops("forward", cfg) == forward
     assert bench.workload_flops("train", cfg) == bench.workload_flops("eager", cfg) == 3 * forward
+    # the explicit kernel computes the same function: credited the same useful work, not the
+    # masked half of its T x T products
+    assert bench.workload_flops("train_explicit", cfg) == 3 * forward
 
 
 def test_timed_rounds_rotate_the_order_and_time_every_unit_each_round():
@@ -79,6 +97,25 @@ def test_timed_rounds_rotate_the_order_and_time_every_unit_each_round():
     # one warm-up each, then rounds starting at a, b, c in turn ("b" twice per round)
     assert calls == ["a", "b", "c", "a", "b", "b", "c", "b", "b", "c", "a", "c", "a", "b", "b"]
     assert bench.paired([2.0, 4.0, 9.0], [1.0, 1.0, 3.0]) == {"median": 3.0, "best": 2.0}
+
+
+def test_ratios_compare_each_step_with_the_others_at_best_and_at_equal_precision():
+    """tokens/s of a over b = time of b / time of a, per round; each workload's best
+    precision is its faster one by median time."""
+    base = {"train": 2.0, "train_explicit": 1.0, "eager": 1.5}  # seconds per step in bf16
+    times = {f"{impl}/{s}/{p}": [t * (3 if p == "fp32" else 1)] * 3  # fp32 3x slower
+             for impl, t in base.items() for s in bench.SEQS for p in bench.PRECISIONS}
+    times["eager/64/fp32"] = [1.0] * 3  # the eager model's best precision at seq 64: fp32
+    r = bench.ratios(times)
+    assert set(r) == {str(s) for s in bench.SEQS}
+    q = r["256"]
+    assert q["best_precision"] == {"train": "bf16", "train_explicit": "bf16", "eager": "bf16"}
+    assert q["explicit_vs_ours"]["median"] == 2.0 and q["explicit_vs_eager"]["median"] == 1.5
+    assert q["ours_vs_eager"]["median"] == 0.75 and q["bf16_gain_explicit"]["median"] == 3.0
+    assert q["by_precision"]["fp32"]["explicit_vs_ours"]["median"] == 2.0
+    assert r["64"]["best_precision"]["eager"] == "fp32"
+    assert r["64"]["explicit_vs_eager"]["median"] == 1.0  # bf16 explicit vs fp32 eager
+    assert r["64"]["by_precision"]["bf16"]["explicit_vs_eager"]["median"] == 1.5
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Presets, YAML ``base:`` inheritance, ``--set`` overrides and their error messages."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -10,6 +11,8 @@ from hypothesis import strategies as st
 from blindspot.nn.config import ModelConfig
 from blindspot.train import config as C
 from blindspot.train.config import ConfigError, DataConfig, TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", C.preset_names())
@@ -102,6 +105,31 @@ def test_set_overrides_parse_values_as_yaml():
     assert C.load_config("cpu", ["lr=2e-3"]).lr == 2e-3  # YAML 1.1 reads this as a string
 
 
+def test_attention_kernel_is_a_model_switch_that_defaults_to_sdpa():
+    """Every preset keeps torch's SDPA (the committed runs were trained with it); one --set
+    selects the explicit kernel, and the choice survives the YAML round trip."""
+    for name in C.preset_names():
+        assert C.load_config(name).model.attention_kernel == "sdpa", name
+    cfg = C.load_config("cpu-per_loop-norm", ["model.attention_kernel=explicit"])
+    assert cfg.model.attention_kernel == "explicit"
+    assert C.from_dict(TrainConfig, yaml.safe_load(C.to_yaml(cfg))) == cfg
+
+
+def test_configs_saved_before_the_attention_kernel_switch_read_as_sdpa():
+    """A config written before ``model.attention_kernel`` existed ran SDPA: upgraded, it is
+    today's config with "sdpa", so every committed CPU Table 1 run is still a finished run
+    of the grid (none is retrained, none drops out of its summary)."""
+    from blindspot.experiments.grid import finished
+    from blindspot.experiments.table1 import plan_runs
+
+    old = C.to_dict(C.load_config("cpu-per_loop-norm"))
+    del old["model"]["attention_kernel"]
+    assert C.from_dict(TrainConfig, C.upgrade(old)) == C.load_config("cpu-per_loop-norm")
+    runs = ROOT / "results" / "table1-cpu" / "per_run"
+    for key, seed, cfg in plan_runs("cpu"):
+        assert finished(runs / f"{key}-seed{seed}", cfg) is not None, (key, seed)
+
+
 @pytest.mark.parametrize("item, message", [
     ("model.d_modl=64", r"unknown config key 'model.d_modl' \(did you mean 'd_model'\?\); "
                         r"valid keys here: vocab_size, max_seq_len, d_model"),
@@ -111,6 +139,8 @@ def test_set_overrides_parse_values_as_yaml():
     ("model.inter_loop_norm=1", r"model.inter_loop_norm expects bool; got int 1"),
     ("supervision=dense", r"supervision must be one of per_loop, terminal; got 'dense'"),
     ("model.readout=layernorm", r"model.readout must be one of norm, raw, final_only_norm"),
+    ("model.attention_kernel=flash",
+     r"model.attention_kernel must be one of sdpa, explicit; got 'flash'"),
     ("data=3", r"data is a section \(DataConfig\)"),
     ("steps", r"is not KEY=VALUE"),
     ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=64"),

@@ -101,3 +101,57 @@ def test_causal_attention_matches_explicit_softmax(tol):
     expected = scores.masked_fill(future, float("-inf")).softmax(-1) @ v
     torch.testing.assert_close(causal_attention(q, k, v), expected, rtol=tol.float64,
                                atol=tol.float64)
+
+
+@pytest.mark.parametrize("T", [1, 2, 7, 33])
+def test_explicit_attention_equals_sdpa_in_float64(tol, T):
+    """The two kernels of causal_attention compute one function: outputs and the gradients
+    of q, k, v agree at dropout 0. Both evaluate a softmax over at most 33 terms of O(1)
+    numbers and two products of that length in float64, where round-off is ~1e-15; a wrong
+    mask, scale or softmax axis would be off at the 1e-1 level. T = 1 is the first token,
+    which attends to itself only."""
+    q, k, v = (_x(s, (2, 3, T, 4)).requires_grad_() for s in (1, 2, 3))  # (B, H, T, d_h)
+    up = _x(4, (2, 3, T, 4))  # an upstream gradient that weighs every output differently
+    out, grads = {}, {}
+    for kernel in ("sdpa", "explicit"):
+        y = causal_attention(q, k, v, kernel=kernel)
+        out[kernel] = y
+        grads[kernel] = torch.autograd.grad((y * up).sum(), (q, k, v))
+    torch.testing.assert_close(out["explicit"], out["sdpa"], rtol=tol.float64, atol=tol.float64)
+    for a, b in zip(grads["explicit"], grads["sdpa"], strict=True):
+        torch.testing.assert_close(a, b, rtol=tol.float64, atol=tol.float64)
+
+
+def test_explicit_attention_drops_the_probabilities_and_nothing_else(tol):
+    """With V = I the output is the dropped probability matrix itself: each entry is 0 or the
+    kept probability times 1/(1 − p), the future stays 0, and about a fraction p of the
+    T(T+1)/2 causal pairs is dropped. With the same seed and any other V the output is that
+    same matrix times V: dropout falls on the probabilities only (not on the scores, which
+    would renormalize the rows, nor on the output, whose entries are not of that form)."""
+    p, B, H, T = 0.3, 2, 3, 24
+    q, k = _x(1, (B, H, T, 4)), _x(2, (B, H, T, 4))
+    eye = torch.eye(T, dtype=torch.float64).expand(B, H, T, T)
+    probs = causal_attention(q, k, eye, kernel="explicit")  # P itself, no dropout
+    torch.manual_seed(7)
+    dropped = causal_attention(q, k, eye, dropout_p=p, kernel="explicit")  # dropout(P)
+    causal = torch.ones(T, T, dtype=torch.bool).tril().expand(B, H, T, T)
+    kept = dropped != 0
+    assert not (kept & ~causal).any()  # the future stays masked
+    # kept entries are P / (1 − p): one float64 multiplication apart, ~1e-16 relative
+    torch.testing.assert_close(dropped[kept], probs[kept] / (1 - p), rtol=tol.float64, atol=0)
+    # a fraction p of the B·H·T(T+1)/2 = 1,800 causal pairs is dropped: the binomial standard
+    # deviation is √(p(1 − p)/1800) ≈ 0.011, so ±0.05 is more than 4 of them
+    share = 1 - kept.sum().item() / causal.sum().item()
+    assert abs(share - p) < 0.05, share
+    v = _x(3, (B, H, T, 5))
+    torch.manual_seed(7)  # the same draws: the mask has the shape of P, whatever V is
+    y = causal_attention(q, k, v, dropout_p=p, kernel="explicit")
+    # dropout(P) @ V computed two ways, sums of 24 O(1) float64 terms
+    torch.testing.assert_close(y, dropped @ v, rtol=tol.float64, atol=tol.float64)
+
+
+def test_causal_attention_rejects_an_unknown_kernel():
+    q = _x(1, (1, 1, 2, 4))
+    with pytest.raises(ValueError, match="kernel = 'flash'; valid choices are 'sdpa', "
+                                         "'explicit'"):
+        causal_attention(q, q, q, kernel="flash")

@@ -301,6 +301,8 @@ def test_future_tokens_do_not_affect_past_logits(switch):
     ("norm_eps", float("nan"), "norm_eps = nan: must be a finite number >= 0"),
     ("ff_mult", 0.0, "ff_mult = 0.0: must be a finite number > 0"),
     ("prelude_layers", -1, "prelude_layers = -1: must be an integer >= 0"),
+    ("attention_kernel", "flash", "attention_kernel = 'flash': valid choices are 'sdpa', "
+                                  "'explicit'"),
 ])
 def test_bad_config_names_the_field_and_the_fix(field, value, match):
     with pytest.raises(ValueError, match=match):
@@ -337,6 +339,28 @@ def test_same_seed_same_model_and_output_including_dropout():
     assert all(torch.equal(a, b) for a, b in zip(z1, z2, strict=True))
     torch.manual_seed(8)
     assert not torch.equal(LoopedLM(TINY)(tokens()).logits[0], z1[0])
+
+
+def test_explicit_attention_kernel_computes_the_same_model_in_float64(tol):
+    """attention_kernel changes how attention is computed, not the model: the same seed gives
+    the same weights, and in eval mode (dropout 0.1 configured, off) the per-loop logits,
+    states and loss gradients of the two kernels agree to float64 round-off (~1e-15 through
+    these tiny blocks; tol.float64 is far below what a wrong mask or scale would change)."""
+    x, y = tokens(), tokens(seed=2)
+    m = {kernel: model(dropout=0.1, attention_kernel=kernel) for kernel in ("sdpa", "explicit")}
+    assert m["explicit"].blocks[0].attn.kernel == "explicit"
+    sd = {kernel: mod.state_dict() for kernel, mod in m.items()}
+    assert all(torch.equal(sd["sdpa"][k], sd["explicit"][k]) for k in sd["sdpa"])
+    out = {kernel: mod(x) for kernel, mod in m.items()}
+    for a, b in zip(out["explicit"].logits + out["explicit"].states,
+                    out["sdpa"].logits + out["sdpa"].states, strict=True):
+        torch.testing.assert_close(a, b, rtol=tol.float64, atol=tol.float64)
+    grads = {}
+    for kernel, mod in m.items():
+        loss = mod.loop_cross_entropy(x, y)[0].mean()
+        grads[kernel] = torch.autograd.grad(loss, list(mod.parameters()))
+    for a, b in zip(grads["explicit"], grads["sdpa"], strict=True):
+        torch.testing.assert_close(a, b, rtol=tol.float64, atol=tol.float64)
 
 
 def test_init_gpt2_scales_residual_projections_down_by_depth():
@@ -388,17 +412,19 @@ def test_initial_state_scale_is_the_embedding_std_times_sqrt_2d(init, std):
     assert abs(m.pos_emb.weight.std().item() / 0.3 - 1) < 0.1  # 8192 samples
 
 
-def test_dropout_sits_where_the_paper_puts_it():
+@pytest.mark.parametrize("kernel", ["sdpa", "explicit"])
+def test_dropout_sits_where_the_paper_puts_it(kernel):
     """Input embedding, attention probabilities and FFN output; not the attention output
     projection. In training mode with p = 0.9, dropping attention probabilities can zero a
     token's whole output row (all its keys dropped), never single coordinates of it; dropout
-    on the output projection would zero ~90 % of the coordinates of every row."""
+    on the output projection would zero ~90 % of the coordinates of every row. Either
+    attention kernel."""
     torch.manual_seed(0)
-    m = LoopedLM(replace(TINY, dropout=0.9)).train()
+    m = LoopedLM(replace(TINY, dropout=0.9, attention_kernel=kernel)).train()
     drops = sorted(n for n, mod in m.named_modules() if isinstance(mod, nn.Dropout))
     assert drops == ["blocks.0.mlp.drop", "blocks.1.mlp.drop", "emb_drop"]
     attn = m.blocks[0].attn
-    assert attn.dropout == 0.9  # the attention probabilities' dropout, given to SDPA
+    assert (attn.dropout, attn.kernel) == (0.9, kernel)  # given to the attention kernel
     y = attn(torch.randn(4, 10, TINY.d_model))  # (B, T, d)
     zero_share = (y == 0).float().mean(-1)  # (B, T): share of zero coordinates per token
     assert ((zero_share == 0) | (zero_share == 1)).all()

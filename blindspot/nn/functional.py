@@ -8,6 +8,8 @@ ms(h) = ‖h‖²/n.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -63,12 +65,59 @@ def radial_split(h: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
     return a, delta_perp
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
-    r"""Causal scaled dot-product attention, :math:`\mathrm{softmax}(QK^\top/\sqrt{d_h} + M)V`
-    with M the causal mask (−∞ above the diagonal); q, k, v are (B, H, T, d_h).
+ATTENTION_KERNELS = ("sdpa", "explicit")
+"""The values of ``causal_attention(kernel=...)`` and of ``ModelConfig.attention_kernel``."""
 
-    Delegates to ``F.scaled_dot_product_attention`` so that the fused kernel (no T×T matrix
-    kept for backward) is used. Compared with the explicit formula in
-    ``tests/test_nn_functional.py::test_causal_attention_matches_explicit_softmax``.
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
+                     kernel: str = "sdpa") -> Tensor:
+    r"""Causal scaled dot-product attention, :math:`\mathrm{softmax}(QK^\top/\sqrt{d_h} + M)V`
+    with M the causal mask (−∞ above the diagonal); q, k, v are (B, H, T, d_h). Dropout with
+    probability ``dropout_p`` falls on the attention probabilities; the caller passes 0
+    outside training.
+
+    ``kernel="sdpa"`` (the default) delegates to ``F.scaled_dot_product_attention`` so that
+    the fused kernel (no T×T matrix kept for backward) is used when dropout is off.
+    ``kernel="explicit"`` is :func:`explicit_causal_attention`, the same function written
+    out. Compared with the formula in
+    ``tests/test_nn_functional.py::test_causal_attention_matches_explicit_softmax``, and
+    with each other in
+    ``tests/test_nn_functional.py::test_explicit_attention_equals_sdpa_in_float64``.
     """
-    return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    if kernel == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    if kernel == "explicit":
+        return explicit_causal_attention(q, k, v, dropout_p)
+    raise ValueError(f"causal_attention: kernel = {kernel!r}; valid choices are "
+                     + ", ".join(repr(c) for c in ATTENTION_KERNELS))
+
+
+def explicit_causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0) -> Tensor:
+    r"""Causal attention written out, the ``attention_kernel="explicit"`` of a model:
+
+    .. math:: S = QK^\top/\sqrt{d_h}, \qquad P = \mathrm{softmax}(S + M), \qquad
+              Y = \mathrm{dropout}(P)\,V ,
+
+    S in the inputs' dtype (bf16 under autocast), the masked softmax in float32 (float64
+    inputs stay float64), dropout on P with ``F.dropout`` (kept entries scaled by
+    1/(1 − p); only when ``dropout_p`` > 0), then P cast to v's dtype for the product with V.
+
+    Why it exists: on a CPU, ``F.scaled_dot_product_attention`` with ``dropout_p`` > 0
+    cannot use its fused kernel and falls back to the math kernel, which upcasts bf16 inputs
+    to float32, so a bf16 training step with attention dropout spends most of its time in
+    float32 attention products (benchmarks/roofline.py profiles it). Here only the softmax
+    runs in float32 and both products stay in bf16: the faster choice for new bf16 CPU
+    training with attention dropout. Without dropout it computes SDPA's function to
+    round-off; with dropout it draws its masks differently from SDPA, so a seed gives
+    another, equally valid run. The committed CPU runs were trained with ``"sdpa"``, which
+    stays the default.
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S), inputs' dtype
+    future = torch.ones(T, S, dtype=torch.bool, device=q.device).triu(1)  # (T, S) mask M
+    scores = scores.masked_fill(future, float("-inf"))
+    probs = scores.softmax(-1, dtype=torch.float64 if scores.dtype == torch.float64
+                           else torch.float32)  # (B, H, T, S) P
+    if dropout_p > 0:
+        probs = F.dropout(probs, dropout_p)
+    return probs.to(v.dtype) @ v  # (B, H, T, d_h)

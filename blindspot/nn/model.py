@@ -30,7 +30,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from blindspot.nn import functional as BF
-from blindspot.nn.config import BlockNorm, Init, Injection, ModelConfig, NormKind, Readout
+from blindspot.nn.config import (
+    AttentionKernel,
+    BlockNorm,
+    Init,
+    Injection,
+    ModelConfig,
+    NormKind,
+    Readout,
+)
 from blindspot.nn.readout_ce import chunked, readout_cross_entropy
 from blindspot.nn.trace import LoopTrace
 
@@ -42,6 +50,7 @@ _CHOICES = {  # the values each Literal field of ModelConfig allows
     "block_norm": get_args(BlockNorm),
     "input_injection": get_args(Injection),
     "init": get_args(Init),
+    "attention_kernel": get_args(AttentionKernel),
 }
 _POSITIVE_INTS = ("vocab_size", "max_seq_len", "d_model", "n_heads", "n_layers", "num_loops")
 _NONNEGATIVE_INTS = ("prelude_layers", "coda_layers")
@@ -130,6 +139,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         self.n_heads = cfg.n_heads
         self.dropout = cfg.dropout
+        self.kernel = cfg.attention_kernel  # "sdpa" or "explicit": one function, two kernels
         # one matmul for q, k, v: fewer, larger GEMMs are faster on CPU
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)  # residual projection
@@ -139,7 +149,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = self.qkv(x).split(d, dim=2)  # 3 x (B, T, d)
         q, k, v = (t.view(B, T, self.n_heads, d // self.n_heads).transpose(1, 2)
                    for t in (q, k, v))  # 3 x (B, H, T, d_h)
-        y = BF.causal_attention(q, k, v, self.dropout if self.training else 0.0)  # (B, H, T, d_h)
+        y = BF.causal_attention(q, k, v, self.dropout if self.training else 0.0,
+                                kernel=self.kernel)  # (B, H, T, d_h)
         y = y.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
         # No dropout on this branch output: the paper drops the input embedding, the attention
         # probabilities (above) and the FFN output, not the attention output projection.

@@ -435,11 +435,19 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
-    """A saved config dict in today's form. Configs written by blindspot 0.1 (no
-    ``lr_schedule`` key) predate the recipe switches; they are read with the values 0.1 used:
-    GPT-2-style init, warm-up + cosine, decay on matrices only. (0.1 also dropped the
-    attention output projection's output; its runs all had dropout 0, where that is moot.)"""
-    if not isinstance(data, dict) or "lr_schedule" in data:
+    """A saved config dict in today's form (today's configs are returned as they are).
+    Configs written by blindspot 0.1 (no ``lr_schedule`` key) predate the recipe switches;
+    they are read with the values 0.1 used: GPT-2-style init, warm-up + cosine, decay on
+    matrices only. (0.1 also dropped the attention output projection's output; its runs all
+    had dropout 0, where that is moot.) Configs without ``model.attention_kernel`` predate
+    that switch and ran torch's SDPA: they are read with ``"sdpa"``, so a committed run stays
+    a finished run of today's config."""
+    if not isinstance(data, dict):
+        return data
+    model = data.get("model")
+    if isinstance(model, dict) and "attention_kernel" not in model:
+        data = {**data, "model": {**model, "attention_kernel": "sdpa"}}
+    if "lr_schedule" in data:
         return data
     model = data.get("model")
     model = {"init": "gpt2", **model} if isinstance(model, dict) else model
