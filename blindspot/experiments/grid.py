@@ -10,6 +10,7 @@ interrupted experiment resumes from it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -46,6 +47,12 @@ def finished(run_dir: Path, cfg) -> dict[str, Any] | None:
     final = json.loads(path.read_text())
     same = upgrade(final["run_card"]["config"]) == json.loads(json.dumps(to_dict(cfg)))
     return final if same else None
+
+
+def format_scale(x: float) -> str:
+    """A norm for the experiments' Markdown tables: thousands separators from 100 up, two
+    decimals below, and nan/inf as they are."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if math.isfinite(x) else str(x)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,6 @@ trained and committed before the prediction is made; see
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 from blindspot.experiments.grid import (
     RUN_LOGS,
     finished,
+    format_scale,
     mine,
     read_metrics,
     spawn_workers,
@@ -179,13 +179,10 @@ def format_table(summary: dict[str, Any]) -> str:
         r = summary["arms"].get(name)
         if r is not None:
             rows.append(f"| {name} | {r['group']} | {r['recipe']} | {r['readout']} | "
-                        f"{_fmt(r['initial_scale_K'])} | {_fmt(max(r['curve_scale_K']))} | "
-                        f"{_fmt(r['scale_K'])} | {r['ce_K']:.3f} |")
+                        f"{format_scale(r['initial_scale_K'])} | "
+                        f"{format_scale(max(r['curve_scale_K']))} | "
+                        f"{format_scale(r['scale_K'])} | {r['ce_K']:.3f} |")
     return "\n".join(rows)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if math.isfinite(x) else str(x)
 
 
 def load_summary(path: str | Path = f"{OUT}/summary.json") -> dict[str, Any]:

@@ -30,7 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blindspot.experiments.grid import RUN_LOGS, finished, mine, spawn_workers, train_and_keep
+from blindspot.experiments.grid import (
+    RUN_LOGS,
+    finished,
+    format_scale,
+    mine,
+    spawn_workers,
+    train_and_keep,
+)
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config, recipe_of
 
@@ -304,13 +311,10 @@ def format_table(summary: dict[str, Any]) -> str:
         name = c["label"] if c["scale_name"] == "cpu" else f"{c['scale_name']}: {c['label']}"
         name += f" (n={p['n']})"
         rows.append(f"| {name} | {p['mean']:.3f} ± {p['std']:.3f} | {ce} | "
-                    f"{_fmt(s['mean'])} ± {_fmt(s['std'])} | {_fmt(c['initial_scale_K']['mean'])}"
-                    f" | {c['paper_ppl_K']} | {c['paper_scale_K']} |")
+                    f"{format_scale(s['mean'])} ± {format_scale(s['std'])} | "
+                    f"{format_scale(c['initial_scale_K']['mean'])} | {c['paper_ppl_K']} | "
+                    f"{c['paper_scale_K']} |")
     return "\n".join(rows)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if math.isfinite(x) else str(x)
 
 
 def load_summary(path: str | Path) -> dict[str, Any]:
