@@ -5,7 +5,7 @@ closed form, on a loop where the theorem is exact and on the package's LoopedLM.
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from blindspot.checks.theory_lm import (
@@ -122,6 +122,9 @@ def test_bound_check_flags_an_inconsistent_update():
 @settings(max_examples=80, deadline=None)
 @given(st.floats(-6.0, 6.0), st.floats(-3.0, 3.0), st.sampled_from([torch.float64, torch.float32]),
        st.integers(0, 2**31 - 1))
+# float32 absorbs an update 1e9 times smaller than the state: stored updates of exactly zero,
+# which the twin once read as 0/0 (its round-off unit is zero there) instead of inside
+@example(6.0, -3.0, torch.float32, 0)
 def test_bounds_hold_for_any_update_at_any_scale(log_s, log_d, dtype, seed):
     """States of size 1e-6..1e6 and updates of size 1e-3..1e3 (any ratio), stored in float64
     or float32 as a model would: every update with s + a > 0 lies inside the bounds, and the

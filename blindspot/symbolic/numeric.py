@@ -316,6 +316,16 @@ def lemma2_terms(h: torch.Tensor, D: torch.Tensor) -> dict[str, torch.Tensor]:
             "angular_step": ((h + D) / s1 - u).norm()}
 
 
+def _in_units(excess: torch.Tensor, unit: float | torch.Tensor) -> float:
+    """A signed distance outside a bound (> 0 outside) in units of round-off: 0 inside or on
+    the bound, whatever the unit (an update stored as exactly zero has m = 0 and must read as
+    inside, not as 0/0), and inf outside with a zero unit."""
+    excess = float(excess)
+    if excess <= 0:
+        return 0.0
+    return excess / float(unit) if float(unit) > 0 else math.inf
+
+
 def lemma2_bound_excess(h: torch.Tensor, D: torch.Tensor) -> dict[str, float]:
     """How far one update lies outside the explicit Lemma 2 bounds (LEMMA2_BOUNDS), in units
     of its float64 round-off; 0 when inside. Needs s + a > 0.
@@ -337,9 +347,9 @@ def lemma2_bound_excess(h: torch.Tensor, D: torch.Tensor) -> dict[str, float]:
     m = T["increment"].abs() + a.abs() + beta**2 / (2 * s)
     ang = T["angular_step"]
     return {
-        "radial": float(torch.clamp(torch.maximum(lower - rem, rem - upper), min=0) / (eps * m)),
-        "angular": float(torch.clamp(torch.maximum(beta / s1 - ang, ang - beta / x), min=0)
-                         / (eps * math.sqrt(h.numel()))),
+        "radial": _in_units(torch.maximum(lower - rem, rem - upper), eps * m),
+        "angular": _in_units(torch.maximum(beta / s1 - ang, ang - beta / x),
+                             eps * math.sqrt(h.numel())),
         "rem": float(rem), "second": float(-a * beta**2 / (2 * s**2)),
         "bound_width": float(upper - lower),
     }
