@@ -55,6 +55,11 @@ def sensitivity_scales_the_logits(mp):
                [a * adapter.head(h, loop, num_loops) for a in alphas])
 
 
+def explicit_attention_sees_the_future(mp):  # the causal mask forgotten
+    mp.setattr(BF, "explicit_causal_attention", lambda q, k, v, dropout_p=0.0:
+               (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v)
+
+
 # -- the scale controls (every control.* claim is guarded)
 
 
@@ -132,6 +137,7 @@ BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
     norm_penalty_summed_over_loops: {"train.objective_loop_weights",
                                      "train.objective_radial_force"},
     sensitivity_scales_the_logits: {"diagnostics.scale_sensitivity_closed_form"},
+    explicit_attention_sees_the_future: {"nn.attention_kernels_agree"},
     threshold_ignores_the_floor: {"control.monitor_verdict"},
     monitor_drops_its_controls: {"control.monitor_verdict"},
     growth_read_from_the_first_loop: {"control.monitor_verdict"},

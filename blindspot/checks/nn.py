@@ -217,3 +217,37 @@ def readout_switches() -> Outcome:
                       for (r, kind), e in errs.items())
     return Outcome(worst <= F64_REL, f"max relative error of the logits against the closed form "
                                      f"(needs ≤ {F64_REL:g}): {shown}")
+
+
+def attention_kernel_errors() -> dict[str, float]:
+    """Largest relative difference between ``attention_kernel="explicit"`` and torch's SDPA on
+    the same float64 model (same seed, so the same weights; eval mode, so no dropout): in the
+    per-loop logits, the states, and the gradient of the per-loop CE."""
+    idx = small_inputs()
+    targets = small_inputs(seed=2)
+    out, grads = {}, {}
+    for kernel in ("sdpa", "explicit"):
+        model = small_model(attention_kernel=kernel)
+        out[kernel] = model(idx)
+        loss = model.loop_cross_entropy(idx, targets)[0].mean()
+        grads[kernel] = torch.autograd.grad(loss, list(model.parameters()))
+    pairs = {"logits": zip(out["explicit"].logits, out["sdpa"].logits, strict=True),
+             "states": zip(out["explicit"].states, out["sdpa"].states, strict=True),
+             "gradients": zip(grads["explicit"], grads["sdpa"], strict=True)}
+    return {name: max(rel_error(a.detach(), b.detach()) for a, b in ab)
+            for name, ab in pairs.items()}
+
+
+@claim("nn.attention_kernels_agree",
+       "The two attention kernels compute one model: with attention_kernel = explicit "
+       "(softmax(QK^T/sqrt(d_h) + M)V written out) LoopedLM's per-loop logits, states and "
+       "per-loop CE gradients equal those with torch's SDPA to float64 round-off.",
+       paper_ref="Setup (causal softmax attention); the explicit kernel is this package's "
+                 "faster CPU choice, not the paper's",
+       test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
+def attention_kernels_agree() -> Outcome:
+    errs = attention_kernel_errors()
+    shown = ", ".join(f"{name} {e:.1e}" for name, e in errs.items())
+    return Outcome(max(errs.values()) <= F64_REL, f"max relative difference explicit vs SDPA "
+                                                  f"(needs ≤ {F64_REL:g}): {shown}")
+
