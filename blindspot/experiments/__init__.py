@@ -6,9 +6,17 @@ checkpoints, ``blindspot diagnose`` (:mod:`blindspot.experiments.diagnose`), is 
 a checkpoint to the committed diagnostics tables.
 """
 
-from blindspot.experiments import gpu_validation, scale_prediction, sensitivity, table1
+from blindspot.experiments import (
+    gpu_validation,
+    growth_law,
+    scale_prediction,
+    sensitivity,
+    table1,
+)
 
 EXPERIMENTS = {"table1": table1.run, "gpu-validation": gpu_validation.run,
-               "sensitivity": sensitivity.run, "scale-prediction": scale_prediction.run}
+               "sensitivity": sensitivity.run, "scale-prediction": scale_prediction.run,
+               "growth-law": growth_law.run, "growth-law-predict": growth_law.predict_cli}
 
-__all__ = ["EXPERIMENTS", "gpu_validation", "scale_prediction", "sensitivity", "table1"]
+__all__ = ["EXPERIMENTS", "gpu_validation", "growth_law", "scale_prediction", "sensitivity",
+           "table1"]

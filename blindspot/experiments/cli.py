@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", nargs="+", help="only these conditions")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
-    p.add_argument("--arms", nargs="+", help="sensitivity: only these arms")
+    p.add_argument("--arms", nargs="+", help="sensitivity, growth-law: only these arms")
+    p.add_argument("--phase", type=int, help="growth-law, growth-law-predict: the phase (1, 2)")
     p.add_argument("--contrast", help="table1: a named contrast grid (gpt2: blindspot 0.1's "
                    "init and recipe, into results/table1-<tier>-gpt2)")
     p.add_argument("--rehearse", action="store_true",
@@ -65,9 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         extra = {}
         if args.arms:
-            if args.name != "sensitivity":
-                raise ValueError("--arms applies to sensitivity only")
+            if args.name not in ("sensitivity", "growth-law"):
+                raise ValueError("--arms applies to sensitivity and growth-law only")
             extra["arms"] = tuple(args.arms)
+        if args.phase is not None:
+            if not args.name.startswith("growth-law"):
+                raise ValueError("--phase applies to growth-law and growth-law-predict only")
+            extra["phase"] = args.phase
         if args.contrast:
             if args.name != "table1":
                 raise ValueError("--contrast applies to table1 only")

@@ -121,3 +121,36 @@ def explicit_causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float 
     if dropout_p > 0:
         probs = F.dropout(probs, dropout_p)
     return probs.to(v.dtype) @ v  # (B, H, T, d_h)
+
+
+def embedding_components(h: Tensor, token_vec: Tensor, pos_vec: Tensor | None = None
+                         ) -> dict[str, Tensor]:
+    r"""Split each state h into its part along the current token's embedding e = E[x_t], its
+    part along the position embedding p = P[t], and the rest (the mechanism of the self-logit
+    law, notebooks/growth_law.md):
+
+    .. math:: h = \alpha\, e + \beta\, p + r, \qquad r \perp \operatorname{span}\{e, p\},
+
+    per token, by least squares over the last dimension (a 2×2 solve; with ``pos_vec`` None,
+    h = α e + r). α = 1, β = 1 and r = 0 at H_0 = e + p without a prelude. α falling towards
+    0 means the loops *cancel* the token embedding, a growing ‖r‖ at α ≈ 1 that they *dilute*
+    it. Returns ``alpha``, ``beta`` (zeros without positions) and ``rest`` = ‖r‖, each of
+    shape h.shape[:-1]; every input broadcasts to h's shape. Computed in float64 when h is
+    float64, else float32: the 2×2 system is well conditioned for independent random e and p
+    (their cosine is O(1/√d)), ``tests/test_nn_functional.py`` checks the reconstruction.
+    """
+    dt = torch.float64 if h.dtype == torch.float64 else torch.float32
+    h, e = h.to(dt), token_vec.to(dt).expand_as(h)
+    ee = (e * e).sum(-1)
+    he = (h * e).sum(-1)
+    if pos_vec is None:
+        alpha = he / ee
+        return {"alpha": alpha, "beta": torch.zeros_like(alpha),
+                "rest": (h - alpha.unsqueeze(-1) * e).norm(dim=-1)}
+    p = pos_vec.to(dt).expand_as(h)
+    pp, ep, hp = (p * p).sum(-1), (e * p).sum(-1), (h * p).sum(-1)
+    det = ee * pp - ep * ep  # > 0 unless e ∥ p
+    alpha = (he * pp - hp * ep) / det
+    beta = (hp * ee - he * ep) / det
+    rest = h - alpha.unsqueeze(-1) * e - beta.unsqueeze(-1) * p
+    return {"alpha": alpha, "beta": beta, "rest": rest.norm(dim=-1)}

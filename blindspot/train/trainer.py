@@ -35,6 +35,7 @@ from blindspot.train import distributed as dd
 from blindspot.train.config import ConfigError, TrainConfig, to_yaml
 from blindspot.train.data import WindowBatches, eval_windows, prepared_data
 from blindspot.train.losses import loss_of, mean_scale
+from blindspot.train.mechanism import mechanism_stats
 
 
 class NonFiniteError(FloatingPointError):
@@ -127,13 +128,17 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     """Validation per-loop CE and perplexity, per-loop mean ‖H_k‖, and the final-loop numbers
     the paper's Table 1 reports (``ppl`` = exp(CE_K), ``scale_K`` = mean ‖H_K‖). Always in
     float32, whatever the training precision: bf16 training keeps float32 master weights, and
-    the numbers the claims read are computed from them without bf16 rounding."""
+    the numbers the claims read are computed from them without bf16 rounding. ``mechanism``:
+    :func:`blindspot.train.mechanism.mechanism_stats` of the first batch."""
     was_training = model.training
     model.eval()
     x_all, y_all = eval_windows(val, cfg.data.seq_len, cfg.eval_windows)
     ce_sum, sc_sum, n = 0.0, 0.0, 0
+    mechanism = None
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
+        if i == 0:
+            mechanism = mechanism_stats(model, x)
         ce, out = model.loop_cross_entropy(x, y)
         b = len(x)
         ce_sum = ce_sum + ce.double().cpu() * b
@@ -142,7 +147,7 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     model.train(was_training)
     ce, sc = (ce_sum / n).tolist(), (sc_sum / n).tolist()
     return {"ce": ce, "ppl": [math.exp(c) for c in ce], "scale": sc,
-            "ppl_K": math.exp(ce[-1]), "scale_K": sc[-1], "windows": n}
+            "ppl_K": math.exp(ce[-1]), "scale_K": sc[-1], "windows": n, "mechanism": mechanism}
 
 
 @dataclass
