@@ -12,17 +12,10 @@ import torch
 from torch import Tensor
 
 from blindspot.diagnostics.table import Table
-from blindspot.nn.trace import LoopTrace
+from blindspot.nn.trace import LoopTrace, token_stats
 
 SCALE_COLUMNS = ["loop", "scale_mean", "carried_scale_mean", "token_median", "token_p99",
                  "token_max"]
-
-
-def token_stats(scales: Tensor) -> dict[str, float]:
-    """Mean, median, 99th percentile and max of per-token scales (any shape)."""
-    s = scales.detach().double().flatten()  # (N,)
-    return {"mean": s.mean().item(), "median": s.median().item(),
-            "p99": torch.quantile(s, 0.99).item(), "max": s.max().item()}
 
 
 def scale_table(trace: LoopTrace) -> Table:

@@ -48,3 +48,33 @@ class LoopTrace:
             [h.detach() for h in self.carried],
             None if self.logits is None else [z.detach() for z in self.logits],
         )
+
+
+def token_stats(values: Tensor) -> dict[str, float]:
+    """Mean, median, 99th percentile and max of per-token values (any shape), e.g. the
+    per-token scales ‖H_k‖ of the paper's Table 10."""
+    s = values.detach().double().flatten()  # (N,)
+    return {"mean": s.mean().item(), "median": s.median().item(),
+            "p99": torch.quantile(s, 0.99).item(), "max": s.max().item()}
+
+
+def mechanism_rows(initial: Tensor, states: list[Tensor], token_vec: Tensor,
+                   pos_vec: Tensor | None, self_logits: list[Tensor]) -> list[dict[str, float]]:
+    """Per loop k = 1..K, means over tokens of: the split of H_k along the current token's
+    embedding and the position embedding (``alpha``, ``beta``, ``rest`` = ‖r‖;
+    :func:`blindspot.nn.functional.embedding_components`), ``self_logit`` (the given (B, T)
+    logit of the current token, centred however the caller chose), ``radial_increment``
+    a_k = ⟨u_{k-1}, H_k − H_{k-1}⟩ from H_{k-1} (H_0 = ``initial``), and ``scale`` ‖H_k‖."""
+    from blindspot.nn.functional import embedding_components, radial_split
+
+    rows, prev = [], initial
+    for k, (h, z) in enumerate(zip(states, self_logits, strict=True), start=1):
+        comp = embedding_components(h, token_vec, pos_vec)
+        a, _ = radial_split(prev.double(), (h - prev).double())
+        rows.append({"loop": k, "alpha": comp["alpha"].mean().item(),
+                     "beta": comp["beta"].mean().item(), "rest": comp["rest"].mean().item(),
+                     "self_logit": z.double().mean().item(),
+                     "radial_increment": a.mean().item(),
+                     "scale": h.detach().double().norm(dim=-1).mean().item()})
+        prev = h
+    return rows

@@ -24,42 +24,27 @@ from typing import Any
 
 import torch
 
-from blindspot.nn.functional import embedding_components, radial_split
+from blindspot.nn.trace import mechanism_rows, token_stats
 
-
-def token_quantiles(x: torch.Tensor) -> dict[str, float]:
-    """Mean, median, 99th percentile and max of a tensor of per-token values."""
-    x = x.detach().double().flatten()
-    return {"mean": x.mean().item(), "median": x.median().item(),
-            "p99": torch.quantile(x, 0.99).item(), "max": x.max().item()}
+PER_LOOP = ("alpha", "beta", "rest", "self_logit", "radial_increment")
 
 
 @torch.no_grad()
 def mechanism_stats(model, x: torch.Tensor) -> dict[str, Any]:
     """The quantities of the module docstring for ``model`` (a ``LoopedLM``, in eval mode) on
-    the token ids ``x`` (B, T)."""
+    the token ids ``x`` (B, T): each per-loop quantity as a list over loops 1..K."""
     h0, _ = model.embed(x)
     out = model(x, logits="none")
-    K = len(out.states)
-    T = x.shape[1]
+    K, T = len(out.states), x.shape[1]
     E, W = model.tok_emb.weight, model.lm_head.weight  # (V, d); the same tensor when tied
-    e, p = E[x], model.pos_emb.weight[:T].unsqueeze(0)  # (B, T, d), (1, T, d)
-    w_self, w_mean = W[x].float(), W.float().mean(0)  # (B, T, d), (d,)
-    per_loop: dict[str, list[float]] = {"alpha": [], "beta": [], "rest": [], "self_logit": [],
-                                        "radial_increment": []}
-    prev = h0
-    for k, h in enumerate(out.states, start=1):
-        comp = embedding_components(h, e, p)
-        f = model.readout_features(h, k, K).float()  # (B, T, d)
-        per_loop["alpha"].append(comp["alpha"].mean().item())
-        per_loop["beta"].append(comp["beta"].mean().item())
-        per_loop["rest"].append(comp["rest"].mean().item())
-        per_loop["self_logit"].append(((w_self - w_mean) * f).sum(-1).mean().item())
-        a, _ = radial_split(prev.float(), (h - prev).float())
-        per_loop["radial_increment"].append(a.mean().item())
-        prev = h
+    w_self = (W[x] - W.mean(0)).float()  # (B, T, d): z[x_t] - mean_v z[v] = <this, features>
+    self_logits = [(w_self * model.readout_features(h, k, K).float()).sum(-1)
+                   for k, h in enumerate(out.states, start=1)]  # K x (B, T)
+    rows = mechanism_rows(h0, out.states, E[x], model.pos_emb.weight[:T].unsqueeze(0),
+                          self_logits)
     g = model.final_norm.weight.detach().float()
-    return {**per_loop, "scale_K_tokens": token_quantiles(out.states[-1].float().norm(dim=-1)),
+    return {**{q: [r[q] for r in rows] for q in PER_LOOP},
+            "scale_K_tokens": token_stats(out.states[-1].float().norm(dim=-1)),
             "embed_std": E.float().std().item(),
             "pos_std": model.pos_emb.weight.float().std().item(),
             "gain_mean": g.mean().item(), "gain_rms": g.pow(2).mean().sqrt().item()}
