@@ -8,9 +8,6 @@ k = 0..K (k = 0 is H_0, the input of loop 1). Demonstrated in
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
-
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace, token_stats
 
