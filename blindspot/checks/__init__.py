@@ -6,6 +6,8 @@
   and the training-time controls (quick), and the diagnostics of the CPU grid (full);
 - :mod:`~blindspot.checks.nn`: LoopedLM's norms, readouts and recurrence;
 - :mod:`~blindspot.checks.scale_growth`: the size of the blow-up and its prediction (full);
+- :mod:`~blindspot.checks.growth_law`: the growth-law study's registered predictions, axis by
+  axis, and its mechanism record (full);
 - :mod:`~blindspot.checks.symbolic`: the certificates of proofs/ with their float64 twins,
   and their measurements on LoopedLM (from :mod:`~blindspot.checks.theory_lm`, which
   registers nothing);
@@ -19,6 +21,7 @@
 from blindspot.checks import (
     control,
     diagnostics,
+    growth_law,
     nn,
     scale_growth,
     small,  # noqa: F401  (the shared small model; registers nothing)
@@ -30,7 +33,7 @@ from blindspot.checks import (
 )
 from blindspot.claims import Claim, registered
 
-MODULES = (diagnostics, control, nn, scale_growth, symbolic, table1, toy, train)
+MODULES = (diagnostics, control, nn, scale_growth, growth_law, symbolic, table1, toy, train)
 """The modules that register claims, in the order verify runs and prints them."""
 
 
