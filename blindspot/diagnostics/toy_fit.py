@@ -46,7 +46,7 @@ import numpy as np
 from blindspot.diagnostics.lemma2 import lemma2_table
 from blindspot.diagnostics.table import Table
 from blindspot.nn.trace import LoopTrace
-from blindspot.toy.fit import FORMULA
+from blindspot.toy.fit import WINDOW_FORMULA
 
 TARGET = 0.20  # fixed before any run: predicted ‖H_k‖ within 20 %
 TOY_COLUMNS = ["protocol", "loop", "measured", "predicted", "rel_error", "fitted"]
@@ -153,7 +153,7 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
             worst[name] = math.nan
             notes.append(f"{name}: fit on loops 1..{J}: refused: {e}")
             continue
-        meta[name] = {"fit_loops": J, "formula": FORMULA, **_params(fit)}
+        meta[name] = {"fit_loops": J, "formula": WINDOW_FORMULA, **_params(fit)}
         s = series["s"]
         errs = []
         for k in range(1, last + 1):

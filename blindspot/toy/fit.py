@@ -28,6 +28,7 @@ from blindspot.toy._validate import as_float, as_loops
 from blindspot.toy.radial import regime
 
 FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}+\sigma\xi_k"
+WINDOW_FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}"
 CONSTANT_TOL = 1e-3
 """Scales that spread by at most this fraction count as constant: no slope (ρ) is fitted to
 them, and :func:`fit_window` reads them as a trace sitting at its fixed point."""
