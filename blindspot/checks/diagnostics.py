@@ -363,7 +363,9 @@ def toy_errors(protocol: str) -> tuple[dict[str, float], dict[str, str]]:
     for c, t in grid.items():
         w = t["toy_prediction"].meta["worst_rel_error"].get(protocol)
         worst[c] = math.nan if w is None else float(w)  # NaN (JSON null): refused
-    off = {c: grid[c]["toy_prediction"].notes for c, w in worst.items() if not w <= TARGET}
+    tables = {c: t["toy_prediction"] for c, t in grid.items()}
+    off = {c: tables[c].meta.get(protocol, {}).get("note", tables[c].notes)  # its own note
+           for c, w in worst.items() if not w <= TARGET}
     return worst, off
 
 

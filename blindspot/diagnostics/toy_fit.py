@@ -149,9 +149,10 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
             fit = fit_first(series, J, rho, rho_source)
             pred = fit.forecast(last - J)  # loops J+1..last
         except ToyRefusal as e:
-            meta[name] = {"fit_loops": J, "refused": str(e)}
+            note = f"{name}: fit on loops 1..{J}: refused: {e}"
+            meta[name] = {"fit_loops": J, "refused": str(e), "note": note}
             worst[name] = math.nan
-            notes.append(f"{name}: fit on loops 1..{J}: refused: {e}")
+            notes.append(note)
             continue
         meta[name] = {"fit_loops": J, "formula": WINDOW_FORMULA, **_params(fit)}
         s = series["s"]
@@ -165,11 +166,13 @@ def toy_prediction_table(trace: LoopTrace | Table, trained_loops: int,
                 errs.append(rel)
         worst[name] = float(max(errs))
         verdict = "within" if worst[name] <= TARGET else "OFF"
-        notes.append(f"{name}: fit on loops 1..{J} ({fit.describe()}; ρ: {fit.rho_source}), "
-                     f"largest relative error of the predicted loops {worst[name]:.1%} "
-                     f"({verdict} the {TARGET:.0%} target)")
+        note = (f"{name}: fit on loops 1..{J} ({fit.describe()}; ρ: {fit.rho_source}), "
+                f"largest relative error of the predicted loops {worst[name]:.1%} "
+                f"({verdict} the {TARGET:.0%} target)")
         if worst[name] > TARGET:
-            notes.append(_why_off(series, fit, last, beyond=name == "depth"))
+            note += "; " + _why_off(series, fit, last, beyond=name == "depth")
+        meta[name]["note"] = note
+        notes.append(note)
     meta["worst_rel_error"] = worst
     return Table("toy_prediction", TOY_COLUMNS, rows, notes="; ".join(notes), meta=meta)
 
@@ -200,4 +203,6 @@ def _why_off(series: dict[str, np.ndarray], fit, last: int, beyond: bool) -> str
             f"{a.min():.3g}..{a.max():.3g}: the loop's update depends on the direction u_k, "
             f"which keeps turning"
             + (" into directions the model never reached in training (the predicted loops lie "
-               "beyond the trained depth)" if beyond else ""))
+               "beyond the trained depth)" if beyond else "")
+            + (" (the window holds a single update, so the toy cannot tell whether its "
+               "increment had settled)" if J == 2 else ""))
