@@ -13,7 +13,9 @@ s_J to predict every later loop. Two protocols:
 
 The fit starts at loop 1, not at H_0 (the first update acts on the embedding), and sees only
 loops ≤ J, so it cannot see what it predicts. The regime is chosen by the rule stated in
-:func:`blindspot.toy.fit_window`, before any grid number was refitted:
+:func:`blindspot.toy.fit_window` (written once the failures of the earlier fit, ρ = 1 and the
+mean increment of the window, on the CPU grid were known; the grid was then rediagnosed with it
+unchanged):
 
 1. a window whose scales agree within 1e-3 is at a fixed point: predict s_J at every later
    loop (a post-LayerNorm loop, whose ‖H_k‖ is √d at every loop, is "bounded, ≈ √d");

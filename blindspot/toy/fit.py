@@ -15,6 +15,11 @@ i.e. radial increment :math:`a_k = a + (\rho - 1)s_k` and tangential norm d. Two
 σ is the RMS of the one-step residuals. :meth:`FitResult.predict` iterates the fitted
 map from the first measured scale, so it predicts every loop, including those not used in
 the fit and loops beyond the trained depth. Test: ``tests/test_toy_fit.py``.
+
+:func:`fit_window` is the toy the diagnostics fit to a window of a trained model's loops: it
+chooses the map's regime by a stated rule (a fixed point, ρ from the architecture, or ρ chosen
+by a held-out loop), takes a and d from the window's last update, and refuses
+(:class:`ToyRefusal`) rather than return a parameter the window cannot identify.
 """
 
 from __future__ import annotations
