@@ -212,7 +212,7 @@ class WindowFit:
 
     def describe(self) -> str:
         if self.kind == "constant":
-            return f"constant: s_k = {self.origin:.6g}"
+            return f"constant: s_k = {self.origin:.6g} at every later loop (regime bounded)"
         return (f"{self.kind}: rho={self.rho:.4g}, a={self.a:.4g}, d={self.dperp:.4g} "
                 f"(regime {self.regime})")
 
