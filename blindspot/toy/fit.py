@@ -35,8 +35,8 @@ from blindspot.toy.radial import regime
 FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}+\sigma\xi_k"
 WINDOW_FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}"
 CONSTANT_TOL = 1e-3
-"""Scales that spread by at most this fraction count as constant: no slope (ρ) is fitted to
-them, and :func:`fit_window` reads them as a trace sitting at its fixed point."""
+"""Relative spread below which scales count as constant; no slope (ρ) is fitted to them, and
+:func:`fit_window` reads them as a trace sitting at its fixed point."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +157,10 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None, *,
 # ------------------------------------------------- the toy of a window of loops, by regime
 
 KINDS = ("constant", "fixed_point", "drift", "contraction")
-"""The toy maps :func:`fit_window` chooses from, simplest first: ``constant`` (the window
-sits at a fixed point; ρ not needed), ``fixed_point`` (ρ = 0, the scale of loop k+1 does
-not depend on that of loop k), ``drift`` (ρ = 1, Lemma 2) and ``contraction`` (0 ≤ ρ ≤ 1
-fitted)."""
+"""The toy maps :func:`fit_window` chooses from, simplest first, namely ``constant`` (the
+window sits at a fixed point; ρ not needed), ``fixed_point`` (ρ = 0, the scale of loop k+1
+does not depend on that of loop k), ``drift`` (ρ = 1, Lemma 2) and ``contraction``
+(0 ≤ ρ ≤ 1 fitted)."""
 
 
 class ToyRefusal(ValueError):
