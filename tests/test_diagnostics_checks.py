@@ -109,3 +109,23 @@ def test_lemma2_evidence_passes_lemma2_and_fails_without_growth(synthetic_trace)
     assert ok, evidence
     ok, evidence = checks.lemma2_evidence(lemma2_table(synthetic_trace([0.0] * 8)).rows)
     assert not ok and "s x1.1" in evidence  # √k growth: too slow, and a_k ≈ 0 ± round-off
+
+
+def test_toy_claims_read_a_refused_protocol_as_off_by_name(monkeypatch, synthetic_trace):
+    import json
+
+    from blindspot.diagnostics.table import Table
+    from blindspot.diagnostics.toy_fit import toy_prediction_table
+
+    trace = synthetic_trace([2.0] * 8)
+    fixed = toy_prediction_table(trace, 4, rho=1.0)  # both protocols within the target
+    free = toy_prediction_table(trace, 4)  # ρ not fixed: the 2-loop early window is refused
+    back = Table.from_json(json.loads(json.dumps(free.to_json())))  # as committed: NaN -> null
+    assert back.meta["worst_rel_error"]["early"] is None
+    monkeypatch.setattr(checks, "_all_grid", lambda conditions: {
+        "fixed": {"toy_prediction": fixed}, "free": {"toy_prediction": back}})
+    early = checks._toy_outcome("early", "the predicted loops")
+    assert not early.passed and "free refused" in early.evidence
+    assert "Off: free: early: fit on loops 1..2: refused" in early.evidence
+    assert "Off: fixed" not in early.evidence and "depth:" not in early.evidence  # its own note
+    assert checks._toy_outcome("depth", "the extrapolated loops").passed

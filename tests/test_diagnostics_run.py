@@ -27,7 +27,9 @@ def test_diagnose_a_huginn_style_model_and_round_trip(huginn_style, tokens, tmp_
     assert tables["early_exit"].column("beyond_trained_depth") == [False] * 3 + [True] * 2
     assert all(r != r for r in tables["radial_gradient"].column("closed_form_share"))  # NaN:
     # the coda sits between state and head, so there is no closed form to compare with
-    assert not tables["toy_prediction"].meta["depth"]["rho_fixed"]  # injection: ρ is fitted
+    toy = tables["toy_prediction"].meta  # injection: ρ is not fixed by the architecture,
+    assert toy["depth"]["rho_source"].startswith("chosen by the held-out loop")  # the data
+    assert "no loop to hold out" in toy["early"]["refused"]  # choose it, from 3 loops or more
     paths = write_tables(tables, tmp_path, config={"model": "HuginnStyle"}, seed=0)
     assert {p.stem for p in paths} == EXPECTED
     obj = json.loads((tmp_path / "lemma2.json").read_text())

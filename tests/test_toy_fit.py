@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blindspot.toy import FitResult, fit_radial_trace, prenorm_scale
+from blindspot.toy import FitResult, ToyRefusal, fit_radial_trace, fit_window, prenorm_scale
 
 CASES = [(1.0, 0.5, 1.0), (1.0, 0.0, 2.0), (0.9, 1.0, 0.5), (1.03, 0.2, 0.3)]
 
@@ -56,3 +56,62 @@ def test_bad_traces_are_clear_errors():
         fit_radial_trace([1.0, -2.0, 3.0])
     with pytest.raises(ValueError, match="dimension"):
         fit_radial_trace(np.ones((3, 2)))
+
+
+def test_fit_radial_trace_fits_no_slope_to_a_constant_scale():
+    # a post-LayerNorm trace: the scale is √128 to float32 round-off while a_k ≠ 0; a slope of
+    # a_k against s_k is then round-off over round-off (it was ρ ≈ 9e3 before the guard)
+    rng = np.random.default_rng(0)
+    s = np.sqrt(128) * (1 + 1e-7 * rng.standard_normal(5))
+    a = -0.17 + 1e-7 * rng.standard_normal(4)
+    f = fit_radial_trace(s, a, np.full(4, 2.1))
+    assert f.rho == 1.0  # not identifiable: the free loop is assumed, as for an exact constant
+
+
+def test_fit_window_regimes_and_refusals():
+    s = prenorm_scale(10, 2.0, 0.5, 1.0)["s"]  # ρ = 1, a = 0.5, d = 1: linear
+    a, d = np.full(10, 0.5), np.full(10, 1.0)
+    w = fit_window(s[1:5], a[1:4], d[1:4], rho=1.0, rho_source="theorem")
+    assert (w.kind, w.regime, w.rho_source) == ("drift", "linear", "theorem")
+    # noiseless: the forecast iterates the true map from s_4, exact to float64 round-off
+    assert w.forecast(6) == pytest.approx(s[5:11], rel=1e-12)
+    held = fit_window(s[1:5], a[1:4], d[1:4])  # ρ chosen by the held-out loop 4
+    assert held.kind == "drift" and held.held_out["drift"] < 1e-12
+    with pytest.raises(ToyRefusal, match="no loop to hold out"):
+        fit_window(s[1:3], a[1:2], d[1:2])  # two loops, ρ not fixed
+    flat = fit_window(np.full(3, 5.0), [-0.1, -0.1], [1.0, 1.0])
+    assert flat.kind == "constant" and list(flat.forecast(3)) == [5.0] * 3
+    with pytest.raises(ValueError, match="J-1 updates"):
+        fit_window(s[1:5], a[1:3], d[1:3])
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        fit_window(s[1:5], a[1:4], d[1:4], rho=1.5)
+    # an exponential trace (ρ = 1.2) is no contraction: the fitted ρ is refused, the held-out
+    # loop picks a map of the family, and nothing grows faster than linearly
+    e = prenorm_scale(10, 2.0, 0.5, 1.0, rho=1.2)["s"]
+    ae = 0.5 + 0.2 * e[:-1]
+    w = fit_window(e[1:7], ae[1:6], d[1:6])
+    assert "contraction" not in w.held_out and w.kind in ("drift", "fixed_point")
+    n = np.arange(1, 31)
+    assert np.all(w.forecast(30) <= e[6] + n * (abs(ae[5]) + 1.0))  # s_J + n(|a_k| + d)
+
+
+def test_fit_window_never_returns_a_non_finite_scale():
+    rng = np.random.default_rng(2)
+    for _ in range(200):  # random windows, random architectures: a number or a refusal
+        J = int(rng.integers(2, 7))
+        s = np.exp(rng.normal(2, 1, J))
+        a, d = rng.normal(0, 3, J - 1), np.abs(rng.normal(0, 3, J - 1))
+        rho = [None, 0.0, 1.0][int(rng.integers(3))]
+        try:
+            w = fit_window(s, a, d, rho=rho)
+        except ToyRefusal:
+            continue
+        f = w.forecast(20)
+        assert np.isfinite(f).all()
+        if w.kind == "constant":
+            assert np.all(f == s[-1])
+            continue
+        # ρ ≤ 1 gives √((ρs + a)² + d²) ≤ s + |a| + d: at most linear growth (1e-12: the
+        # round-off of 20 float64 steps)
+        assert 0 <= w.rho <= 1
+        assert np.all(f <= (s[-1] + np.arange(1, 21) * (abs(w.a) + w.dperp)) * (1 + 1e-12))

@@ -359,8 +359,13 @@ def toy_errors(protocol: str) -> tuple[dict[str, float], dict[str, str]]:
     from blindspot.diagnostics.toy_fit import TARGET
 
     grid = _all_grid(GRID_CONDITIONS)
-    worst = {c: t["toy_prediction"].meta["worst_rel_error"][protocol] for c, t in grid.items()}
-    off = {c: grid[c]["toy_prediction"].notes for c, w in worst.items() if not w <= TARGET}
+    worst = {}
+    for c, t in grid.items():
+        w = t["toy_prediction"].meta["worst_rel_error"].get(protocol)
+        worst[c] = math.nan if w is None else float(w)  # NaN (JSON null): refused
+    tables = {c: t["toy_prediction"] for c, t in grid.items()}
+    off = {c: tables[c].meta.get(protocol, {}).get("note", tables[c].notes)  # its own note
+           for c, w in worst.items() if not w <= TARGET}
     return worst, off
 
 
@@ -368,7 +373,8 @@ def _toy_outcome(protocol: str, what: str) -> Outcome:
     worst, off = toy_errors(protocol)
     return Outcome(not off, (
         f"largest relative error of {what}: "
-        + ", ".join(f"{c} {w:.1%}" for c, w in worst.items()) + " (needs ≤ 20%)"
+        + ", ".join(f"{c} {w:.1%}" if math.isfinite(w) else f"{c} refused"
+                    for c, w in worst.items()) + " (needs ≤ 20%)"
         + ("".join(f". Off: {c}: {why}" for c, why in off.items()))))
 
 

@@ -124,6 +124,7 @@ def _toy_table(lemma2: Table, trained_loops: int, recorded_loops: int,
                adapter: LoopAdapter) -> Table:
     """The toy prediction, or (e.g. K = 1) an empty table whose notes say why it was skipped."""
     from blindspot.diagnostics.toy_fit import (
+        architecture_rho,
         skipped_toy_table,
         too_few_loops,
         toy_prediction_table,
@@ -132,5 +133,5 @@ def _toy_table(lemma2: Table, trained_loops: int, recorded_loops: int,
     why = too_few_loops(trained_loops, recorded_loops)
     if why:
         return skipped_toy_table(why)
-    return toy_prediction_table(lemma2, trained_loops,
-                                rho=1.0 if adapter.direction_only_update else None)
+    rho, source = architecture_rho(adapter)
+    return toy_prediction_table(lemma2, trained_loops, rho=rho, rho_source=source)

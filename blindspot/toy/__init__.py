@@ -6,7 +6,7 @@ Across loops (:mod:`~blindspot.toy.radial`, :mod:`~blindspot.toy.linear`), acros
 numbers and the formula behind them. No torch import here: the toy runs anywhere.
 """
 
-from blindspot.toy.fit import FitResult, fit_radial_trace
+from blindspot.toy.fit import FitResult, ToyRefusal, WindowFit, fit_radial_trace, fit_window
 from blindspot.toy.linear import (
     continuous_depth,
     linear_prediction,
@@ -47,10 +47,11 @@ from blindspot.toy.training import (
 )
 
 __all__ = [
-    "OPTIMIZERS", "REGIMES", "FitResult", "Prediction", "adam_update_rms", "angular_step",
+    "OPTIMIZERS", "REGIMES", "FitResult", "Prediction", "ToyRefusal", "WindowFit",
+    "adam_update_rms", "angular_step",
     "compare_growth",
     "continuous_depth", "decompose_update", "direction_block", "simulate_prenorm_loop",
-    "effective_learning_rate", "fit_radial_trace",
+    "effective_learning_rate", "fit_radial_trace", "fit_window",
     "geometric_sum", "growth_exponent", "inter_loop_norm_scale", "linear_prediction",
     "next_scale", "penalty_equilibrium_scale", "predict_norm_growth_over_training",
     "predict_norm_trajectory", "prenorm_fixed_point", "prenorm_scale",

@@ -15,6 +15,11 @@ i.e. radial increment :math:`a_k = a + (\rho - 1)s_k` and tangential norm d. Two
 σ is the RMS of the one-step residuals. :meth:`FitResult.predict` iterates the fitted
 map from the first measured scale, so it predicts every loop, including those not used in
 the fit and loops beyond the trained depth. Test: ``tests/test_toy_fit.py``.
+
+:func:`fit_window` is the toy the diagnostics fit to a window of a trained model's loops: it
+chooses the map's regime by a stated rule (a fixed point, ρ from the architecture, or ρ chosen
+by a held-out loop), takes a and d from the window's last update, and refuses
+(:class:`ToyRefusal`) rather than return a parameter the window cannot identify.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from blindspot.toy._validate import as_float, as_loops
 from blindspot.toy.radial import regime
 
 FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}+\sigma\xi_k"
+WINDOW_FORMULA = r"s_{k+1}=\sqrt{(\rho s_k+a)^2+d^2}"
+CONSTANT_TOL = 1e-3
+"""Relative spread below which scales count as constant; no slope (ρ) is fitted to them, and
+:func:`fit_window` reads them as a trace sitting at its fixed point."""
 
 
 @dataclass(frozen=True)
@@ -104,10 +113,11 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None, *,
         x, y = s_fit[:m], a[:m]
         if rho is not None:
             a_hat = float(np.mean(y - (rho - 1) * x))
-        elif m >= 2 and np.ptp(x) > 0:
+        elif m >= 2 and np.ptp(x) > CONSTANT_TOL * float(np.max(x)):
             slope, icpt = np.polyfit(x, y, 1)
             rho, a_hat = 1.0 + slope, icpt
-        else:  # one update or constant scale: ρ is not identifiable, assume the free loop
+        else:  # one update or (about) constant scale: the slope of a_k against s_k is
+            # round-off over round-off, so ρ is not identifiable: assume the free loop
             rho, a_hat = 1.0, float(y.mean())
         d_hat = float(np.sqrt(np.mean(dperp[:m] ** 2)))
         method = "decomposition"
@@ -142,3 +152,163 @@ def fit_radial_trace(s, a=None, dperp=None, fit_loops: int | None = None, *,
     pred = np.hypot(rho * s_fit[:-1] + a_hat, d_hat)
     sigma = float(np.sqrt(np.mean((s_fit[1:] - pred) ** 2)))
     return FitResult(float(rho), float(a_hat), float(d_hat), sigma, float(s[0]), fit_loops, method)
+
+
+# ------------------------------------------------- the toy of a window of loops, by regime
+
+KINDS = ("constant", "fixed_point", "drift", "contraction")
+"""The toy maps :func:`fit_window` chooses from, simplest first, namely ``constant`` (the
+window sits at a fixed point; ρ not needed), ``fixed_point`` (ρ = 0, the scale of loop k+1
+does not depend on that of loop k), ``drift`` (ρ = 1, Lemma 2) and ``contraction``
+(0 ≤ ρ ≤ 1 fitted)."""
+
+
+class ToyRefusal(ValueError):
+    """The toy declines to predict; the message says why (a parameter it cannot identify from
+    the window, or a prediction that would not be a finite scale)."""
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    """The toy fitted to a window of loops 1..J (:func:`fit_window`): the map
+    s ↦ √((ρ s + a)² + d²) with constant parameters, iterated from the window's last scale
+    ``origin`` = s_J; ``kind`` is one of :data:`KINDS`, ``rho_source`` says where ρ came from
+    and ``held_out`` holds each candidate's relative error on s_J when the window chose ρ."""
+
+    kind: str
+    rho: float  # NaN for "constant": not identified, not needed
+    a: float  # NaN for "constant"
+    dperp: float
+    origin: float
+    fit_loops: int
+    rho_source: str
+    held_out: dict
+
+    @property
+    def regime(self) -> str:
+        """:func:`blindspot.toy.radial.regime` of the fitted map (a window at a fixed point is
+        ``bounded``); ρ within 1e-3 of 1 and |a| within 1e-3·s_J count as 1 and 0."""
+        if self.kind == "constant":
+            return "bounded"
+        return str(regime(self.rho, self.a / self.origin, self.dperp, model="prenorm",
+                          tol=1e-3))
+
+    def step(self, s) -> np.ndarray:
+        """One application of the fitted map to the scales ``s`` (any shape)."""
+        s = np.asarray(s, dtype=np.float64)
+        if self.kind == "constant":
+            return np.full(s.shape, self.origin)
+        return np.hypot(self.rho * s + self.a, self.dperp)
+
+    def forecast(self, n: int) -> np.ndarray:
+        """(n,) predicted s_{J+1}..s_{J+n}; :class:`ToyRefusal` if one is not finite."""
+        out, s = np.empty(n), self.origin
+        for j in range(n):
+            s = float(self.step(s))
+            out[j] = s
+        if not np.isfinite(out).all():
+            raise ToyRefusal(f"the fitted map ({self.describe()}) gives a non-finite scale")
+        return out
+
+    def describe(self) -> str:
+        if self.kind == "constant":
+            return f"constant: s_k = {self.origin:.6g} at every later loop (regime bounded)"
+        return (f"{self.kind}: rho={self.rho:.4g}, a={self.a:.4g}, d={self.dperp:.4g} "
+                f"(regime {self.regime})")
+
+
+def _candidate(kind: str, s: np.ndarray, a: np.ndarray, d: np.ndarray, rho: float | None,
+               source: str, held: dict) -> WindowFit:
+    """The map of ``kind`` from the window's scales s_1..s_J and its J-1 updates."""
+    J, last = s.size, s[-1]
+    if kind == "contraction" and rho is None:
+        if a.size < 3:
+            raise ToyRefusal(f"fitting ρ needs 3 updates (2 parameters and a residual); the "
+                             f"window has {a.size}")
+        x, y = s[-4:-1], a[-3:]  # the last three updates and the scales they leave
+        if np.ptp(x) <= CONSTANT_TOL * float(np.max(x)):
+            raise ToyRefusal("the scales of the last three updates are about equal, so their "
+                             "radial increments cannot separate ρ from a")
+        slope, icpt = np.polyfit(x, y, 1)
+        rho = 1.0 + float(slope)
+        if not 0.0 <= rho <= 1.0:
+            raise ToyRefusal(f"the radial increments of the last three updates against their "
+                             f"scales give ρ = {rho:.3g}, outside the toy's 0 ≤ ρ ≤ 1: they "
+                             f"change with the loop, not with the scale")
+        return WindowFit(kind, rho, float(icpt), float(np.sqrt(np.mean(d[-3:] ** 2))),
+                         float(last), J, source, held)
+    if kind == "fixed_point":  # ρ = 0: every later loop has the scale of the last one
+        dp = float(d[-1])
+        return WindowFit(kind, 0.0, float(np.sqrt(max(last**2 - dp**2, 0.0))), dp, float(last),
+                         J, source, held)
+    r = 1.0 if kind == "drift" else float(rho)
+    # a from the last update only: a_{J-1} = a + (ρ-1) s_{J-1}
+    return WindowFit(kind, r, float(a[-1] - (r - 1.0) * s[-2]), float(d[-1]), float(last), J,
+                     source, held)
+
+
+def fit_window(s, a, dperp, *, rho: float | None = None, rho_source: str = "") -> WindowFit:
+    """Fit the toy to a window of loops, choosing its regime by a rule stated here first.
+
+    ``s``: (J,) mean scales s_1..s_J; ``a``, ``dperp``: (J-1,) measured radial increments
+    and tangential norms of the updates leaving loops 1..J-1. ``rho``: ρ when the
+    architecture fixes it (``rho_source`` says why), else None. The rule:
+
+    1. **Constant window.** If every s_k lies within :data:`CONSTANT_TOL` of s_J, the trace
+       sits at a fixed point and the toy predicts s_J at every later loop (``constant``):
+       any map at its fixed point stays there, so ρ is neither needed nor identifiable (a
+       slope of a_k against a constant s_k is round-off over round-off).
+    2. **ρ fixed by the architecture** (``rho`` given, 0 ≤ ρ ≤ 1): ρ = 1 is ``drift``, ρ = 0
+       ``fixed_point`` (every later loop has the scale s_J), else ``contraction``.
+    3. **ρ from the data**, otherwise: each candidate (``fixed_point``, ``drift``,
+       ``contraction`` with ρ fitted by least squares of a_k = a + (ρ-1)s_k on the last three
+       updates: needs 3 updates and 0 ≤ ρ ≤ 1) is fitted on loops 1..J-1 and predicts s_J;
+       the smallest relative error wins (ties: the simpler, in :data:`KINDS` order) and is
+       refitted on loops 1..J. A window of two loops has no loop to hold out: refused.
+    4. **The settled regime.** a and d come from the window's last update (the last three for
+       a fitted ρ), not from all of them: the first loops carry the transient of a state far
+       from the loop's working regime (a large embedding shrinking, say), which a
+       constant-parameter map cannot represent.
+
+    ρ never exceeds 1, so no prediction grows faster than linearly in the loop count; a
+    parameter the window cannot identify raises :class:`ToyRefusal` with the reason.
+    Tests: ``tests/test_toy_fit.py::test_fit_window_*``.
+    """
+    s = as_float("s", s, ndim=1, nonneg=True)
+    a = as_float("a", a, ndim=1)
+    dperp = as_float("dperp", dperp, ndim=1, nonneg=True)
+    J = s.size
+    if J < 2 or a.shape != (J - 1,) or dperp.shape != (J - 1,):
+        raise ValueError(f"fit_window needs J >= 2 scales and J-1 updates (a, dperp), got "
+                         f"{J} scales, a {a.shape}, dperp {dperp.shape}")
+    if np.any(s == 0):
+        raise ValueError("a measured scale is 0: the direction (and the toy) is undefined there")
+    if rho is not None and not 0.0 <= float(rho) <= 1.0:
+        raise ValueError(f"a fixed rho must lie in [0, 1] (1: drift, 0: fixed point), got {rho}")
+    if np.max(np.abs(s / s[-1] - 1)) <= CONSTANT_TOL:
+        return WindowFit("constant", float("nan"), float("nan"), float(dperp[-1]), float(s[-1]),
+                         J, f"the window's scales agree within {CONSTANT_TOL:g}: a fixed point, "
+                            "whatever ρ", {})
+    if rho is not None:
+        kind = {1.0: "drift", 0.0: "fixed_point"}.get(float(rho), "contraction")
+        return _candidate(kind, s, a, dperp, float(rho), rho_source, {})
+    if J < 3:
+        raise ToyRefusal(f"ρ is not fixed by the architecture, and a window of {J} loops "
+                         "(one update) leaves no loop to hold out to choose it; fit on 3 "
+                         "loops or more")
+    held: dict[str, float] = {}
+    for kind in KINDS[1:]:
+        try:
+            c = _candidate(kind, s[:-1], a[:-1], dperp[:-1], None, "", {})
+            held[kind] = float(abs(c.forecast(1)[0] / s[-1] - 1))
+        except ToyRefusal:
+            continue
+    why = []
+    for kind in sorted(held, key=lambda k: (held[k], KINDS.index(k))):
+        source = ("chosen by the held-out loop: relative error on s_J "
+                  + ", ".join(f"{k} {e:.2%}" for k, e in held.items()) + f" -> {kind}")
+        try:
+            return _candidate(kind, s, a, dperp, None, source, held)
+        except ToyRefusal as e:
+            why.append(f"{kind}: {e}")
+    raise ToyRefusal("no candidate map fits the window: " + "; ".join(why))
