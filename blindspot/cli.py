@@ -1,4 +1,4 @@
-"""``blindspot`` command line: train | diagnose | experiment | verify | figures.
+"""``blindspot`` command line: train | diagnose | experiment | predict | verify | figures.
 
 Each subcommand lives with its layer (``module`` runs ``module.main(argv)``); this module
 dispatches, and wires the one command that spans two layers: ``diagnose`` writes the tables
@@ -16,6 +16,8 @@ COMMANDS = {
     "train": ("blindspot.train.cli", "train a preset: blindspot train PRESET [--set k=v ...]"),
     "diagnose": ("blindspot.cli:diagnose", "diagnose a checkpoint: blindspot diagnose CKPT"),
     "experiment": ("blindspot.experiments.cli", "run a named experiment, e.g. table1"),
+    "predict": ("blindspot.experiments.predict",
+                "predict every loop's ‖H_k‖ over training: blindspot predict PRESET"),
     "verify": ("blindspot.verify", "check every claim and print the verdict table"),
     "figures": ("blindspot.figures.cli", "regenerate figures from committed results"),
 }

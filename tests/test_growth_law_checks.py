@@ -73,3 +73,16 @@ def test_mechanism_claim_passes_and_refutes():
         assert not out.passed and "MISSED a-seed0" in out.evidence
     with pytest.raises(Skip):
         judge_mechanism({"runs": {"a-seed0": _run("base", 900.0, learns=False)}})
+
+
+def test_paper_scale_claim_passes_and_refutes():
+    from blindspot.checks.growth_law import judge_paper_scale
+
+    def pred(a, b):
+        return {"runs": {n: {"scale_final": [1.0, s], "uncertainty_factor": 1.3,
+                             "outside_domain": []} for n, s in (("44m", a), ("129m", b))}}
+
+    assert judge_paper_scale(pred(5_000.0, 20_000.0)).passed
+    assert not judge_paper_scale(pred(5_000.0, 8_000.0)).passed  # none within x3 of 39,207
+    assert not judge_paper_scale(pred(500.0, 20_000.0)).passed  # 44m below "thousands"
+    assert not judge_paper_scale(pred(5_000.0, 200_000.0)).passed  # 129m above the range

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override applied to every run (repeatable)")
     p.add_argument("--arms", nargs="+", help="sensitivity, growth-law: only these arms")
-    p.add_argument("--phase", type=int, help="growth-law, growth-law-predict: the phase (1, 2)")
+    p.add_argument("--phase", help="growth-law: the phase to train (1, 2); growth-law-predict: "
+                   "the phase to predict (1, 2, or paper: the paper's 44M and 129M runs)")
     p.add_argument("--contrast", help="table1: a named contrast grid (gpt2: blindspot 0.1's "
                    "init and recipe, into results/table1-<tier>-gpt2)")
     p.add_argument("--rehearse", action="store_true",
@@ -72,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.phase is not None:
             if not args.name.startswith("growth-law"):
                 raise ValueError("--phase applies to growth-law and growth-law-predict only")
-            extra["phase"] = args.phase
+            if args.phase not in ("1", "2", "paper") or (
+                    args.phase == "paper" and args.name == "growth-law"):
+                raise ValueError(f"--phase {args.phase!r}: valid phases are 1 and 2 (and "
+                                 f"'paper' for growth-law-predict)")
+            extra["phase"] = args.phase if args.phase == "paper" else int(args.phase)
         if args.contrast:
             if args.name != "table1":
                 raise ValueError("--contrast applies to table1 only")

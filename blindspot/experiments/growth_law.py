@@ -120,8 +120,29 @@ def _phase1() -> list[Arm]:
     return arms
 
 
-ARMS: dict[str, Arm] = {a.name: a for a in _phase1()}
-"""Every arm by name (phase 1; phase 2 is added with its predictions)."""
+def _phase2() -> list[Arm]:
+    """New combinations of the phase-1 axes (and one width and one length phase 1 did not
+    reach), each predicted by the law fitted on phase 1 only."""
+    return [
+        Arm("p2-d256-K8", "combined", 2, (*_width(256), "model.num_loops=8"), (0,),
+            {"d_model": 256, "num_loops": 8}),
+        Arm("p2-d64-K2-L8", "combined", 2, (*_width(64), "model.num_loops=2",
+                                           "model.n_layers=8"), (0, 1),
+            {"d_model": 64, "num_loops": 2, "n_layers": 8}),
+        Arm("p2-d256-L1-word", "combined", 2, (*_width(256), "model.n_layers=1", *WORD_VOCAB),
+            (0,), {"d_model": 256, "n_layers": 1, "tokenizer": "word"}),
+        Arm("p2-d512-K2-L1", "combined", 2, (*_width(512), "model.num_loops=2",
+                                            "model.n_layers=1"), (0,),
+            {"d_model": 512, "num_loops": 2, "n_layers": 1}),
+        Arm("p2-d384", "combined", 2, _width(384), (0,), {"d_model": 384}),
+        Arm("p2-d64-K2-L1-long", "combined", 2, (*_width(64), "model.num_loops=2",
+                                                "model.n_layers=1", "steps=3000"), (0,),
+            {"d_model": 64, "num_loops": 2, "n_layers": 1, "steps": 3000}),
+    ]
+
+
+ARMS: dict[str, Arm] = {a.name: a for a in _phase1() + _phase2()}
+"""Every arm by name, both phases."""
 
 
 def phase_arms(phase: int) -> list[Arm]:
@@ -148,6 +169,11 @@ def _cost(cfg: TrainConfig) -> float:
 
 # ----------------------------------------------------------------------------- predictions
 
+LAW = None
+"""The growth law fitted on phase 1 (:func:`fit_law` of the committed summary; a test checks
+that refitting reproduces it)."""
+
+
 
 def predictions_path(phase: int, out: str | Path | None = None) -> Path:
     return Path(out or OUT) / f"predictions-phase{phase}.json"
@@ -163,7 +189,8 @@ def predict(phase: int, out: str | Path | None = None, overrides: tuple[str, ...
     path = predictions_path(phase, out)
     atomic_write_json(path, result)
     for name, r in result["runs"].items():
-        log(f"[growth-law predict] {name}: {r['regime']}, ‖H_K‖ {r['s0']:.1f} at init -> "
+        s0 = r['s0'][-1] if isinstance(r.get('s0'), list) else r.get('s0', float('nan'))
+        log(f"[growth-law predict] {name}: {r['regime']}, ‖H_K‖ {s0:.1f} at init -> "
             f"{r['scale_K'][-1]:,.0f} at step {r['steps'][-1]:,}")
     log(f"[growth-law predict] wrote {path}")
     return result
@@ -186,18 +213,103 @@ def _predict_self_logit(runs) -> dict[str, Any]:
             "fitted": f, "fitted_on": committed["fitted_on"], "runs": out}
 
 
+def law_runs(summary: dict[str, Any], phase: int = 1) -> list:
+    """The learning runs of ``phase`` in the form :func:`blindspot.toy.growth_law.fit_growth_law`
+    reads (σ_E and the readout gain at init from each run's first evaluation)."""
+    import numpy as np
+
+    from blindspot.toy.growth_law import Run
+
+    out = []
+    for r in summary["runs"].values():
+        if r["phase"] != phase or not r["learns"]:
+            continue
+        m0 = r["evals"][0]["mechanism"]
+        out.append(Run(r["d_model"], r["num_loops"], r["n_layers"], r["tokenizer"] == "word",
+                       m0["embed_std"], m0["gain_mean"],
+                       np.array([e["tau"] for e in r["evals"]]),
+                       np.array([e["scale"] for e in r["evals"]]),
+                       np.array(r["curve_tau"]), np.array([c[0] for c in r["curve_scale"]])))
+    return out
+
+
+def fit_law(summary: dict[str, Any]):
+    """The growth law fitted on the learning runs of phase 1 (and nothing else)."""
+    from blindspot.toy.growth_law import fit_growth_law
+
+    return fit_growth_law(law_runs(summary, 1))
+
+
 def _predict_revised(phase: int, runs, out) -> dict[str, Any]:
-    raise ValueError(f"phase {phase} is predicted by the revised law, which is not written yet")
+    """Phase 2 (and later): the law fitted on phase 1, as committed in :data:`LAW`, for every
+    run; the prediction is per loop (``scale_final``) and over the logged curve."""
+    from blindspot.experiments.predict import predict_config
+
+    if LAW is None:
+        raise ValueError("the growth law has not been fitted yet: fit it on phase 1 first")
+    preds = {}
+    for name, _arm, cfg in runs:
+        steps = sorted({*range(cfg.log_every, cfg.steps + 1, cfg.log_every), cfg.steps})
+        p = predict_config(cfg, LAW, steps)
+        preds[name] = {**p, "source": f"growth-law phase {phase}"}
+    return {"experiment": "growth-law", "phase": phase, "model": "growth law (phase-1 fit)",
+            "fitted": dict(LAW.__dict__), "runs": preds}
 
 
-def predict_cli(tier: str = "cpu", out: str | Path | None = None, *, phase: int = 1,
+PAPER_RUNS = ("44m-per_loop-norm", "129m-per_loop-norm")
+
+
+def predict_paper(out: str | Path | None = None, log=print) -> dict[str, Any]:
+    """The law's predictions for the paper's full 44M and 129M per-loop + RMSNorm runs (the
+    presets with the paper's recipe, on the paper's word vocabulary, for 4 epochs of
+    WikiText-103: :func:`blindspot.experiments.table1.paper_run_steps`), with the per-token
+    quantiles of ‖H_K‖ (the paper's Table 10) carried from the study's measured ratios to the
+    mean. Written to ``predictions-paper.json``."""
+    import numpy as np
+
+    from blindspot.experiments.predict import predict_config
+    from blindspot.experiments.table1 import paper_run_steps
+    from blindspot.train.config import load_config
+
+    if LAW is None:
+        raise ValueError("the growth law has not been fitted yet: fit it on phase 1 first")
+    summary = load_summary(Path(out or OUT) / "summary.json")
+    learned = [r for r in summary["runs"].values() if r["learns"] and r["phase"] == 1]
+    ratios = {q: float(np.median([r["scale_K_tokens"][q] / r["scale_K_tokens"]["mean"]
+                                  for r in learned])) for q in ("median", "p99", "max")}
+    preds = {}
+    for preset in PAPER_RUNS:
+        cfg = load_config(preset)
+        steps = paper_run_steps(cfg)
+        cfg = load_config(preset, [f"steps={steps}"])
+        p = predict_config(cfg, LAW, [cfg.log_every, steps // 100, steps // 10, steps])
+        mean = p["scale_final"][-1]
+        preds[preset.split("-")[0]] = {**p, "scale_K_tokens": {
+            "mean": mean, **{q: mean * f for q, f in ratios.items()}},
+            "token_ratios_from": f"median over {len(learned)} learning phase-1 runs"}
+    result = {"experiment": "growth-law", "phase": "paper", "model": "growth law (phase-1 fit)",
+              "fitted": dict(LAW.__dict__), "runs": preds,
+              "run_card": run_card(config={"presets": list(PAPER_RUNS)}, seed=None)}
+    path = Path(out or OUT) / "predictions-paper.json"
+    atomic_write_json(path, result)
+    for name, p in preds.items():
+        log(f"[growth-law predict] {name}: ‖H_k‖ after {p['steps'][-1]:,} steps (τ "
+            f"{p['tau'][-1]:.1f}) " + "/".join(f"{x:,.0f}" for x in p["scale_final"])
+            + f" (x{p['uncertainty_factor']:.2f}); outside the fitted domain: "
+            + ("; ".join(p["outside_domain"]) or "nothing"))
+    return result
+
+
+def predict_cli(tier: str = "cpu", out: str | Path | None = None, *, phase: int | str = 1,
                 overrides: tuple[str, ...] = (), seeds=None, conditions=None,
                 rehearse: bool = False, log=print, **_training_options: Any) -> dict[str, Any]:
-    """``blindspot experiment growth-law-predict --phase N``: :func:`predict`; trains
-    nothing."""
+    """``blindspot experiment growth-law-predict --phase N``: :func:`predict` (or
+    :func:`predict_paper` for ``--phase paper``); trains nothing."""
     if tier != "cpu" or seeds or conditions or rehearse:
         raise ValueError("growth-law-predict takes --phase, --out and --set only")
-    return predict(phase, out, overrides, log)
+    if phase == "paper":
+        return predict_paper(out, log)
+    return predict(int(phase), out, overrides, log)
 
 
 # ----------------------------------------------------------------------------- training

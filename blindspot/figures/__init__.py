@@ -1,7 +1,8 @@
 """blindspot.figures: one function per figure; the book and ``blindspot figures`` call them.
 
 Layer modules hold the drawing functions (``theory``: chapters 1-3 from the symbolic layer;
-``toy``, ``table1``, ``diagnostics``, ``early_exit``, ``scale_growth``, ``control``: one per
+``toy``, ``table1``, ``diagnostics``, ``early_exit``, ``scale_growth``, ``growth_law``,
+``control``: one per
 layer or experiment). A drawing function takes data or parameters and returns a
 :class:`matplotlib.figure.Figure` (Agg backend, never ``plt.show()``).
 
@@ -27,6 +28,7 @@ from blindspot.figures import (  # every layer module: importing one registers i
     control,
     diagnostics,
     early_exit,
+    growth_law,
     registry,
     scale_growth,
     table1,
@@ -53,7 +55,7 @@ from blindspot.figures.toy import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-LAYERS = (control, diagnostics, early_exit, scale_growth, table1, theory, toy)
+LAYERS = (control, diagnostics, early_exit, growth_law, scale_growth, table1, theory, toy)
 """The modules whose figures are registered (all of them are imported above)."""
 
 
