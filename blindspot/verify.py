@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import textwrap
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -18,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blindspot.claims import TIERS, Claim, Outcome, Skip, markdown_table, tier_includes
+from blindspot.claims import (
+    TIERS,
+    Claim,
+    Outcome,
+    Skip,
+    failure_summary,
+    markdown_table,
+    tier_includes,
+)
 
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 """The markers between which README.md holds the claims table."""
@@ -62,6 +72,7 @@ class Verdict:
     verdict: str  # PASS | FAIL | SKIPPED
     evidence: str
     seconds: float
+    source: str  # "paper" or "package" (blindspot.claims.SOURCES)
 
 
 def run_claim(c: Claim) -> Verdict:
@@ -77,7 +88,8 @@ def run_claim(c: Claim) -> Verdict:
         tb = traceback.extract_tb(e.__traceback__)[-1]
         verdict = "FAIL"
         evidence = f"error: {type(e).__name__}: {e} ({tb.filename.split('/')[-1]}:{tb.lineno})"
-    return Verdict(c.id, c.statement, c.tier, verdict, evidence, time.perf_counter() - t0)
+    return Verdict(c.id, c.statement, c.tier, verdict, evidence, time.perf_counter() - t0,
+                   c.source)
 
 
 def select(claims: dict[str, Claim], only: list[str] | None) -> list[Claim]:
@@ -92,21 +104,41 @@ def select(claims: dict[str, Claim], only: list[str] | None) -> list[Claim]:
     return list(claims.values())
 
 
-def format_table(verdicts: list[Verdict], width: int = 60) -> str:
+def format_table(verdicts: list[Verdict], width: int | None = None) -> str:
+    """The verdict table: per claim one line with its id, verdict, seconds, source and
+    statement (cut to fit; on a line of its own when the columns leave no room), then its
+    whole evidence, wrapped to ``width`` columns (default:
+    the terminal's, at least 80) and indented under the id; never cut. The last line counts
+    the verdicts and the FAILs by source (``1 paper claim refuted, 2 package predictions
+    failed``)."""
+    if width is None:
+        width = max(80, shutil.get_terminal_size((100, 24)).columns)
+    idw = max([len(v.id) for v in verdicts] + [2])
+    head = f"{'id':<{idw}}  {'verdict':<7}  {'s':>6}  {'source':<7}  "
+    room = width - len(head)  # for the statement beside the verdict; below it when narrow
+
     def cut(s: str, n: int) -> str:
         s = " ".join(s.split())
         return s if len(s) <= n else s[: n - 1] + "…"
 
-    idw = max([len(v.id) for v in verdicts] + [2])
-    lines = [f"{'id':<{idw}}  {'verdict':<7}  {'s':>6}  {'claim':<{width}}  evidence",
-             "-" * (idw + width + 40)]
+    wrap = textwrap.TextWrapper(width=width, initial_indent="    evidence: ",
+                                subsequent_indent="      ", break_long_words=True,
+                                break_on_hyphens=False)
+    rule = "-" * width
+    lines = [f"{head}claim", rule]
     for v in verdicts:
-        lines.append(f"{v.id:<{idw}}  {v.verdict:<7}  {v.seconds:6.2f}  "
-                     f"{cut(v.statement, width):<{width}}  {cut(v.evidence, 200)}")
+        row = f"{v.id:<{idw}}  {v.verdict:<7}  {v.seconds:6.2f}  {v.source:<7}"
+        if room >= 20:
+            lines.append(f"{row}  {cut(v.statement, room)}")
+        else:
+            lines += [row, "    claim: " + cut(v.statement, width - 11)]
+        lines += wrap.wrap(" ".join(v.evidence.split()) or "—")
     counts = {k: sum(v.verdict == k for v in verdicts) for k in ("PASS", "FAIL", "SKIPPED")}
-    lines.append("-" * (idw + width + 40))
-    lines.append(f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIPPED']} skipped"
-                 f" in {sum(v.seconds for v in verdicts):.1f} s")
+    failed = failure_summary(v.source for v in verdicts if v.verdict == "FAIL")
+    lines.append(rule)
+    lines += textwrap.wrap(f"{counts['PASS']} passed, {counts['FAIL']} failed ({failed}), "
+                           f"{counts['SKIPPED']} skipped in "
+                           f"{sum(v.seconds for v in verdicts):.1f} s", width=width)
     return "\n".join(lines)
 
 
@@ -179,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             v = run_claim(c)
         else:
             v = Verdict(c.id, c.statement, c.tier, "SKIPPED",
-                        f"tier {c.tier}: run with --tier {c.tier}", 0.0)
+                        f"tier {c.tier}: run with --tier {c.tier}", 0.0, c.source)
         verdicts.append(v)
-        print(f"  {v.verdict:<7} {v.id} ({v.seconds:.2f} s)", file=sys.stderr, flush=True)
+        print(f"  {v.verdict:<7} {v.id} ({v.source}, {v.seconds:.2f} s)", file=sys.stderr,
+              flush=True)
     print(format_table(verdicts))
     if args.json:
         from dataclasses import asdict
