@@ -33,6 +33,13 @@ from blindspot.claims import (
 BEGIN, END = "<!-- claims:begin -->", "<!-- claims:end -->"
 """The markers between which README.md holds the claims table."""
 
+TIME_BEGIN, TIME_END = "<!-- verify-time:begin -->", "<!-- verify-time:end -->"
+"""The markers between which README.md states how long the quick tier took
+(:func:`time_sentence` of ``results/verify-quick.json``)."""
+
+QUICK_RESULT = Path("results") / "verify-quick.json"
+"""The committed quick-tier verdicts, relative to the repository root."""
+
 
 def all_claims() -> dict[str, Claim]:
     """Every claim of :mod:`blindspot.checks` (imported here, not at the top: the checks
@@ -51,14 +58,42 @@ def replace_table(text: str, table: str) -> str:
     return f"{head}{BEGIN}\n{table}\n{END}{tail}"
 
 
+def time_sentence(card: Mapping[str, Any]) -> str:
+    """How long a ``verify --json`` run took, from its run card: ``took 41 s on 2 CPUs at a
+    1-minute load of 3.2 (11 s of it in the checks, the rest importing them)``."""
+    wall, checks = card.get("wall_time_s"), card.get("checks_s")
+    if wall is None or checks is None:
+        raise ValueError("the run card has no wall_time_s/checks_s; rewrite it with "
+                         "`python -m blindspot.verify --json results/verify-quick.json`")
+    load = card.get("load_1min")
+    where = f"on {card.get('cpus', '?')} CPUs" + (
+        "" if load is None else f" at a 1-minute load of {load:.1f}")
+    return (f"took {wall:.0f} s {where} ({checks:.0f} s of it in the checks, the rest "
+            f"importing them)")
+
+
+def replace_between(text: str, begin: str, end: str, content: str) -> str:
+    """``text`` with what stands between the markers ``begin`` and ``end`` (on one line or
+    several) replaced by ``content``."""
+    if begin not in text or end not in text:
+        raise ValueError(f"no {begin} ... {end} markers in the document")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}{content}{end}{tail}"
+
+
 def update_readme(path: str | os.PathLike) -> bool:
-    """Write the registry's claims table into the markdown file ``path``; True when it
-    changed."""
+    """Write the registry's claims table into the markdown file ``path``, and, where the
+    file has the :data:`TIME_BEGIN` markers, how long the committed quick tier took
+    (:func:`time_sentence` of :data:`QUICK_RESULT` beside it); True when it changed."""
     from blindspot.provenance import atomic_write_text
 
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     new = replace_table(text, markdown_table(all_claims()))
+    if TIME_BEGIN in new:
+        _, card = load_verdicts(path.parent / QUICK_RESULT)
+        new = replace_between(new, TIME_BEGIN, TIME_END, time_sentence(card))
     if new != text:
         atomic_write_text(path, new)
     return new != text
@@ -179,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--update-readme", nargs="?", const="README.md", metavar="PATH",
                    help="write the claims table into PATH (default README.md) and exit")
     args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    from blindspot.train.threads import available_cpus, load_1min
+
+    load = load_1min()  # before the checks run: what other processes were doing
     if args.tier not in TIERS:
         print(f"error: unknown tier {args.tier!r}; valid tiers: {', '.join(TIERS)}",
               file=sys.stderr)
@@ -186,10 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_readme is not None:
         try:
             changed = update_readme(args.update_readme)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError) as e:  # FileNotFoundError: no committed verdicts
             print(f"error: {args.update_readme}: {e}", file=sys.stderr)
             return 2
-        print(f"{args.update_readme}: claims table {'updated' if changed else 'already current'}")
+        print(f"{args.update_readme}: claims table (and quick-tier time) "
+              f"{'updated' if changed else 'already current'}")
         return 0
     claims = all_claims()
     if args.list:
@@ -223,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
 
         atomic_write_json(args.json, {
             "verdicts": [asdict(v) for v in verdicts],
-            "run_card": run_card(config={"tier": args.tier, "only": args.only}, seed=None),
+            "run_card": run_card(config={"tier": args.tier, "only": args.only}, seed=None,
+                                 wall_time_s=time.perf_counter() - t0,
+                                 checks_s=sum(v.seconds for v in verdicts),
+                                 cpus=available_cpus(), load_1min=load),
         })
     return 1 if any(v.verdict == "FAIL" for v in verdicts) else 0
 

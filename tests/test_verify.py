@@ -61,6 +61,9 @@ def test_exit_status_is_nonzero_on_any_fail(monkeypatch, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert [v["verdict"] for v in data["verdicts"]] == ["PASS", "FAIL", "SKIPPED"]
     assert [v["source"] for v in data["verdicts"]] == ["paper", "package", "paper"]
+    card = data["run_card"]
+    assert card["wall_time_s"] >= card["checks_s"] >= 0 and card["cpus"] >= 1
+    assert "load_1min" in card
     assert "git_revision" in data["run_card"]
     assert verify.main(["--only", "A.pass"]) == 0
 
@@ -140,3 +143,24 @@ def test_update_readme_writes_the_table_between_the_markers(tmp_path, capsys):
     assert verify.main(["--update-readme", str(tmp_path / "plain.md")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no <!-- claims:begin -->" in err
+
+
+def test_the_readme_time_sentence_comes_from_the_committed_run_card(tmp_path, capsys):
+    card = {"wall_time_s": 41.4, "checks_s": 11.2, "cpus": 2, "load_1min": 3.16}
+    assert verify.time_sentence(card) == ("took 41 s on 2 CPUs at a 1-minute load of 3.2 (11 s "
+                                          "of it in the checks, the rest importing them)")
+    assert "load" not in verify.time_sentence({**card, "load_1min": None})
+    with pytest.raises(ValueError, match="no wall_time_s"):
+        verify.time_sentence({"created_utc": "then"})
+    doc = tmp_path / "README.md"
+    doc.write_text(f"x\n{verify.BEGIN}\n{verify.END}\nquick (its run {verify.TIME_BEGIN}old"
+                   f"{verify.TIME_END}; more) y\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "verify-quick.json").write_text(
+        json.dumps({"verdicts": [], "run_card": card}))
+    assert verify.main(["--update-readme", str(doc)]) == 0
+    assert f"{verify.TIME_BEGIN}{verify.time_sentence(card)}{verify.TIME_END}; more) y" in \
+        doc.read_text()
+    (tmp_path / "results" / "verify-quick.json").unlink()
+    assert verify.main(["--update-readme", str(doc)]) == 2  # nothing to state the time from
+    assert "no verdict file" in capsys.readouterr().err

@@ -4,7 +4,7 @@ processes keep busy.
 torch starts one thread per core of the machine. On a machine shared with another busy
 process that is a bad default: the threads of one matrix product wait on each other behind a
 core that is not free, and a step can take many times as long as with fewer threads
-(``benchmarks/threads.py`` measures it). The rule of :func:`choose_threads`:
+(``benchmarks/threads.py`` measures it). The rule of :func:`choose_threads`::
 
     threads = max(1, min(cpus, cpus - round(load)))
 
