@@ -64,3 +64,21 @@ def test_train_records_its_thread_choice_in_the_run_card(tmp_path, monkeypatch, 
     assert card["environment"]["torch_threads"] == 1  # what torch used while training
     assert main(["tiny", "--threads", "0", "--out", str(tmp_path / "r0")]) == 2
     assert capsys.readouterr().err == "error: --threads must be an integer >= 1, got 0\n"
+
+
+def test_thread_benchmark_runs_and_writes_its_ratios(load, tmp_path):
+    from pathlib import Path
+
+    bench = load(Path(__file__).resolve().parents[1] / "benchmarks" / "threads.py")
+    before = torch.get_num_threads()
+    out = bench.main(["--preset", "tiny", "--steps", "1", "--repeats", "2", "--no-busy",
+                      "--json", str(tmp_path / "t.json")])
+    assert torch.get_num_threads() == before
+    assert json.loads((tmp_path / "t.json").read_text()) == json.loads(json.dumps(out))
+    counts = [str(n) for n in range(1, out["cpus"] + 1)]
+    assert list(out["median_seconds_per_step"]) == counts
+    assert all(len(out["seconds_per_step"][n]) == 2 for n in counts)  # one per round
+    chosen = str(out["chosen_threads"])
+    assert out["relative_to_chosen"][chosen] == 1.0
+    assert out["default_over_chosen"] == out["relative_to_chosen"][counts[-1]]
+    assert out["busy_processes"] == 0 and out["run_card"]["config"]["repeats"] == 2
