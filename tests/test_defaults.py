@@ -53,6 +53,22 @@ def test_every_example_writes_under_runs_by_default(example, load):
         _assert_safe_default(f"{example.name} --{key}", str(value))
 
 
+def test_figures_write_under_runs_by_default(monkeypatch, tmp_path):
+    from blindspot.figures import cli
+
+    seen = {}
+    real = cli.argparse.ArgumentParser.parse_args
+
+    def spy(self, args=None, namespace=None):
+        ns = real(self, args, namespace)
+        seen.update(vars(ns))
+        return ns
+
+    monkeypatch.setattr(cli.argparse.ArgumentParser, "parse_args", spy)
+    assert cli.main(["--list"]) == 0
+    _assert_safe_default("blindspot figures OUTDIR", seen["outdir"])
+
+
 def test_diagnose_writes_under_runs_by_default():
     from blindspot.experiments.diagnose import default_out
 

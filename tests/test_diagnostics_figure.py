@@ -58,11 +58,22 @@ def test_panel_d_draws_coinciding_curves_once(committed):
 
 
 def test_panel_b_says_when_the_closed_form_is_below_round_off(committed):
+    from blindspot.diagnostics.table import read_tables
+
+    raw = read_tables(ROOT / "results" / "diagnostics-cpu" / "per_loop-raw", TABLES)
+    fig = draw_diagnostics(raw)  # a raw readout: closed form and measurement agree, no note
+    try:
+        assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == \
+            ["measured", "closed form", "dtype round-off"]
+    finally:
+        plt.close(fig)
     fig = draw_diagnostics(committed)
     try:
         labels = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
-        assert "closed form (ε-leak)" in labels
-        assert any("the measured\nshare is round-off, not a leak" in x for x in labels), labels
+        assert "closed form" in labels
+        assert any(x.startswith("closed form (the ε-leak) ≥ ") and
+                   x.endswith("x below: the\nmeasured share is round-off, not a leak")
+                   for x in labels), labels
     finally:
         plt.close(fig)
 

@@ -120,13 +120,13 @@ def draw_diagnostics(tables: dict, title: str = ""):
     k = t.column("loop")
     measured, closed = t.column("radial_share"), _finite(t.column("closed_form_share"))
     b.plot(k, measured, "o-", label="measured")
-    b.plot(k, closed, "kx--", label="closed form (ε-leak)")
+    b.plot(k, closed, "kx--", label="closed form")
     b.plot(k, t.column("round_off_floor"), ":", color="gray", label="dtype round-off")
     below = [c / m for c, m in zip(closed, measured, strict=True)
              if math.isfinite(c) and m and m > 0]
     if below and max(below) < 0.1:  # the leak is smaller than what the dtype can resolve
-        b.plot([], [], " ", label=f"closed form ≥ {1 / max(below):.0f}x below: the measured\n"
-                                  "share is round-off, not a leak")
+        b.plot([], [], " ", label=f"closed form (the ε-leak) ≥ {1 / max(below):.0f}x below: "
+                                  "the\nmeasured share is round-off, not a leak")
     b.set_yscale("log")
     b.set(xlabel="loop $k$", ylabel="$\\|P_{rad}\\,\\nabla L_k\\| / \\|\\nabla L_k\\|$",
           title="(b) radial share of the per-loop gradient")
