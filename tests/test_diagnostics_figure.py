@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from blindspot.figures.diagnostics import _loops, draw_diagnostics, same_curves  # noqa: E402
+from blindspot.figures.diagnostics import draw_diagnostics, loops_label, same_curves  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("scale", "radial_gradient", "lemma2", "scale_sensitivity", "radial_clamp",
@@ -84,7 +84,7 @@ def test_same_curves_groups_only_curves_that_agree_at_every_alpha():
     bent = [(0.1, 0.2), (1.0, 0.0), (10.0, -0.04)]
     assert same_curves({1: flat, 2: near, 3: bent, 4: flat}) == [[1, 2, 4], [3]]
     assert same_curves({1: flat, 2: [(0.1, 0.0), (1.0, 0.0)]}) == [[1], [2]]  # other αs
-    assert _loops([1, 2, 3, 5]) == "loops 1–3, 5" and _loops([4]) == "loop 4"
+    assert loops_label([1, 2, 3, 5]) == "loops 1–3, 5" and loops_label([4]) == "loop 4"
 
 
 def test_diagnose_titles_the_figure_with_the_run_name(tiny_checkpoint, tmp_path):

@@ -30,7 +30,7 @@ def _finite(xs):
     return [x if x is not None and math.isfinite(x) else float("nan") for x in xs]
 
 
-def _loops(loops: list[int]) -> str:
+def loops_label(loops: list[int]) -> str:
     """``[1, 2, 3, 5]`` -> ``"loops 1-3, 5"``; ``[4]`` -> ``"loop 4"``."""
     runs, start = [], loops[0]
     for a, b in zip(loops, loops[1:] + [None], strict=True):
@@ -156,7 +156,7 @@ def draw_diagnostics(tables: dict, title: str = ""):
             pts = curves[group[0]]
             flat = all(abs(y) <= SAME_CURVE_NATS for _, y in pts)
             d.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3,
-                   label=f"{mode}, {_loops(group)}" + (": flat" if flat else ""))
+                   label=f"{mode}, {loops_label(group)}" + (": flat" if flat else ""))
     d.set_xscale("log")
     d.set(xlabel="state rescaled by $\\alpha$", ylabel="$\\Delta$CE (nats)",
           title="(d) $H \\to \\alpha H$: at the readout, or carried on")
