@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     claims = all_claims()
     if args.list:
         for c in claims.values():
-            print(f"{c.id:<40} {c.tier:<6} {c.statement}")
+            print(f"{c.id:<40} {c.tier:<6} {c.source:<8} {c.statement}")
         return 0
     try:
         chosen = select(claims, args.only)

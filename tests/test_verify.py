@@ -68,6 +68,13 @@ def test_exit_status_is_nonzero_on_any_fail(monkeypatch, tmp_path, capsys):
     assert verify.main(["--only", "A.pass"]) == 0
 
 
+def test_list_names_each_claims_tier_and_source(capsys):
+    assert verify.main(["--list"]) == 0
+    lines = {line.split()[0]: line.split()[1:3] for line in capsys.readouterr().out.splitlines()}
+    assert lines["S2.euler"] == ["quick", "paper"]
+    assert lines["growth.scale_prediction"] == ["full", "package"]
+
+
 def test_no_registered_claims_is_a_failure(monkeypatch):
     monkeypatch.setattr(verify, "all_claims", lambda: {})
     assert verify.main([]) == 1
