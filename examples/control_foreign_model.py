@@ -9,10 +9,12 @@ auxiliary loss or an inter-loop norm the monitor stays silent and the growth sto
 uncontrolled model is also run with the radial clamp at inference. Each is evaluated on
 held-out text: final ‖H_K‖, final-loop perplexity and perplexity at every exit depth.
 
-    python examples/control_foreign_model.py [--steps 400] [--out results/control-cpu]
+    python examples/control_foreign_model.py [--steps 400] [--out runs/control-cpu]
 
 writes ``OUT/controls.json`` (the table, the monitor's records of every run and a run card;
-atomically) and, with ``--log-dir DIR``, the monitor's JSONL log of each run.
+atomically) and, with ``--log-dir DIR``, the monitor's JSONL log of each run. The default
+``OUT`` is ``runs/control-cpu`` (git-ignored); the committed table the book shows was written
+with ``--out results/control-cpu``.
 """
 
 from __future__ import annotations
@@ -117,17 +119,23 @@ def evaluate(adapter: LoopAdapter, clamp: str | None = None) -> dict:
             "ppl": ppl, "ppl_final": ppl[-1]}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults write under runs/ only."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=400, help="optimizer steps per trained run")
     p.add_argument("--every", type=int, default=25, help="monitor interval (steps)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="results/control-cpu", help="folder for controls.json")
+    p.add_argument("--out", default="runs/control-cpu",
+                   help="folder for controls.json (default runs/control-cpu)")
     p.add_argument("--log-dir", default=None, help="also write each run's monitor JSONL here")
     # a model this small gains nothing from more threads, and on a shared CPU they wait on
     # each other; one thread also makes the run the same bit for bit on every machine
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     log_dir = None if args.log_dir is None else Path(args.log_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)

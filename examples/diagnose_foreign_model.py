@@ -7,7 +7,7 @@ linear head) decodes every loop. ``LoopAdapter.from_modules`` names those three 
 ``diagnose`` then records the same ``LoopTrace`` as for blindspot's own ``LoopedLM`` and
 computes every diagnostic table.
 
-    python examples/diagnose_foreign_model.py [--steps 60] [--out diagnostics-foreign]
+    python examples/diagnose_foreign_model.py [--steps 60] [--out runs/diagnostics-foreign]
 """
 
 from __future__ import annotations
@@ -81,12 +81,18 @@ def batches(seq: int, batch: int, seed: int):
         yield ids[starts[:, None] + torch.arange(seq + 1)]  # (B, T+1)
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line; its defaults write under runs/ only."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=60, help="training steps before diagnosing")
-    p.add_argument("--out", default="diagnostics-foreign", help="folder for the JSON tables")
+    p.add_argument("--out", default="runs/diagnostics-foreign",
+                   help="folder for the JSON tables (default runs/diagnostics-foreign)")
     p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
 
     torch.manual_seed(args.seed)
     model = MyLoopedModel()

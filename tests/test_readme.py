@@ -6,7 +6,15 @@ from pathlib import Path
 
 from blindspot.checks import load_all
 from blindspot.claims import markdown_table
-from blindspot.verify import BEGIN, END
+from blindspot.verify import (
+    BEGIN,
+    END,
+    QUICK_RESULT,
+    TIME_BEGIN,
+    TIME_END,
+    load_verdicts,
+    time_sentence,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -33,6 +41,15 @@ def test_ci_runs_the_readme_test_command_verbatim():
 def test_claims_table_is_current():
     table = README.split(BEGIN, 1)[1].split(END, 1)[0].strip()
     assert table == markdown_table(load_all()), "run: python -m blindspot.verify --update-readme"
+
+
+def test_readme_states_the_quick_tier_time_of_the_committed_run():
+    # the time a new user waits is the committed run's wall time, imports included, with the
+    # load it ran under; `python -m blindspot.verify --update-readme` writes it
+    stated = README.split(TIME_BEGIN, 1)[1].split(TIME_END, 1)[0]
+    _, card = load_verdicts(ROOT / QUICK_RESULT)
+    assert stated == time_sentence(card), "run: python -m blindspot.verify --update-readme"
+    assert "10–20 s" not in README
 
 
 def test_readme_adapter_example_is_the_tested_example():

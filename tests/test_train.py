@@ -5,10 +5,12 @@ generated corpus (no download), a few seconds per run."""
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -164,6 +166,98 @@ def test_sigkill_resume_is_exact(tmp_path):
     assert _same(_state(tmp_path / "run"), _state(tmp_path / "whole"))
     assert (tmp_path / "run/metrics.jsonl").read_text() == \
         (tmp_path / "whole/metrics.jsonl").read_text()
+
+
+def _train_command(out, sets):
+    return [sys.executable, "-m", "blindspot.cli", "train", "tiny-per_loop-norm", "--out",
+            str(out), "--no-progress", *[a for s in sets for a in ("--set", s)]]
+
+
+def _interrupt_after(out, sets, env, sig, after_step):
+    """Start a training subprocess, send ``sig`` once metrics.jsonl holds a train record at
+    ``after_step`` or later, and return the finished process."""
+    proc = subprocess.Popen(_train_command(out, sets), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            steps = [r["step"] for r in _records(out / "metrics.jsonl") if r["kind"] == "train"]
+        except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or mid-line
+            steps = []
+        if steps and max(steps) >= after_step:
+            proc.send_signal(sig)
+            break
+        time.sleep(0.02)
+    stdout, stderr = proc.communicate(timeout=120)
+    return proc.returncode, stderr
+
+
+@pytest.mark.slow
+def test_a_signal_checkpoints_and_the_resumed_run_is_exact(tmp_path):
+    sets = ["steps=40", "log_every=1", "ckpt_every=15", "model.dropout=0.1"]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    run = tmp_path / "run"
+    stops = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        after = stops[-1] + 8 if stops else 5  # the second run must train past the first stop
+        code, err = _interrupt_after(run, sets, env, sig, after)
+        assert code == 130, err
+        assert "Traceback" not in err, err
+        last = err.strip().splitlines()[-1]
+        stop = int(re.fullmatch(r"interrupted at step (\d+); the same command resumes",
+                                last)[1])
+        # the checkpoint holds the step the signal stopped at, not the last periodic one
+        assert _state(run)[2] == stop and after <= stop < 40, (stop, err)
+        assert max(r["step"] for r in _records(run / "metrics.jsonl")) == stop
+        assert not (run / "final.json").exists()
+        stops.append(stop)
+    assert stops[0] < stops[1]  # the second run resumed from the first stop
+    resumed = subprocess.run(_train_command(run, sets), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from step {stops[1]} of 40" in resumed.stderr
+    whole = subprocess.run(_train_command(tmp_path / "whole", sets), env=env,
+                           capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    assert _same(_state(run), _state(tmp_path / "whole"))  # parameters and AdamW, bit for bit
+    assert (run / "metrics.jsonl").read_text() == (tmp_path / "whole/metrics.jsonl").read_text()
+
+
+def test_training_interrupted_in_process_checkpoints_the_current_step(tmp_path, monkeypatch):
+    # the signal arrives inside step 7's optimizer update: the run stops after step 7 (not at
+    # the periodic checkpoint of step 5) and a plain call resumes it to the uninterrupted end
+    cfg = tiny(steps=12, ckpt_every=5, log_every=1)
+    step = torch.optim.AdamW.step
+    calls = [0]
+
+    def step_then_signal(self, *a, **k):
+        out = step(self, *a, **k)
+        calls[0] += 1
+        if calls[0] == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_signal)
+    with pytest.raises(T.TrainingInterrupted, match="interrupted at step 7; the same command"):
+        T.train(cfg, tmp_path / "run", progress=False)
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    assert _state(tmp_path / "run")[2] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    T.train(cfg, tmp_path / "run", progress=False)
+    T.train(cfg, tmp_path / "whole", progress=False)
+    assert _same(_state(tmp_path / "run"), _state(tmp_path / "whole"))
+
+
+@pytest.mark.slow
+def test_a_diverging_run_is_one_line_and_exit_status_1(tmp_path):
+    proc = subprocess.run(_train_command(tmp_path / "run", ["lr=1e30", "steps=5"]),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line
+    last = proc.stderr.strip()
+    assert re.fullmatch(r"error: training diverged: non-finite value at step \d+, loop \d+: "
+                        r".*; lower lr \(now 1e\+30\), keep grad_clip > 0, add a "
+                        r"norm_penalty or an inter-loop norm", last), last
 
 
 def test_resuming_with_another_config_is_refused(tmp_path):

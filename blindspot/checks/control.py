@@ -141,6 +141,7 @@ def _summary(run: dict) -> str:
        "lets ‖H_K‖ and the loops' share of it (‖H_K‖/‖H_1‖) grow while every loop's radial "
        "gradient share sits at the round-off floor; it stays silent through a raw readout and "
        "under a norm penalty it is told about, whose radial force it measures.",
+       source="package",
        paper_ref="Claims 3 and 5-6 (the blind spot; scale-visible readouts and norm penalties "
                  "control the scale; the design rule)",
        certificate="blindspot.symbolic.identities.EULER",
@@ -199,6 +200,7 @@ def norm_penalty_errors(weight: float = PENALTY) -> dict[str, float]:
        "The norm-penalty control puts the radial force 2λ‖h‖²/n on each state (per token, "
        "outward states pulled in, more the larger the scale), and its value is the trainer's "
        "norm penalty λ·mean_k mean(H_k²).",
+       source="package",
        paper_ref="Claim 5 (explicit norm penalties keep norms in the tens); Table 1 penalty rows",
        certificate="blindspot.symbolic.identities.NORM_PENALTY",
        test="tests/test_control_losses.py::test_norm_penalty_radial_force_matches_closed_form",
@@ -242,6 +244,7 @@ def raw_readout_errors(weight: float = 0.1, vocab: int = 11, seed: int = 0) -> d
        "The scale-visible auxiliary loss (cross-entropy of the raw readout W·h + b at weight μ) "
        "puts the radial force μ(E_p[W h] − (W h)_y) on each state: the derivative with respect "
        "to an inverse temperature, non-zero in general, so the loss sees the scale.",
+       source="package",
        paper_ref="Claim 5 (scale-visible readouts keep norms in the tens); Table 1 raw rows",
        certificate="blindspot.symbolic.identities.RAW_READOUT",
        test="tests/test_control_losses.py::test_raw_readout_radial_force_matches_closed_form",
@@ -303,6 +306,7 @@ def _along_the_state(fn, h: Tensor) -> tuple[Tensor, Tensor]:
        "body receives the same input whatever the scale of the state (the injected context "
        "untouched), and at ε > 0 the carried state's radial derivative is the ε-leak "
        "εγ⊙h/r³.",
+       source="package",
        paper_ref="Claim 5 (scale-removing recurrence, normalization between loops, is the "
                  "complementary fix)",
        certificate="blindspot.symbolic.identities.EPS_LEAK",
@@ -344,6 +348,7 @@ def radial_clamp_errors(seed: int = 0) -> dict[str, float]:
        "The radial clamp at inference removes the radial part of every loop update (radial "
        "increment a_k = 0, so ‖H_k‖² = ‖x_{k-1}‖² + ‖Δ⊥‖² exactly: no linear drift of the "
        "scale), or freezes every later state's scale at ‖H_1‖.",
+       source="package",
        paper_ref="Table 4 (radial clamp: scale growth is cheap to remove)",
        certificate="blindspot.symbolic.identities.RADIAL_CLAMP",
        test="tests/test_control_loop.py::test_radial_clamp_zeroes_the_radial_increment",
@@ -397,6 +402,7 @@ def training_difference(steps: int = 6, seed: int = 0) -> float:
 @claim("control.training_unchanged",
        "Watching a training run changes nothing in it: with the scale monitor, the state tap and "
        "a zero-weight penalty, a run with dropout ends with the same parameters, bit for bit.",
+       source="package",
        paper_ref="Claim 6 (the design rule, applied in a user's own training loop)",
        test="tests/test_control_monitor.py::test_monitor_leaves_training_bitwise_unchanged",
        page="notebooks/control.md")

@@ -57,6 +57,7 @@ def recorder_mismatch(switches=SWITCHES) -> float:
        "The diagnostics' recorder, driving a looped model through its adapter, reproduces the "
        "model's own forward pass (states, carried states, per-loop logits) exactly, for every "
        "readout and recurrence switch.",
+       source="package",
        paper_ref="Claim 1; the diagnostics of any looped model (this package)",
        test="tests/test_diagnostics_adapter.py::test_recorder_reproduces_a_huginn_style_forward",
        page="notebooks/diagnostics.md")
@@ -86,6 +87,7 @@ def radial_shares(readout: str, eps: float, seed: int = 0) -> dict[str, float]:
        "Per-loop cross-entropy puts no radial gradient on the state through an RMSNorm readout "
        "(exactly 0 at ε = 0; the ε-leak closed form κ(E_p z − z_y), κ = ε/(ms(h)+ε), when "
        "ε > 0), but a clearly non-zero one through a raw readout (κ = 1).",
+       source="paper",
        paper_ref="Claims 2-3; Table 3 (radial-gradient diagnostic)",
        certificate="blindspot.symbolic.identities.EPS_LEAK",
        test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
@@ -144,6 +146,7 @@ def expansion_slopes(log10_scales=(2.0, 3.0, 4.0), loop: int = 2, seed: int = 0
        "+ 2 s_k a_k + ‖Δ_k‖² holds to round-off, and as the scale grows the first-order radial "
        "expansion error falls like 1/s while the second-order radial and the angular "
        "(‖u_{k+1} − u_k‖ vs ‖Δ⊥‖/s) errors fall like 1/s².",
+       source="paper",
        paper_ref="Claim 8 (Lemma 2); Table 12 (residual-update decomposition)",
        certificate="blindspot.symbolic.identities.LEMMA2_EXPANSION",
        test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
@@ -201,6 +204,7 @@ def sensitivity_errors(readout: str) -> float:
        "ε = 0 its ΔCE(α) for α in 0.1..10 is exactly flat through the normalized readout (and "
        "at the last loop of final_only_norm) and equals CE(α·z_k) − CE(z_k) through the raw "
        "readout (and final_only_norm's earlier loops).",
+       source="package",
        paper_ref="Scale sensitivity (multiply the final state by α in [0.1, 10] before the "
                  "readout); Claims 3 and 5",
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim",
@@ -256,6 +260,7 @@ CLOSED_FORM_F32 = 1e-5  # closed form vs float32 autograd: ~100 x float32 epsilo
        "RMSNorm readout (share at float32 round-off, matching the ε-leak closed form), and a "
        "clearly non-zero one through a raw readout; the final-only-norm model is raw at loops "
        "< K and blind at loop K.",
+       source="paper",
        paper_ref="Table 3 (radial-gradient diagnostic); Claims 2-3", tier="full",
        test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
        experiment="table1", page="notebooks/diagnostics.md")
@@ -313,6 +318,7 @@ def lemma2_evidence(rows: list[dict]) -> tuple[bool, str]:
        "loop update satisfies the Lemma 2 identity to round-off; the scale grows by an about "
        "constant radial increment a_k, while the angular step matches ‖Δ⊥‖/s_k within the "
        "O(|a_k|/s_k) relative error Lemma 2 allows (so it shrinks like 1/s_k).",
+       source="paper",
        paper_ref="Claim 8 (Lemma 2); Table 12", tier="full",
        certificate="blindspot.symbolic.identities.LEMMA2_EXACT",
        test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
@@ -331,6 +337,7 @@ def grid_lemma2() -> Outcome:
        "control, freezing each token's scale at its loop-1 value (removing the growth of "
        "‖H_k‖ after loop 1, at least 1.5x by loop K) changes the loop-K perplexity by at most "
        "10 %.",
+       source="paper",
        paper_ref="Table 4 (radial clamp)", tier="full",
        certificate="blindspot.symbolic.identities.RADIAL_CLAMP",
        test="tests/test_diagnostics_math.py::test_clamps_do_what_they_say",
@@ -382,6 +389,7 @@ def _toy_outcome(protocol: str, what: str) -> Outcome:
        "Fitted to the first loops of a trained model (loops 1..⌈K/2⌉, at least 2), the toy "
        "radial recurrence predicts the mean ‖H_k‖ of the remaining loops up to the trained "
        "depth K within 20 % in every condition of the CPU grid.",
+       source="package",
        paper_ref="Claim 8 (Lemma 2 regimes); the toy model's prediction of a trained model",
        tier="full",
        test="tests/test_diagnostics_toy.py::test_toy_prediction_recovers_a_synthetic_recurrence",
@@ -394,6 +402,7 @@ def grid_toy_prediction() -> Outcome:
        "Fitted to the loops of the trained depth K, the toy radial recurrence predicts the "
        "mean ‖H_k‖ of the extrapolated loops K+1..2K within 20 % in every condition of the "
        "CPU grid.",
+       source="package",
        paper_ref="Claim 8 (Lemma 2 regimes); depth extrapolation", tier="full",
        test="tests/test_diagnostics_toy.py::test_a_regime_change_is_reported_with_its_reason",
        experiment="table1", page="notebooks/toy.md")

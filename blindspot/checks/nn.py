@@ -41,6 +41,7 @@ def _rel(a: Tensor, b: Tensor) -> float:
        "With normalization between loops (ε = 0) the recurrence forgets each state's scale: "
        "rescaling H_1 by any c > 0 leaves every later state exactly unchanged, whereas a "
        "plain pre-norm recurrence carries the change into every later state.",
+       source="paper",
        paper_ref="Claims 5-6 (scale-removing recurrence)",
        test="tests/test_nn_checks.py::test_inter_loop_norm_claim_and_its_contrast",
        page="proofs/normalizers.md")
@@ -70,6 +71,7 @@ def inter_loop_norm_removes_scale() -> Outcome:
        "A pre-norm loop changes the state's scale only additively: rescaling H_k by c up to 1e4 "
        "leaves the update H_{k+1} − c·H_k bounded (it tends to a limit that depends only on "
        "the direction), so ‖H_{k+1}‖/‖c·H_k‖ → 1 and the loop cannot undo a large scale.",
+       source="paper",
        paper_ref="Claim 3 (pre-norm residual recurrence carries the scale)",
        test="tests/test_nn_checks.py::test_prenorm_claim_and_its_contrast",
        page="proofs/lemma2.md")
@@ -153,6 +155,7 @@ def _norm_error(model: LoopedLM, m: torch.nn.Module, h: Tensor) -> float:
        "Every normalizer inside LoopedLM (block, sandwich, inter-loop and readout norms) "
        "computes its closed form with its own gain: RMSNorm γ ⊙ h/√(ms(h) + ε), LayerNorm "
        "γ ⊙ Ph/√(‖Ph‖²/n + ε) + β, at ε = 0 and 1e-6 and at state scales 1e-3..1e3.",
+       source="package",
        paper_ref="Claim 3 (scale-invariant readouts: RMSNorm, LayerNorm); Setup (pre-norm "
                  "RMSNorm blocks)",
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
@@ -207,6 +210,7 @@ def readout_errors(readout: str, kind: str = "rmsnorm") -> dict[str, float]:
        "depth: `norm` gives W·N_f(H_k), `raw` gives W·H_k, and `final_only_norm` gives W·H_k "
        "at loops before the last and W·N_f(H_K) at the last loop of the run (N_f with its own "
        "gain; RMSNorm and LayerNorm).",
+       source="package",
        paper_ref="Setup (readout norm on/off, norm only at the final readout); Claims 3 and 5",
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
 def readout_switches() -> Outcome:
@@ -242,6 +246,7 @@ def attention_kernel_errors() -> dict[str, float]:
        "The two attention kernels compute one model: with attention_kernel = explicit "
        "(softmax(QK^T/sqrt(d_h) + M)V written out) LoopedLM's per-loop logits, states and "
        "per-loop CE gradients equal those with torch's SDPA to float64 round-off.",
+       source="package",
        paper_ref="Setup (causal softmax attention); the explicit kernel is this package's "
                  "faster CPU choice, not the paper's",
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")

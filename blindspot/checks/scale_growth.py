@@ -155,6 +155,7 @@ def _measured() -> dict[str, dict[str, Any]]:
        "study and of the CPU grid: in its self-logit regime (tied readout, γσ²d^{3/2}/m > f) "
        "the final ‖H_K‖ and the median over the logged curve within a factor 2, in its floor "
        "regime (untied readout or small embeddings) a final ‖H_K‖ at most 2f.",
+       source="package",
        paper_ref="claims 3-4 (why the blind state grows, and how far)", tier="full",
        test=f"{_TEST}::test_prediction_claim_passes_and_refutes",
        experiment="scale-prediction", page="notebooks/table1.md",
@@ -167,6 +168,7 @@ def _scale_prediction() -> Outcome:
        "Calibrated on the CPU study, the self-logit model predicts the ‖H_K‖ of the paper's "
        "full 44M per-loop + RMSNorm run (4 epochs of WikiText-103) within a factor 3 of the "
        "paper's reported ≈ 39,207.",
+       source="package",
        paper_ref="claim 4 (‖H_K‖ into the thousands or tens of thousands; web page ≈ 39,207)",
        tier="full", test=f"{_TEST}::test_paper_run_claim_passes_and_refutes",
        experiment="scale-prediction", page="notebooks/table1.md",
@@ -180,6 +182,7 @@ def _paper_run() -> Outcome:
        "through an RMSNorm readout, swapping the init (paper ↔ GPT-2-style) at a fixed recipe "
        "moves the final ‖H_K‖ by at least 5x, swapping the recipe at a fixed init by less "
        "than 3x.",
+       source="package",
        paper_ref="claim 4 (the size of ‖H_K‖); the release's init and recipe", tier="full",
        test=f"{_TEST}::test_init_vs_recipe_claim_passes_and_refutes",
        experiment="sensitivity", page="notebooks/table1.md")
@@ -191,6 +194,7 @@ def _init_sets_blowup() -> Outcome:
        "The toy's T3 prediction holds on trained models: ‖H_K‖ of per-loop + RMSNorm runs "
        "grows over training with a log-log exponent of 1/2 ± 0.15 (the CPU grid's seeds and "
        "the 1,000-step study arm).",
+       source="package",
        paper_ref="claims 3-4; T3.paper-prediction", tier="full",
        test=f"{_TEST}::test_t3_claim_passes_and_refutes", experiment="table1",
        page="notebooks/toy.md")

@@ -40,6 +40,7 @@ def _cert(c: Certificate) -> str:
 @claim("S1.norm-invariance",
        "RMSNorm and LayerNorm with eps = 0 are scale invariant (LayerNorm also shift invariant): "
        "N(c h) = N(h) for c > 0, any gain.",
+       source="paper",
        paper_ref="§3 (scale-invariant readouts)", certificate=_cert(I.RMSNORM_INVARIANCE),
        test=_T + "test_norm_invariance_certificates", page="proofs/normalizers.md")
 def norm_invariance() -> Outcome:
@@ -49,6 +50,7 @@ def norm_invariance() -> Outcome:
 @claim("S1.jacobian",
        "Normalizer Jacobians: J h = 0 at eps = 0 (LayerNorm also J 1 = 0); rank n-1 (n-2 for "
        "LayerNorm) at a generic point; closed forms of J.",
+       source="paper",
        paper_ref="§3", certificate=_cert(I.NORM_JACOBIAN),
        test=_T + "test_jacobian_certificate", page="proofs/normalizers.md")
 def jacobian() -> Outcome:
@@ -58,6 +60,7 @@ def jacobian() -> Outcome:
 @claim("S2.euler",
        "The blind spot: for L = CE(W N(h), y) with eps = 0, <h, grad L> = 0 for every W, y, and "
        "grad L(c h) = grad L(h)/c.",
+       source="paper",
        paper_ref="§3, claim 3", certificate=_cert(I.EULER),
        test=_T + "test_euler_certificate", page="proofs/euler.md")
 def euler() -> Outcome:
@@ -65,6 +68,7 @@ def euler() -> Outcome:
 
 
 @claim("S2.hessian", "Hessian identity of a scale-invariant loss: hess L(h) h = -grad L(h).",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.HESSIAN),
        test=_T + "test_hessian_certificate", page="proofs/euler.md")
 def hessian() -> Outcome:
@@ -101,6 +105,7 @@ def _lm_total_radial() -> tuple[bool, str]:
        "What the total loss still sees: with per-loop CE, eps = 0 and updates that read H_k "
        "only through N(H_k), R_k = <H_k, grad_{H_k} L_total> = -sum_{j>=k} <D_j, "
        "grad_{H_{j+1}} L> and R_K = 0: only the final state is blind to its own scale.",
+       source="package",
        paper_ref=COMPANION + "; qualifies claim 3", certificate=_cert(I.TOTAL_RADIAL),
        test=_T + "test_total_radial_certificate", page="proofs/total_loss.md")
 def total_radial() -> Outcome:
@@ -110,6 +115,7 @@ def total_radial() -> Outcome:
 @claim("S3.eps-leak",
        "With eps > 0 the radial derivative is exactly eps/r^3 <gamma*h, grad l>, and the radial "
        "gain kappa = eps/(ms(h)+eps) <= eps/ms(h) vanishes as the scale grows.",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.EPS_LEAK),
        test=_T + "test_eps_leak_certificate", page="proofs/eps_leak.md")
 def eps_leak() -> Outcome:
@@ -137,6 +143,7 @@ def _lm_kappa() -> tuple[bool, str]:
        "<h, grad CE(W N_eps(h), y)> = kappa (E_p z - z_y), kappa = eps/(ms(h)+eps), pointing "
        "outward exactly when the loss wants sharper logits; kappa ~ 5e-7 at the paper's "
        "N(0, 1) init and ~1.2e-3 at a GPT-2 N(0, 0.02^2) init (eps = 1e-6).",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.EPS_TEMPERATURE),
        test=_T + "test_eps_temperature_certificate", page="proofs/eps_leak.md")
 def eps_temperature() -> Outcome:
@@ -145,6 +152,7 @@ def eps_temperature() -> Outcome:
 
 @claim("S4.raw-readout",
        "A raw readout sees the scale: <h, grad CE(W h, y)> = E_p[z] - z_y, non-zero in general.",
+       source="paper",
        paper_ref="§5 (scale-visible readouts)", certificate=_cert(I.RAW_READOUT),
        test=_T + "test_raw_readout_certificate", page="proofs/readouts.md")
 def raw_readout() -> Outcome:
@@ -154,6 +162,7 @@ def raw_readout() -> Outcome:
 @claim("S4.norm-penalty",
        "A norm penalty lambda |h|^2 has radial component 2 lambda |h|^2 (2 lambda |h|^2/n for the "
        "mean square), the whole radial force behind a normalized readout.",
+       source="paper",
        paper_ref="§5", certificate=_cert(I.NORM_PENALTY),
        test=_T + "test_norm_penalty_certificate", page="proofs/readouts.md")
 def norm_penalty() -> Outcome:
@@ -163,6 +172,7 @@ def norm_penalty() -> Outcome:
 @claim("S4.final-only",
        "Final-only normalized readout: raw intermediate readouts see their state's scale "
        "(E_p[z]-z_y), the normalized final readout does not (exactly 0).",
+       source="paper",
        paper_ref="Table 1 (per-loop + final-only norm)", certificate=_cert(I.FINAL_ONLY),
        test=_T + "test_final_only_certificate", page="proofs/readouts.md")
 def final_only() -> Outcome:
@@ -171,6 +181,7 @@ def final_only() -> Outcome:
 
 @claim("S5.lemma2-exact",
        "Residual update exactly: |h + D|^2 = s^2 + 2 s a + |D|^2 = (s+a)^2 + |D_perp|^2.",
+       source="paper",
        paper_ref="Lemma 2 (exact part)", certificate=_cert(I.LEMMA2_EXACT),
        test=_T + "test_lemma2_exact_certificate", page="proofs/lemma2.md")
 def lemma2_exact() -> Outcome:
@@ -181,6 +192,7 @@ def lemma2_exact() -> Outcome:
        "Lemma 2 at large scale (s + a > 0): s' - s = a + |D_perp|^2/(2s) - a|D_perp|^2/(2s^2) "
        "+ O(s^-3), |u' - u| = |D_perp|/s + O(s^-2); the float64 twin checks the s^-2 term "
        "against the explicit bounds, in units of round-off.",
+       source="paper",
        paper_ref="Lemma 2", certificate=_cert(I.LEMMA2_EXPANSION),
        test=_T + "test_lemma2_expansion_twin_holds_for_every_seed_and_block_size",
        page="proofs/lemma2.md")
@@ -192,6 +204,7 @@ def lemma2_expansion() -> Outcome:
        "Lemma 2 with explicit bounds, at every scale with s + a > 0: "
        "-a b^2/(2s(s+a)) - b^4/(8(s+a)^3) <= s' - s - a - b^2/(2s) <= -a b^2/(2s(s+a)) and "
        "b/s' <= |u' - u| <= b/(s+a), b = |D_perp|.",
+       source="package",
        paper_ref="Lemma 2 (made non-asymptotic)", certificate=_cert(I.LEMMA2_BOUNDS),
        test=_T + "test_lemma2_bounds_certificate", page="proofs/lemma2.md")
 def lemma2_bounds() -> Outcome:
@@ -238,6 +251,7 @@ def _lm_direction_limit() -> tuple[bool, str]:
        "A loop of several pre-norm sublayers is a function of the direction only in the limit: "
        "Delta(s u) = Delta_inf(u) + (1/s) J_{b2} J_N(u) b1(N(u)) + O(s^-2), with a non-zero "
        "1/s term in general (so Lemma 2's premise holds only as s -> infinity).",
+       source="package",
        paper_ref="Lemma 2 (its premise)", certificate=_cert(I.DIRECTION_LIMIT),
        test=_T + "test_direction_limit_certificate", page="proofs/lemma2.md")
 def direction_limit() -> Outcome:
@@ -246,6 +260,7 @@ def direction_limit() -> Outcome:
 
 @claim("S6.gd-norm",
        "GD on a scale-invariant loss grows the norm: |w - eta grad L|^2 = |w|^2 + eta^2|grad L|^2.",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.GD_NORM),
        test=_T + "test_gd_norm_certificate", page="proofs/gd.md")
 def gd_norm() -> Outcome:
@@ -255,6 +270,7 @@ def gd_norm() -> Outcome:
 @claim("S6.weight-decay",
        "With weight decay the norm equilibrates at |w*|^4 = eta G^2/(lambda(2 - eta lambda)) "
        "~ eta G^2/(2 lambda), angular step acos(1 - eta lambda) ~ sqrt(2 eta lambda).",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.WEIGHT_DECAY),
        test=_T + "test_weight_decay_certificate", page="proofs/gd.md")
 def weight_decay() -> Outcome:
@@ -284,6 +300,7 @@ def _lm_optimizers() -> tuple[bool, str]:
        "Growth is guaranteed only for the SGD family: GD, heavy ball and Nesterov (torch "
        "conventions, v_0 = 0, no decay) on an exactly scale-invariant loss never shrink |w|; "
        "heavy ball: D_t = <w_t, v_{t+1}> = mu(D_{t-1} - eta |v_t|^2) <= 0.",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.MOMENTUM_GROWTH),
        test=_T + "test_momentum_growth_certificate", page="proofs/gd.md")
 def momentum_growth() -> Outcome:
@@ -294,6 +311,7 @@ def momentum_growth() -> Outcome:
        "Adam has no such guarantee: from w = (2, 1) on L = <(1, -2), w/|w|>, one Adam step of "
        "lr 0.1 takes |w|^2 from 5 to 4.82 (any lr in (0, 1) shrinks it), and in noisy runs "
        "a sizeable fraction of Adam steps shrink |w|.",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.ADAM_COUNTEREXAMPLE),
        test=_T + "test_adam_counterexample_certificate", page="proofs/gd.md")
 def adam_counterexample() -> Outcome:
@@ -324,6 +342,7 @@ def _lm_tied_untied() -> tuple[bool, str]:
        "are scale-blind, <P, grad_P L> = 0, only with an untied readout, eps = 0, pre-norm and "
        "bias-free projections (sandwich: P holds the post-norm gains); with the readout tied to "
        "the embedding <P, grad_P L> = (1/K) sum_k mean(E_p z_k - z_{k,y}).",
+       source="package",
        paper_ref="premise of claims 3-4", certificate=_cert(I.PARAM_INVARIANCE),
        test=_T + "test_param_invariance_twin_on_every_seed", page="proofs/parameters.md")
 def param_invariance() -> Outcome:
@@ -333,6 +352,7 @@ def param_invariance() -> Outcome:
 @claim("S6.state-vs-param",
        "Growth of |P| need not grow the state: |H_K| = |P| phi(P/|P|), and a change of direction "
        "can grow |P| while |H_K| shrinks (an exact example; and steps of SGD on a LoopedLM).",
+       source="package",
        paper_ref=COMPANION, certificate=_cert(I.STATE_VS_PARAM_NORM),
        test=_T + "test_state_vs_param_norm_certificate", page="proofs/parameters.md")
 def state_vs_param() -> Outcome:
@@ -357,6 +377,7 @@ def _lm_state_vs_param() -> tuple[bool, str]:
        "|D_perp|/(c s) changes; with s + a > 0, dropping the radial part of one update turns "
        "the direction by a|D_perp|/s^2 (what clamping costs over many loops is measured, not "
        "implied).",
+       source="package",
        paper_ref="Table 4 (radial clamp)", certificate=_cert(I.RADIAL_CLAMP),
        test=_T + "test_radial_clamp_certificate", page="proofs/radial_clamp.md")
 def radial_clamp() -> Outcome:

@@ -183,6 +183,7 @@ _TEST = "tests/test_experiments.py::test_table1_checks_pass_and_refute_on_synthe
        "Per-loop CE through an RMSNorm readout, without inter-loop norm, ends with ‖H_K‖ at "
        "least 10x that of every scale-visible control (raw readout, norm penalty; terminal and "
        "per-loop) on the CPU grid.",
+       source="paper",
        paper_ref="claims 3-5, Table 1", tier="full", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.blowup")
 def _cpu_blowup() -> Outcome:
@@ -192,6 +193,7 @@ def _cpu_blowup() -> Outcome:
 @claim("table1.cpu.scale_visible_near_initial",
        "Raw readouts and norm penalties keep ‖H_K‖ within 10x of its value at initialization "
        "on the CPU grid.",
+       source="paper",
        paper_ref="claim 5, Table 1", tier="full", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.near_initial")
 def _cpu_near_initial() -> Outcome:
@@ -202,6 +204,7 @@ def _cpu_near_initial() -> Outcome:
        "Scale-controlled per-loop variants (raw readout, norm penalty) reach lower or equal "
        "final-loop perplexity than per-loop + RMSNorm readout at the same depth K on the CPU grid "
        "(within 2 standard errors of seed noise).",
+       source="paper",
        paper_ref="claim 7, Table 1", tier="full", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.perplexity")
 def _cpu_perplexity() -> Outcome:
@@ -211,6 +214,7 @@ def _cpu_perplexity() -> Outcome:
 @claim("table1.cpu.learns",
        "Every condition of the CPU grid learns: its mean final-loop CE is at least 0.3 nats "
        "below the unigram entropy of the corpus (the CE of a model that ignores context).",
+       source="package",
        paper_ref="Table 1 (every condition is a trained language model)", tier="full",
        test=_TEST, experiment="table1", certificate="blindspot.checks.table1.learns")
 def _cpu_learns() -> Outcome:
@@ -221,6 +225,7 @@ def _cpu_learns() -> Outcome:
        "Training in bf16 (the paper's precision) instead of float32 changes no Table 1 verdict: "
        "seed 0 of every condition rerun in float32 gives the same blow-up, near-initial, "
        "perplexity and learning verdicts as seed 0 of the bf16 grid.",
+       source="package",
        paper_ref="the release trains in bf16", tier="full",
        test="tests/test_experiments.py::test_verdicts_of_one_seed_compare_across_precisions",
        experiment="table1", certificate="blindspot.checks.table1.same_verdicts")
@@ -232,6 +237,7 @@ def _cpu_precision() -> Outcome:
        "Init and recipe, not the architecture, decide whether the blow-up appears: the same "
        "seven conditions reach the ≥ 10x blow-up under the paper's init and recipe and miss "
        "it under blindspot 0.1's GPT-2-style init and recipe.",
+       source="package",
        paper_ref="claim 4; the release's init and optimizer recipe", tier="full",
        test="tests/test_experiments.py::test_recipe_decides_needs_both_grids",
        experiment="table1", certificate="blindspot.checks.table1.recipe_decides")
@@ -242,6 +248,7 @@ def _cpu_recipe_decides() -> Outcome:
 @claim("table1.gpu.scale_blowup",
        "At the paper's 44M scale (one H200, ten-minute budget), per-loop CE through an RMSNorm "
        "readout ends with ‖H_K‖ at least 10x that of every scale-visible control.",
+       source="paper",
        paper_ref="claim 4, Table 1", tier="gpu", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.blowup")
 def _gpu_blowup() -> Outcome:
@@ -251,6 +258,7 @@ def _gpu_blowup() -> Outcome:
 @claim("table1.gpu.scale_control_perplexity",
        "At the 44M scale, scale-controlled per-loop variants reach lower or equal final-loop "
        "perplexity than per-loop + RMSNorm readout.",
+       source="paper",
        paper_ref="claim 7, Table 1", tier="gpu", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.perplexity")
 def _gpu_perplexity() -> Outcome:

@@ -52,6 +52,7 @@ def _n(x) -> str:
 
 @claim("T1.moments", "Scalar radial recurrence s_{k+1} = ρ s_k + a + σξ: the closed-form mean "
        "and variance of s_k match simulation over a grid of (ρ, a, σ) and loops.",
+       source="package",
        paper_ref=COMPANION, test=f"{T1_TEST}::test_moments_match_simulation", page=PAGE)
 def check_moments() -> Outcome:
     rho, a, sigma = np.meshgrid([0.5, 0.9, 1.0, 1.05], [0.0, 0.5], [0.1, 1.0], indexing="ij")
@@ -78,6 +79,7 @@ def _loop(a, d, K, restoring=0.0, s0=1.0, n=32, seed=0):
 
 @claim("T1.regime-bounded", "Bounded regime: with a restoring radial term (ρ < 1) a pre-norm "
        "loop's scale converges to the closed-form fixed point (ρa + √(a²+(1−ρ²)d²))/(1−ρ²).",
+       source="package",
        paper_ref="paper claim 5",
        test=f"{T1_TEST}::test_regimes_match_simulated_growth", page=PAGE)
 def check_bounded() -> Outcome:
@@ -97,6 +99,7 @@ def check_bounded() -> Outcome:
 
 @claim("T1.regime-sqrt", "√k regime: a block whose updates are orthogonal to the state "
        "(a = 0) grows the scale exactly as s_k = √(s_0² + k d²).",
+       source="package",
        paper_ref="paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
        page=PAGE)
 def check_sqrt() -> Outcome:
@@ -116,6 +119,7 @@ def check_sqrt() -> Outcome:
 
 @claim("T1.regime-linear", "Linear regime: a constant positive radial increment a gives "
        "s_k ≈ s_0 + a k + (d²/2a) ln((s_0+ak)/s_0); the per-loop increment tends to a.",
+       source="package",
        paper_ref="paper Lemma 2", test=f"{T1_TEST}::test_prenorm_scale_closed_forms",
        page=PAGE)
 def check_linear() -> Outcome:
@@ -133,6 +137,7 @@ def check_linear() -> Outcome:
 
 @claim("T1.regime-exponential", "Exponential regime: ρ > 1 gives log s_k growing with slope "
        "log ρ (scalar recurrence and vector linear loop with spectral radius > 1).",
+       source="package",
        paper_ref=COMPANION, test=f"{T1_TEST}::test_regimes_match_simulated_growth", page=PAGE)
 def check_exponential() -> Outcome:
     rho = np.array([1.02, 1.1, 1.3])
@@ -154,6 +159,7 @@ def check_exponential() -> Outcome:
 @claim("T1.prenorm-identity", "Exact pre-norm identity s_{k+1}² = s_k² + 2 s_k a_k + ‖Δ_k‖² "
        "for a block that sees only u_k, and Lemma 2: s_{k+1} − s_k − a_k − d_k²/(2s_k) = "
        "O(s_k⁻²), ‖u_{k+1} − u_k‖ = d_k/s_k + O(s_k⁻²).",
+       source="paper",
        paper_ref="paper Lemma 2 (claim 8)",
        test=f"{T1_TEST}::test_prenorm_identity_is_exact_for_any_update", page=PAGE)
 def check_prenorm_identity() -> Outcome:
@@ -190,6 +196,7 @@ def check_prenorm_identity() -> Outcome:
 @claim("T1.controls", "Controls in the toy: inter-loop norm pins s_k = √n; a norm penalty "
        "gives ρ = 1 − 2ηλ/n and the closed-form equilibrium s*(λ); a raw readout pulls the "
        "scale to the calibrated s_opt while a normalized readout exerts no radial force.",
+       source="package",
        paper_ref="paper claims 5-6",
        test=f"{T1_TEST}::test_penalty_equilibrium_matches_iteration", page=PAGE)
 def check_controls() -> Outcome:
@@ -230,7 +237,8 @@ def check_controls() -> Outcome:
 
 @claim("T2.linear-loop", "Vector loop h_{k+1} = (I+A)h_k + Be + ξ: fixed point (I−Ā)⁻¹Be and "
        "the Lyapunov stationary covariance match simulation; the additive carry Ā = I drifts "
-       "linearly.", paper_ref=COMPANION,
+       "linearly.",
+       source="package", paper_ref=COMPANION,
        test="tests/test_toy_linear.py::test_linear_prediction_matches_simulation", page=PAGE)
 def check_linear_loop() -> Outcome:
     rng = np.random.default_rng(11)
@@ -258,6 +266,7 @@ def check_linear_loop() -> Outcome:
 @claim("T2.continuous-depth", "Continuous-depth limit: the loop with m sub-steps converges to "
        "the ODE ḣ = Ah + Be (solve_ivp = expm) at first order; the pre-norm twin "
        "h + W N(h) is the linear flow on a clock slowed by 1/‖h‖ and grows by √n μ per loop.",
+       source="package",
        paper_ref=COMPANION,
        test="tests/test_toy_linear.py::test_prenorm_twin_is_reparametrized_linear_flow",
        page=PAGE)
@@ -318,6 +327,7 @@ def _training_rows(cases, steps, n, runs, seed):
 @claim("T3.gd-momentum", "Scale-invariant loss under GD and heavy-ball momentum: ‖w‖² grows "
        "by η_e²G²/‖w‖² per step (‖w‖ ∝ t^{1/4}, η_e = η/(1−β)); with weight decay it "
        "equilibrates at ‖w*‖⁴ ≈ η_e G²/(2λ) with angular step √(2ηλ/(1+β)).",
+       source="package",
        paper_ref=COMPANION,
        test="tests/test_toy_training.py::test_predicted_norm_matches_simulation", page=PAGE)
 def check_gd_momentum() -> Outcome:
@@ -334,7 +344,8 @@ def check_gd_momentum() -> Outcome:
 
 @claim("T3.adam", "Scale-invariant loss under Adam/AdamW: normalized steps make ‖w‖² grow "
        "linearly, by η²n per step whatever β₁ (‖w‖ ∝ t^{1/2}); decoupled decay holds it at "
-       "‖w*‖² ≈ ηn/(2λ) with angular step √(2ηλ(1−β₁)/(1+β₁)).", paper_ref=COMPANION,
+       "‖w*‖² ≈ ηn/(2λ) with angular step √(2ηλ(1−β₁)/(1+β₁)).",
+       source="package", paper_ref=COMPANION,
        test="tests/test_toy_training.py::test_predicted_norm_matches_simulation", page=PAGE)
 def check_adam() -> Outcome:
     # noise-dominated gradients (signal 0): the regime the closed form assumes. The form also
@@ -353,6 +364,7 @@ def check_adam() -> Outcome:
        "before 1/(2ηλ) steps the toy's log-log growth exponent of ‖P‖ is 1/2 ± 0.15; "
        "‖H_K‖ = ‖P‖φ(P/‖P‖) inherits it only while φ stays constant, and with the paper's "
        "tied readout the premise fails (a temperature force acts on P).",
+       source="package",
        paper_ref="paper claims 3-4 (premise: proofs/parameters.md)",
        test="tests/test_toy_training.py::test_paper_prediction_exponent", page=PAGE)
 def check_paper_prediction() -> Outcome:
@@ -379,6 +391,7 @@ def check_paper_prediction() -> Outcome:
 
 @claim("T4.fit", "Fitting the toy to a per-loop trace recovers known (ρ, a, d) from synthetic "
        "traces and predicts s_k at loops beyond the fitted (and trained) depth.",
+       source="package",
        paper_ref="paper Lemma 2 diagnostics (Table 12)",
        test="tests/test_toy_fit.py::test_fit_recovers_known_parameters", page=PAGE)
 def check_fit() -> Outcome:

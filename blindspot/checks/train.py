@@ -88,6 +88,7 @@ def weight_errors() -> dict[tuple[str, float], dict[str, float]]:
        "weight 1/K on every loop's logits and terminal CE weight 1 on the last loop only "
        "(∂L/∂z_k = w_k (softmax(z_k) − e_y)/N), and its value is Σ_k w_k CE_k plus the norm "
        "penalty λ · mean over loops of mean(H_k²).",
+       source="package",
        paper_ref="Setup (per-loop CE averaged over the K loops, terminal CE at the last loop, "
                  "norm penalty λ = 0.01)",
        test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
@@ -137,6 +138,7 @@ def radial_force_errors() -> dict[tuple[str, float, str, float], float]:
        "through an RMSNorm readout at ε = 0 (κ = 0), the ε-leak κ = ε/(ms(h) + ε) at ε > 0, "
        "κ = 1 through a raw readout (and final_only_norm before the last loop), for per-loop "
        "and terminal CE, with and without the norm penalty.",
+       source="package",
        paper_ref="Claims 2-3 and 5 (per-loop CE is blind to the scale through a normalized "
                  "readout; raw readouts and norm penalties see it); Table 3",
        certificate="blindspot.symbolic.identities.EPS_LEAK",

@@ -2,8 +2,9 @@
 trained looped model, written as JSON tables (with run cards) and a figure.
 
 With one checkpoint the tables go to ``--out`` (default
-``results/diagnostics-<cpu|gpu>/<run>/``, where <run> is the run's folder name for a
-training run's ``checkpoint.pt``, e.g. ``tiny-seed0``, and the file name otherwise); with
+``runs/diagnostics-<cpu|gpu>/<run>/``, where <run> is the run's folder name for a
+training run's ``checkpoint.pt``, e.g. ``tiny-seed0``, and the file name otherwise: never
+into the repository's tracked ``results/`` unless ``--out`` names it); with
 several, or a folder of ``*.pt`` files, to ``--out/<run>/``, and ``--out/summary.json``
 collects the headline numbers of each. A line per checkpoint says where it wrote.
 ``--extrapolate 30`` records 30 loops (the GPU Lemma 2 decomposition). Exit status 0 on
@@ -55,10 +56,16 @@ def run_name(path: str | Path) -> str:
     return path.stem
 
 
+DEFAULT_ROOT = Path("runs")
+"""Where commands write when no ``--out`` is given: ``runs/`` (git-ignored), so a default
+never overwrites a committed result."""
+
+
 def default_out(path: str | Path, device: str) -> Path:
-    """``results/diagnostics-<cpu|gpu>/<run name>`` (:func:`run_name`)."""
+    """``runs/diagnostics-<cpu|gpu>/<run name>`` (:func:`run_name`), relative to the current
+    folder."""
     kind = "gpu" if device.startswith("cuda") else "cpu"
-    return Path("results") / f"diagnostics-{kind}" / run_name(path)
+    return DEFAULT_ROOT / f"diagnostics-{kind}" / run_name(path)
 
 
 def validation_tokens(cfg, windows: int) -> torch.Tensor:
@@ -72,10 +79,11 @@ def validation_tokens(cfg, windows: int) -> torch.Tensor:
 def diagnose_checkpoint(path: str | Path, out: str | Path | None = None, *,
                         windows: int | None = None, extrapolate: int | None = None,
                         device: str = "cpu", halting_target: float = 1.01, toy: bool = True,
-                        figure: FigureWriter | None = None, progress: bool = True
-                        ) -> dict[str, Table]:
+                        figure: FigureWriter | None = None, progress: bool = True,
+                        threads: dict | None = None) -> dict[str, Table]:
     """Diagnose one checkpoint and write its tables (see module doc), and ``diagnostics.png``
-    when a ``figure`` writer is given; returns the tables."""
+    when a ``figure`` writer is given; returns the tables. ``threads`` (the thread choice,
+    :meth:`blindspot.train.threads.ThreadChoice.card`) goes into the tables' run cards."""
     from blindspot.train.checkpoint import load_model
     from blindspot.train.config import to_dict
 
@@ -94,10 +102,12 @@ def diagnose_checkpoint(path: str | Path, out: str | Path | None = None, *,
               "train_config": to_dict(cfg), "windows": int(tokens.shape[0]),
               "seq_len": int(tokens.shape[1] - 1), "extrapolate": extrapolate,
               "device": device, "halting_target": halting_target}
+    if threads is not None:
+        config["threads"] = threads
     write_tables(tables, out, config=config, seed=cfg.seed,
                  wall_time_s=time.perf_counter() - t0)
     if figure is not None:
-        figure(tables, Path(path).stem, out / "diagnostics.png")
+        figure(tables, run_name(path), out / "diagnostics.png")
     return tables
 
 
@@ -205,11 +215,20 @@ def main(argv: list[str] | None = None, figure: FigureWriter | None = None) -> i
     p.add_argument("--no-toy", action="store_true", help="skip the toy-model prediction")
     p.add_argument("--no-figure", action="store_true", help="do not write diagnostics.png")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no tables printed")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (default: the available CPUs other processes leave "
+                        "free; recorded in each table's run card)")
     args = p.parse_args(argv)
 
+    from blindspot.train import threads
     from blindspot.train.checkpoint import CheckpointError
     from blindspot.train.data import DataError
 
+    try:
+        choice = threads.choose_threads(args.threads)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -221,27 +240,29 @@ def main(argv: list[str] | None = None, figure: FigureWriter | None = None) -> i
         print(f"error: {e}", file=sys.stderr)
         return 2
     diagnosed = {}
-    for name, ckpt in zip(names, ckpts, strict=True):
-        if args.out is None:
-            out = default_out(ckpt, device)
-        else:
-            out = Path(args.out) / name if len(ckpts) > 1 else Path(args.out)
-        try:
-            tables = diagnose_checkpoint(ckpt, out, windows=args.windows,
-                                         extrapolate=args.extrapolate, device=device,
-                                         halting_target=args.halting_target,
-                                         toy=not args.no_toy, figure=draw,
-                                         progress=not args.quiet)
-        except (CheckpointError, DataError, ValueError, FileNotFoundError,
-                FloatingPointError) as e:
-            print(f"error: {ckpt}: {e}", file=sys.stderr)
-            return 2
-        diagnosed[name] = tables
-        if not args.quiet:
-            for t in tables.values():
-                print(t.format(), end="\n\n")
-        drawn = "" if draw is None else " and diagnostics.png"
-        print(f"{ckpt}: wrote {len(tables)} tables{drawn} to {out}/", file=sys.stderr)
+    with threads.using(choice):
+        for name, ckpt in zip(names, ckpts, strict=True):
+            if args.out is None:
+                out = default_out(ckpt, device)
+            else:
+                out = Path(args.out) / name if len(ckpts) > 1 else Path(args.out)
+            try:
+                tables = diagnose_checkpoint(ckpt, out, windows=args.windows,
+                                             extrapolate=args.extrapolate, device=device,
+                                             halting_target=args.halting_target,
+                                             toy=not args.no_toy, figure=draw,
+                                             progress=not args.quiet, threads=choice.card())
+            except (CheckpointError, DataError, ValueError, FileNotFoundError,
+                    FloatingPointError) as e:
+                print(f"error: {ckpt}: {e}", file=sys.stderr)
+                return 2
+            diagnosed[name] = tables
+            if not args.quiet:
+                for t in tables.values():
+                    print(t.format(), end="\n\n")
+            drawn = "" if draw is None else " and diagnostics.png"
+            print(f"{ckpt}: wrote {len(tables)} tables{drawn} to {out}/ "
+                  f"({choice.describe()})", file=sys.stderr)
     if args.out is not None and len(ckpts) > 1:
         path = write_summary(args.out, diagnosed, config={
             "checkpoints": [str(c) for c in ckpts], "windows": args.windows,

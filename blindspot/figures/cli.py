@@ -15,8 +15,8 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="blindspot figures", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("outdir", nargs="?", default="figures",
-                   help="folder to write <name>.png into (default: ./figures)")
+    p.add_argument("outdir", nargs="?", default="runs/figures",
+                   help="folder to write <name>.png into (default: runs/figures, git-ignored)")
     p.add_argument("--results", metavar="DIR",
                    help="results folder to read (default: the repository's results/)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="draw only these figures")

@@ -65,6 +65,7 @@ def draw_control(result: dict):
 trained with per-loop cross-entropy through its LayerNorm coda: without a control the scale
 monitor warns and ‖H_K‖ keeps growing through the loops; a norm penalty, a raw-readout auxiliary
 loss or an inter-loop norm stop the growth, and every control has lower perplexity at every
-exit depth.""", needs=[RESULT], command="python examples/control_foreign_model.py")
+exit depth.""", needs=[RESULT],
+        command="python examples/control_foreign_model.py --out results/control-cpu")
 def control_figure(results: Path):
     return draw_control(json.loads((results / RESULT).read_text()))

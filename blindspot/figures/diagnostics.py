@@ -19,16 +19,80 @@ GRID = tuple(CONDITIONS)
 GRID_TABLES = ("scale", "radial_gradient", "lemma2", "radial_clamp", "early_exit")
 
 
+SAME_CURVE_NATS = 1e-4
+"""Panel (d) draws scale-sensitivity curves that differ by at most this much ΔCE (nats) at
+every α as one line (labelled with all their loops): 1e-4 nats is ~1/1000 of the panel's
+smallest visible effect and ~500x the float32 round-off of a mean CE of ~3 nats, so curves
+merged are the same to the eye and to round-off, and curves kept apart differ visibly."""
+
+
 def _finite(xs):
     return [x if x is not None and math.isfinite(x) else float("nan") for x in xs]
+
+
+def loops_label(loops: list[int]) -> str:
+    """``[1, 2, 3, 5]`` -> ``"loops 1-3, 5"``; ``[4]`` -> ``"loop 4"``."""
+    runs, start = [], loops[0]
+    for a, b in zip(loops, loops[1:] + [None], strict=True):
+        if b != a + 1:
+            runs.append(f"{start}" if start == a else f"{start}–{a}")
+            start = b
+    return ("loops " if len(loops) > 1 else "loop ") + ", ".join(runs)
+
+
+def same_curves(curves: dict[int, list[tuple[float, float]]], tol: float = SAME_CURVE_NATS
+                ) -> list[list[int]]:
+    """Groups of loops whose curves (sorted (α, ΔCE) points) agree within ``tol`` at every
+    α, in loop order; each loop joins the first group whose first curve it matches."""
+    groups: list[list[int]] = []
+    for loop in sorted(curves):
+        for g in groups:
+            ref = curves[g[0]]
+            if len(ref) == len(curves[loop]) and all(
+                    a == b and abs(x - y) <= tol
+                    for (a, x), (b, y) in zip(ref, curves[loop], strict=True)):
+                g.append(loop)
+                break
+        else:
+            groups.append([loop])
+    return groups
+
+
+def plain_log_ticks(ax, axis: str = "y") -> None:
+    """Plain tick labels on a log axis (``20``, ``0.01``, ``1e-08``), not ``2×10¹``: the
+    major and the minor ticks matplotlib chooses to label, written as numbers."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    target.set_major_formatter(_PlainLog(labelOnlyBase=False))
+    target.set_minor_formatter(_PlainLog(labelOnlyBase=False))
+
+
+def _plain_log_class():
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLog(LogFormatter):
+        """matplotlib's choice of which log ticks to label, each written as a plain number
+        (``1000``, ``0.95``), in e-notation only beyond 1e-4..1e6 (``1e-08``)."""
+
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:.6g}" if 1e-4 <= abs(x) < 1e6 else f"{x:.3g}"
+
+    return PlainLog
+
+
+def _PlainLog(**kw):  # noqa: N802 (a class made on first use: matplotlib is imported lazily)
+    return _plain_log_class()(**kw)
 
 
 def draw_diagnostics(tables: dict, title: str = ""):
     """Six panels: (a) per-loop scale (mean, p99, max; with the toy's prediction of the
     extrapolated loops when the table is there); (b) radial gradient share with its
-    closed form and the round-off floor; (c) Lemma 2: angular step against ‖Δ⊥‖/s and radial
-    increment a_k; (d) scale sensitivity ΔCE(α); (e) radial clamp perplexity; (f) early exit
-    and calibrated halting."""
+    closed form and the round-off floor, and a legend line saying so when the closed form
+    lies far below the measurement (the measured share is then round-off); (c) Lemma 2:
+    angular step against ‖Δ⊥‖/s and radial increment a_k; (d) scale sensitivity ΔCE(α),
+    curves that coincide drawn once (:func:`same_curves`); (e) radial clamp perplexity;
+    (f) early exit and calibrated halting. Log axes carry plain tick labels; ``title`` is
+    the run's name (``blindspot diagnose`` passes
+    :func:`blindspot.experiments.diagnose.run_name`)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
@@ -54,13 +118,19 @@ def draw_diagnostics(tables: dict, title: str = ""):
 
     t = tables["radial_gradient"]
     k = t.column("loop")
-    b.plot(k, t.column("radial_share"), "o-", label="measured")
-    b.plot(k, _finite(t.column("closed_form_share")), "kx--", label="closed form")
+    measured, closed = t.column("radial_share"), _finite(t.column("closed_form_share"))
+    b.plot(k, measured, "o-", label="measured")
+    b.plot(k, closed, "kx--", label="closed form")
     b.plot(k, t.column("round_off_floor"), ":", color="gray", label="dtype round-off")
+    below = [c / m for c, m in zip(closed, measured, strict=True)
+             if math.isfinite(c) and m and m > 0]
+    if below and max(below) < 0.1:  # the leak is smaller than what the dtype can resolve
+        b.plot([], [], " ", label=f"closed form (the ε-leak) ≥ {1 / max(below):.0f}x below: "
+                                  "the\nmeasured share is round-off, not a leak")
     b.set_yscale("log")
     b.set(xlabel="loop $k$", ylabel="$\\|P_{rad}\\,\\nabla L_k\\| / \\|\\nabla L_k\\|$",
           title="(b) radial share of the per-loop gradient")
-    b.legend(fontsize=8)
+    b.legend(fontsize=7, loc="center right")
 
     t = tables["lemma2"]
     k = t.column("loop")
@@ -73,19 +143,24 @@ def draw_diagnostics(tables: dict, title: str = ""):
     if trained:
         c.axvline(trained + 0.5, color="gray", lw=0.8, ls=":")
     c.set_yscale("log")
-    c.set(xlabel="loop $k$", title="(c) Lemma 2 decomposition")
+    c.set(xlabel="loop $k$", ylabel="size (state units; angular step in radians)",
+          title="(c) Lemma 2 decomposition")
     c.legend(fontsize=8)
 
     t = tables["scale_sensitivity"]
     for mode, style in (("readout", "-"), ("carry", "--")):
         rows = [r for r in t.rows if r["mode"] == mode]
-        for loop in sorted({r["loop"] for r in rows}):
-            pts = sorted((r["alpha"], r["ce_change"]) for r in rows if r["loop"] == loop)
+        curves = {loop: sorted((r["alpha"], r["ce_change"]) for r in rows if r["loop"] == loop)
+                  for loop in {r["loop"] for r in rows}}
+        for group in same_curves(curves):  # coinciding curves drawn once, named together
+            pts = curves[group[0]]
+            flat = all(abs(y) <= SAME_CURVE_NATS for _, y in pts)
             d.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", ms=3,
-                   label=f"{mode}, loop {loop}")
+                   label=f"{mode}, {loops_label(group)}" + (": flat" if flat else ""))
     d.set_xscale("log")
-    d.set(xlabel="$\\alpha$", ylabel="$\\Delta$CE (nats)", title="(d) $H \\to \\alpha H$")
-    d.legend(fontsize=7, ncol=2)
+    d.set(xlabel="state rescaled by $\\alpha$", ylabel="$\\Delta$CE (nats)",
+          title="(d) $H \\to \\alpha H$: at the readout, or carried on")
+    d.legend(fontsize=8)
 
     t = tables["radial_clamp"]
     k = t.column("loop")
@@ -112,6 +187,8 @@ def draw_diagnostics(tables: dict, title: str = ""):
 
     for ax in (a, b, c, e, f):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        plain_log_ticks(ax)
+    plain_log_ticks(d, "x")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

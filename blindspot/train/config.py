@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -219,6 +220,7 @@ def _type_name(tp: Any) -> str:
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_NONFINITE = re.compile(r"[-+]?(nan|inf|infinity)", re.IGNORECASE)
 
 
 def _check_value(key: str, tp: Any, value: Any) -> Any:
@@ -252,6 +254,8 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
             return float(value)
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
             return float(value)  # YAML 1.1 reads "2e-3" (no dot) as a string
+        if isinstance(value, str) and _NONFINITE.fullmatch(value.strip()):
+            return float(value)  # "nan", "inf": a number; validate() says why it is refused
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -265,9 +269,38 @@ def _check_value(key: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{key} expects {_type_name(tp)}; got {type(value).__name__} {value!r}")
 
 
+def all_keys() -> list[str]:
+    """Every config key, dotted (``lr``, ``model.d_model``, ``data.seq_len``, ...)."""
+    def keys(cls: type, prefix: str) -> list[str]:
+        out = []
+        for f in fields(cls):
+            tp = _hints(cls)[f.name]
+            out += keys(tp, f"{prefix}{f.name}.") if dataclasses.is_dataclass(tp) \
+                else [prefix + f.name]
+        return out
+
+    return keys(TrainConfig, "")
+
+
+def did_you_mean(key: str) -> str | None:
+    """The config key a mistyped dotted ``key`` most likely meant: the key with the same
+    last part in another section (``d_model`` -> ``model.d_model``), else the closest key
+    by spelling (``model.d_modl`` -> ``model.d_model``), else None."""
+    known = all_keys()
+    leaf = key.rpartition(".")[2]
+    same_leaf = [k for k in known if k.rpartition(".")[2] == leaf and k != key]
+    if same_leaf:
+        return same_leaf[0]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    by_leaf = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in known], n=1)
+    return next((k for k in known if by_leaf and k.rpartition(".")[2] == by_leaf[0]), None)
+
+
 def _unknown(key: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key.rpartition(".")[2], valid, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = did_you_mean(key)
+    hint = f" (did you mean {close!r}?)" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}; valid keys here: {', '.join(valid)}")
 
 
@@ -310,13 +343,13 @@ def validate(cfg: TrainConfig) -> None:
     for k, v in positive.items():
         if v <= 0:
             raise ConfigError(f"{k} must be > 0, got {v}")
-    for k, v in {"lr": cfg.lr, "norm_penalty": cfg.norm_penalty, "weight_decay": cfg.weight_decay,
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ConfigError(f"lr must be a finite number > 0, got {cfg.lr} (e.g. --set lr=3e-4)")
+    for k, v in {"norm_penalty": cfg.norm_penalty, "weight_decay": cfg.weight_decay,
                  "grad_clip": cfg.grad_clip, "warmup_steps": cfg.warmup_steps,
                  "eval_every": cfg.eval_every, "ckpt_every": cfg.ckpt_every}.items():
         if not v >= 0 or v != v or v in (float("inf"),):
             raise ConfigError(f"{k} must be finite and >= 0, got {v}")
-    if cfg.lr == 0:
-        raise ConfigError("lr must be > 0")
     if not 0 <= cfg.min_lr_ratio <= 1:
         raise ConfigError(f"min_lr_ratio must be in [0, 1], got {cfg.min_lr_ratio}")
     if not (0 <= cfg.beta1 < 1 and 0 <= cfg.beta2 < 1):
@@ -374,8 +407,12 @@ def _resolve_file(ref: str, relative_to: Path | None) -> Path:
     for c in cands:
         if c.is_file():
             return c
-    raise ConfigError(f"no config file or preset {ref!r}; presets: {', '.join(preset_names())}; "
-                      f"or give the path of a YAML file")
+    close = difflib.get_close_matches(ref, preset_names(), n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"no config file or preset {ref!r}{hint}; presets: a size ("
+                      f"{', '.join(SIZES)}) alone or as SIZE-CONDITION with a Table 1 condition "
+                      f"({', '.join(CONDITIONS)}), e.g. cpu-per_loop-norm; or give the path "
+                      f"of a YAML file")
 
 
 def load_yaml_chain(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:

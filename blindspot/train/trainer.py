@@ -7,6 +7,13 @@ records every ``log_every`` steps with per-loop CE and per-loop ‖H_k‖; ``eva
 step 0, every ``eval_every`` steps and at the end), ``checkpoint.pt`` (resumable), and
 ``final.json`` (the last evaluation with its run card).
 
+Interrupts: SIGINT (Ctrl-C) or SIGTERM during the training loop finishes the step under way,
+writes a resumable checkpoint at that step and raises :class:`TrainingInterrupted` (a
+``KeyboardInterrupt``) naming it, so nothing trained is lost and the same call resumes;
+``blindspot train`` turns it into one line and exit status 130
+(``tests/test_train.py::test_a_signal_checkpoints_and_the_resumed_run_is_exact``). A second
+signal while that checkpoint is written is ignored (the write is atomic either way).
+
 Exactness: the batch of step i is a pure function of (corpus, seed, i)
 (:class:`~blindspot.train.data.WindowBatches`), and a checkpoint holds model, optimizer,
 scheduler and RNG states, so resuming from step s replays steps s+1.. exactly; metrics
@@ -20,7 +27,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +48,43 @@ from blindspot.train.mechanism import mechanism_stats
 
 
 class NonFiniteError(FloatingPointError):
-    """A loss, state or gradient became NaN/inf; the message names the step and the loop."""
+    """A loss, state or gradient became NaN/inf; the message names the step, the loop and
+    the fix."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped training; a resumable checkpoint holds ``step``."""
+
+    def __init__(self, step: int, signum: int, checkpoint: Path):
+        super().__init__(f"interrupted at step {step}; the same command resumes")
+        self.step, self.signum, self.checkpoint = step, signum, checkpoint
+
+
+class _StopOnSignals:
+    """While active, SIGINT and SIGTERM set ``signum`` instead of interrupting: the loop
+    checks it between steps. Installed only in the main thread (signal handlers cannot be
+    set elsewhere); the previous handlers come back on exit."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self) -> _StopOnSignals:
+        if self.enabled:
+            for s in self.SIGNALS:
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 @dataclass
@@ -105,8 +150,11 @@ def optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
     return opt, sched
 
 
-def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.Tensor) -> None:
-    """Raise :class:`NonFiniteError` naming the first loop whose CE or ‖H_k‖ is not finite."""
+def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.Tensor,
+                 lr: float | None = None) -> None:
+    """Raise :class:`NonFiniteError` naming the first loop whose CE or ‖H_k‖ is not finite,
+    and the fix (with the base ``lr`` when given)."""
+    now = "" if lr is None else f" (now {lr:g})"
     if torch.isfinite(loss) and torch.isfinite(ce).all() and torch.isfinite(scales).all():
         return
     offset = len(scales) - len(ce)  # a terminal readout computes only the last loops' CE
@@ -116,8 +164,8 @@ def check_finite(step: int, ce: torch.Tensor, scales: torch.Tensor, loss: torch.
         if bad_ce or not math.isfinite(scales[k].item()):
             raise NonFiniteError(
                 f"non-finite value at step {step}, loop {k + 1}: CE = {c}, "
-                f"‖H_{k + 1}‖ = {scales[k].item()}; lower lr, keep grad_clip > 0, add a "
-                f"norm_penalty or an inter-loop norm")
+                f"‖H_{k + 1}‖ = {scales[k].item()}; lower lr{now}, keep grad_clip > 0, "
+                f"add a norm_penalty or an inter-loop norm")
     raise NonFiniteError(f"non-finite loss at step {step} ({loss.item()}) with finite per-loop "
                          f"CE and states: check norm_penalty")
 
@@ -171,7 +219,7 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer,
         ce, out = model.loop_cross_entropy(x, y, last_only=cfg.supervision != "per_loop")
     loss = loss_of(ce, out.states, cfg.supervision, cfg.norm_penalty)
     scales = mean_scale(out.states)  # (K,)
-    check_finite(step + 1, ce.detach(), scales, loss.detach())
+    check_finite(step + 1, ce.detach(), scales, loss.detach(), cfg.lr)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if ctx is not None:
@@ -179,12 +227,23 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer,
     gnorm = torch.nn.utils.clip_grad_norm_(
         model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
     if not torch.isfinite(gnorm):
-        raise NonFiniteError(f"non-finite gradient norm at step {step + 1} (loss "
-                             f"{loss.item():.4g}, ‖H_K‖ {scales[-1].item():.4g}); lower "
-                             f"lr or keep grad_clip > 0")
+        raise NonFiniteError(f"non-finite gradient norm at step {step + 1}, no loop: every "
+                             f"loop's CE and state are finite (loss {loss.item():.4g}, ‖H_K‖ "
+                             f"{scales[-1].item():.4g}), the backward pass overflowed; lower "
+                             f"lr (now {cfg.lr:g}) or keep grad_clip > 0")
     opt.step()
     sched.step()
     return StepStats(loss.detach(), ce.detach(), scales, gnorm)
+
+
+def _signalled(stopper: _StopOnSignals, ctx: dd.DistContext, device: torch.device) -> bool:
+    """Whether a stop signal arrived, agreed across processes (torchrun forwards a signal to
+    every worker, but not within the same step): every rank stops after the same step."""
+    flag = stopper.signum is not None
+    if ctx.world > 1:
+        t = torch.tensor([float(flag)], device=device)
+        flag = bool(dd.mean_across(t, ctx).item() > 0)
+    return flag
 
 
 def _read_metrics(path: Path, upto: int, finished: bool) -> list[str]:
@@ -205,11 +264,15 @@ def _read_metrics(path: Path, upto: int, finished: bool) -> list[str]:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resume: bool = True,
-          max_steps: int | None = None) -> TrainResult:
+          max_steps: int | None = None, stop_on_signals: bool = True,
+          run_info: dict[str, Any] | None = None) -> TrainResult:
     """Train ``cfg`` into ``out_dir`` (resuming from ``out_dir/checkpoint.pt`` if present).
 
     ``max_steps`` stops early after that many total steps without finishing the run (the
     checkpoint then resumes it); tests use it to interrupt a run at a known point.
+    ``stop_on_signals``: SIGINT/SIGTERM checkpoint the current step and raise
+    :class:`TrainingInterrupted` (module doc). ``run_info`` goes into the run card of
+    ``final.json`` as it is (``blindspot train`` records its thread choice there).
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
@@ -285,40 +348,52 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ctx.is_main),
                desc=cfg.name, dynamic_ncols=True)
     model.train()
-    try:
-        while step < stop:
-            x, y = batches.get(step, ctx.rank, ctx.world)
-            stats = train_step(model, opt, sched, x.to(device), y.to(device), cfg, step, ctx)
-            step += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                m = dd.mean_across(torch.cat([stats.loss.reshape(1), stats.ce, stats.scales]),
-                                   ctx).tolist()
-                K = len(stats.scales)
-                emit({"kind": "train", "step": step, "lr": sched.get_last_lr()[0],
-                      "loss": m[0], "ce": m[1:-K], "scale": m[-K:],
-                      "grad_norm": stats.grad_norm.item()})
-                bar.set_postfix(loss=f"{m[0]:.3f}", H_K=f"{m[-1]:.1f}")
-            bar.update(1)
-            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                emit({"kind": "eval", "step": step, **evaluate(model, data.val, cfg, device)})
-            if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
-                save_resume()
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    with _StopOnSignals(stop_on_signals) as stopper:
+        stopped = False
+        try:
+            while step < stop:
+                if _signalled(stopper, ctx, device):
+                    stopped = True
+                    break
+                x, y = batches.get(step, ctx.rank, ctx.world)
+                stats = train_step(model, opt, sched, x.to(device), y.to(device), cfg, step,
+                                   ctx)
+                step += 1
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    m = dd.mean_across(torch.cat([stats.loss.reshape(1), stats.ce,
+                                                  stats.scales]), ctx).tolist()
+                    K = len(stats.scales)
+                    emit({"kind": "train", "step": step, "lr": sched.get_last_lr()[0],
+                          "loss": m[0], "ce": m[1:-K], "scale": m[-K:],
+                          "grad_norm": stats.grad_norm.item()})
+                    bar.set_postfix(loss=f"{m[0]:.3f}", H_K=f"{m[-1]:.1f}")
+                bar.update(1)
+                if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+                    emit({"kind": "eval", "step": step,
+                          **evaluate(model, data.val, cfg, device)})
+                if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
+                    save_resume()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
 
-    final: dict[str, Any] = {}
-    if step >= cfg.steps:
-        final = {"kind": "eval", "step": step, **evaluate(model, data.val, cfg, device)}
-        if ctx.is_main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(final) + "\n")
-    save_resume()
+        # a signal during the last step lets the run finish: there is nothing to resume
+        stopped = stopped or _signalled(stopper, ctx, device)
+        interrupted = stopped and step < cfg.steps
+        final: dict[str, Any] = {}
+        if step >= cfg.steps:
+            final = {"kind": "eval", "step": step, **evaluate(model, data.val, cfg, device)}
+            if ctx.is_main:
+                with open(metrics_path, "a") as f:
+                    f.write(json.dumps(final) + "\n")
+        save_resume()
+        if interrupted:
+            raise TrainingInterrupted(step, stopper.signum or signal.SIGTERM, ckpt_path)
     wall = elapsed + time.perf_counter() - t_start
     if final and ctx.is_main:
         atomic_write_json(out / "final.json", {
             **final, "tokenizer": data.tokenizer_key, "processes": ctx.world,
             "run_card": run_card(config=cfg, seed=cfg.seed, wall_time_s=wall,
-                                 device=str(device))})
+                                 device=str(device), **(run_info or {}))})
     return TrainResult(out, cfg, model, final, wall)
