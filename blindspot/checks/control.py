@@ -94,12 +94,14 @@ class _Capture(logging.Handler):
 
 
 def monitored_run(readout: str = "norm", penalty: float = 0.0, steps: int = STEPS,
-                  every: int = EVERY, seed: int = 0, **options) -> dict:
+                  every: int = EVERY, seed: int = 0, model: dict | None = None,
+                  **options) -> dict:
     """Train a tiny ``LoopedLM`` with per-loop CE (plus the norm penalty when λ > 0, told to
     the monitor) and a :class:`ScaleMonitor`; returns its records, the step it warned at, and
-    the warnings and log records it raised. ``options`` go to the monitor."""
+    the warnings and log records it raised. ``model``: overrides of the model config
+    :data:`TINY`; ``options`` go to the monitor."""
     torch.manual_seed(seed)
-    model = LoopedLM(replace(TINY, readout=readout))
+    model = LoopedLM(replace(TINY, readout=readout, **(model or {})))
     controls = [NormPenalty(penalty)] if penalty else []
     monitor = ScaleMonitor(adapter_for(model), every=every, controls=controls, **options)
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
