@@ -139,3 +139,21 @@ def test_parameter_growth_that_does_not_reach_the_state_is_silent(albert_module)
     assert before.fired_at is None and before.records[-1]["growth"] < 1.05
     assert after.fired_at is not None and after.records[-1]["growth"] >= 2
     assert all(r["blind"] and r["carried"] for r in before.records + after.records)
+
+
+def test_readme_hf_adapter_is_the_example_s():
+    """The README's Hugging Face adapter call stands verbatim in examples/albert.py, which the
+    tests above run, and the README names the extra that installs transformers."""
+    import re
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("**A Hugging Face model.**", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```python\n(.*?)\n```", section, re.S).group(1)
+    example = " ".join((ROOT / "examples" / "albert.py").read_text().split())
+    assert " ".join(block.split("adapter = ", 1)[1].split()) in example
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert 'pip install -e ".[hf]"' in " ".join(section.split())
+    assert any(r.startswith("transformers") for r in extras["hf"])
+    assert set(extras["hf"]) <= set(extras["dev"])  # CI installs dev: the ALBERT tests run
