@@ -21,7 +21,7 @@ residual stream carries it from loop to loop): the monitor warns. The post-LN fo
 ‖H_k‖ at √d with its own LayerNorm: the monitor stays silent.
 
     pip install -e ".[hf]"          # transformers, pinned
-    python examples/albert.py [--steps 60] [--out runs/albert]
+    python examples/albert.py [--steps 100] [--out runs/albert]
 
 writes ``OUT/albert.json`` (per form: the monitor's records and verdict, the diagnose tables'
 scale and radial rows, and a run card; atomically).
@@ -50,7 +50,8 @@ CONFIG = {"vocab_size": 256, "embedding_size": 128, "hidden_size": 128, "num_att
           "intermediate_size": 256, "num_hidden_layers": LOOPS, "max_position_embeddings": 64,
           "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
           "classifier_dropout_prob": 0.0}
-LR = 1e-3  # AdamW: the pre-LN state doubles within the first ten steps, then ‖H_K‖/‖H_1‖ falls
+LR = 3e-3  # AdamW: every pre-LN state grows several-fold within 20 steps while ‖H_K‖/‖H_1‖ falls
+STEPS, EVERY = 100, 20  # optimizer steps per form; monitor interval
 SEQ, BATCH = 32, 8
 EVAL_SEED = 1000  # held-out text for diagnose: another seed of the generated corpus
 
@@ -186,8 +187,8 @@ def run_form(form: str, steps: int, every: int, seed: int) -> dict:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=60, help="optimizer steps per form")
-    p.add_argument("--every", type=int, default=10, help="monitor interval (steps)")
+    p.add_argument("--steps", type=int, default=STEPS, help="optimizer steps per form")
+    p.add_argument("--every", type=int, default=EVERY, help="monitor interval (steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/albert", help="folder for albert.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

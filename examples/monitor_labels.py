@@ -141,7 +141,7 @@ def albert(seed: int) -> list[dict]:
     out = []
     for form, carries, why in (("post_ln", False, "post-LN: the layer normalizes its output"),
                                ("pre_ln", True, None)):
-        model, monitor = ex.train(form, 60, 10, seed)
+        model, monitor = ex.train(form, ex.STEPS, ex.EVERY, seed)
         out.append(row("HF ALBERT", form.replace("_", "-"), monitor.records, monitor.fired_at,
                        scale_blind=True, carries=carries, why_not=why))
     return out
@@ -174,6 +174,8 @@ def main(argv=None) -> dict:
         torch.set_num_threads(threads)
         log.setLevel(level)
     wall = time.perf_counter() - t0
+    albert_ex = example("albert")
+    albert_steps, albert_every = albert_ex.STEPS, albert_ex.EVERY
     for r in rows:
         label = "blind spot" if r["label"] else "—"
         print(f"{r['model']:>24} {r['control']:>16}: label {label:>10}"
@@ -181,7 +183,8 @@ def main(argv=None) -> dict:
               f"  state x{r['state_growth']:.2f}  carry {r['max_carry'] or 0:.2f}", flush=True)
     config = {"ours": {"steps": OURS_STEPS, "every": OURS_EVERY},
               "foreign": {"steps": FOREIGN_STEPS, "every": FOREIGN_EVERY},
-              "albert": {"steps": 60, "every": 10}, "label_growth": LABEL_GROWTH,
+              "albert": {"steps": albert_steps, "every": albert_every},
+              "label_growth": LABEL_GROWTH,
               "old_rule": {"window": OLD_WINDOW, "min_growth": OLD_MIN_GROWTH},
               "threads": args.threads}
     result = {"rows": rows, "monitor": counts(rows, "warned"),

@@ -29,7 +29,7 @@ def albert_module():
 
 @pytest.fixture(scope="module")
 def result(albert_module, tmp_path_factory):
-    """The example run once with its defaults (60 steps, every 10), written under tmp."""
+    """The example run once with its defaults (100 steps, every 20), written under tmp."""
     out = tmp_path_factory.mktemp("albert")
     return albert_module.main(["--out", str(out)]), out
 
@@ -41,7 +41,7 @@ def test_the_example_writes_its_result(result):
     res, out = result
     assert json.loads((out / "albert.json").read_text()) == json.loads(json.dumps(res))
     card = res["run_card"]["config"]
-    assert card["loops"] == 6 and card["steps"] == 60
+    assert card["loops"] == 6 and card["steps"] == 100
 
 
 @pytest.mark.slow
@@ -76,7 +76,7 @@ def test_diagnose_sees_the_blind_spot_in_pre_ln_only(result):
         d = forms[name]["diagnose"]
         assert d["blind"] and d["max_radial_share"] <= blind_threshold(torch.float32)
     post = forms["post_ln"]["diagnose"]["scale_mean"]
-    # LayerNorm output with a gain that trained for 60 steps: √d to within 1 %
+    # LayerNorm output with a gain that trained for 100 steps: √d to within 1 %
     assert all(abs(s / math.sqrt(hidden) - 1) < 1e-2 for s in post)
     pre = forms["pre_ln"]["diagnose"]["scale_mean"]
     assert all(b > a for a, b in zip(pre, pre[1:], strict=False))  # the loops add scale

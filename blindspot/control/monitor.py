@@ -10,14 +10,13 @@ Every ``every`` optimizer steps, :meth:`ScaleMonitor.observe` measures on the st
   :func:`~blindspot.diagnostics.radial.radial_terms`)
   plus the per-loop term of every loss control it is given (:class:`NormPenalty`,
   :class:`RawReadoutLoss`);
-- the growth rate of ‖H_K‖ over steps, :math:`d \ln\lVert H_K\rVert / d\,\mathrm{step}`,
-  the least-squares slope over the last ``window`` measurements;
-
 - the **carry** of each loop k = 2..K: how much of the scale of the state loop k-1 hands on
   reaches loop k's output, :math:`\log_2(\overline{\lVert H_k'\rVert}/\overline{\lVert H_k\rVert})`
   where :math:`H_k'` is loop k run on the carried state of :math:`2H_{k-1}` (the mean over
   tokens; one extra no-grad pass of the body per loop). A pre-norm residual loop,
-  :math:`H_k = x + Δ(x/\lVert x\rVert)`, carries between 0 and 1 (1 when x dominates the update);
+  :math:`H_k = x + Δ(x/\lVert x\rVert)`, carries
+  :math:`\log_2(\lVert 2x + Δ\rVert/\lVert x + Δ\rVert)`: near 1 when x dominates the update,
+  near 0 when the update dominates, above 1 when the update points against x;
   a loop whose output is normalized (post-norm) or whose input is (an inter-loop norm) carries
   nothing but the ε-leak (:math:`\le 10^{-4}`, proofs/eps_leak.md);
 - the growth rate of ‖H_K‖ over steps, :math:`d \ln\lVert H_K\rVert / d\,\mathrm{step}`,
