@@ -18,8 +18,8 @@ def example(load):
 @pytest.mark.slow
 def test_example_warns_without_a_control_and_not_with_one(example, tmp_path, capsys):
     out, logs = tmp_path / "out", tmp_path / "logs"
-    # measured every 20 steps, the uncontrolled run warns at step 60: the fourth measurement,
-    # the first with a full growth window
+    # measured every 20 steps, the uncontrolled run warns at step 20: its last state has
+    # doubled since step 0 (blind, and the loops hand the scale on)
     result = example.main(["--steps", "80", "--every", "20", "--out", str(out),
                               "--log-dir", str(logs)])
     printed = capsys.readouterr().out
@@ -28,7 +28,9 @@ def test_example_warns_without_a_control_and_not_with_one(example, tmp_path, cap
     rows = {r["control"]: r for r in result["rows"]}
     assert list(rows) == ["none", "remove_radial", "freeze_scale", "norm_penalty",
                           "raw_readout", "inter_loop_norm"]
-    assert rows["none"]["warning_step"] == 60 and rows["none"]["warnings"] == 1
+    assert rows["none"]["warning_step"] == 20 and rows["none"]["warnings"] == 1
+    fired = result["monitor"]["none"][1]
+    assert fired["growth"] >= 2 and fired["carried"] and fired["blind"]
     for name in ("norm_penalty", "raw_readout", "inter_loop_norm"):
         assert rows[name]["warning_step"] is None and rows[name]["warnings"] == 0
         # the growth stops: less scale than the uncontrolled run, and no loop amplification
@@ -81,3 +83,43 @@ def test_overhead_benchmark_runs_and_writes_its_ratios(load, tmp_path):
     for r in out["results"].values():  # ratios only: timings are never asserted
         assert set(r["overhead"]) == {"fastest wall", "median CPU", "median wall"}
         assert all(v > 0 for v in r["overhead"].values())
+
+
+def test_the_committed_monitor_labels_are_consistent_and_the_monitor_errs_nowhere(load):
+    """results/control-cpu/monitor_labels.json (examples/monitor_labels.py): each label follows
+    the stated rule from its row, the counts are the rows', and the monitor has no false
+    positive or negative on it, where the ratio rule before it missed the pre-LN ALBERT."""
+    labels = load(ROOT / "examples" / "monitor_labels.py")
+    result = json.loads((ROOT / "results" / "control-cpu" / "monitor_labels.json").read_text())
+    rows = result["rows"]
+    blind_by_construction = {"raw readout": False, "norm penalty": False,
+                             "norm_penalty": False, "raw_readout": False}
+    carried_by_construction = {"inter-loop norm": False, "inter_loop_norm": False,
+                               "post-ln": False}
+    for r in rows:
+        want = (blind_by_construction.get(r["control"], True)
+                and carried_by_construction.get(r["control"], True)
+                and r["loops"] >= 2 and r["state_growth"] >= labels.LABEL_GROWTH)
+        assert r["label"] == want, r
+    assert result["monitor"] == labels.counts(rows, "warned")
+    assert result["old_rule"] == labels.counts(rows, "old_rule_warned")
+    assert result["monitor"]["false_positives"] == result["monitor"]["false_negatives"] == 0
+    assert {(r["model"], r["control"]) for r in rows if r["label"] and not r["old_rule_warned"]} \
+        == {("HF ALBERT", "pre-ln")}
+    assert sum(r["label"] for r in rows) >= 3 and len(rows) == 11
+
+
+def test_ratio_rule_is_the_rule_before(load):
+    """The old rule recomputed: it warns where ‖H_K‖/‖H_1‖ rises 20 % over four blind
+    measurements, and not where every loop grows and the ratio falls."""
+    labels = load(ROOT / "examples" / "monitor_labels.py")
+
+    def recs(s1, sK):
+        return [{"step": 10 * i, "scale_mean": [a, b], "loop_ratio": b / a,
+                 "radial_share": [1e-7], "blind_threshold": 1e-4}
+                for i, (a, b) in enumerate(zip(s1, sK, strict=True))]
+
+    grow = [1.0, 1.2, 1.5, 2.0, 2.6]
+    assert labels.ratio_rule(recs([10] * 5, [10 * g for g in grow])) == 30
+    assert labels.ratio_rule(recs([3 * g * g for g in grow], [9 * g for g in grow])) is None
+    assert labels.grew(recs([10] * 5, [10 * g for g in grow])) == pytest.approx(2.6)

@@ -48,13 +48,23 @@ def test_tap_states_carry_gradients_into_the_model(small_foreign, byte_tokens):
     assert model.core.inject.weight.grad.abs().sum() > 0
 
 
-def test_tap_names_a_body_that_returns_a_tuple(small_foreign, pair_body):
+def test_tap_keeps_the_state_of_a_body_that_returns_a_tuple(small_foreign, pair_body):
     model, _ = small_foreign()
-    body = pair_body(model.core)
-    with pytest.raises(TypeError, match=r"returned a tuple of 2 items, not the next state "
-                                        r"tensor: tap the submodule"):
-        with StateTap(body):
-            body(torch.randn(2, 3, 64))
+    body = pair_body(model.core)  # returns (state, its norm), as Hugging Face layers return
+    x = torch.randn(2, 3, 64)
+    with StateTap(body) as tap:
+        out = body(x)
+    assert len(tap.states) == 1 and tap.states[0] is out[0]  # the first element, the state
+
+    class NoState(torch.nn.Module):
+        def forward(self, x):
+            return (None, x)
+
+    with pytest.raises(TypeError, match=r"the loop body NoState returned a tuple of 2 items "
+                                        r"with no state tensor first: wrap it in an nn.Module"):
+        bad = NoState()
+        with StateTap(bad):
+            bad(x)
     with pytest.raises(ValueError, match=r"shape \(2, 32\); a loop state must be \(B, T, d\)"):
         with StateTap(model.core):
             model.core(torch.randn(2, 64))

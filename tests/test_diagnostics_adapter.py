@@ -75,3 +75,48 @@ def test_a_diverged_state_is_reported(ouro_style, tokens):
         model.stack[0].mlp[0].weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="NaN or inf"):
         record(adapter, tokens()[:, :-1])
+
+
+class _HFOutputs(torch.nn.Module):
+    """A module as Hugging Face writes them: ``kind`` "output" returns a model-output object
+    (``BaseModelOutput``), "tuple" returns (state, attention weights)."""
+
+    def __init__(self, inner, kind):
+        super().__init__()
+        self.inner, self.kind = inner, kind
+
+    def forward(self, x):
+        from transformers.modeling_outputs import BaseModelOutput
+
+        h = self.inner(x)
+        if self.kind == "output":
+            return BaseModelOutput(last_hidden_state=h)
+        return h, h.new_zeros(h.shape[0], 1, h.shape[1], h.shape[1])
+
+
+def test_the_adapter_reads_what_hugging_face_layers_return(small_foreign, adapter_of,
+                                                           byte_tokens):
+    model, plain = small_foreign()
+    x = byte_tokens()[:, :-1]
+    with torch.no_grad():
+        want = record(plain, x)
+        for prelude, body in (("output", "tuple"), ("tuple", "output")):
+            model_hf, _ = small_foreign()  # the same seed: the same weights
+            model_hf.prelude = _HFOutputs(model_hf.prelude, prelude)
+            model_hf.core = _HFOutputs(model_hf.core, body)
+            got = record(adapter_of(model_hf), x)
+            assert all(torch.equal(a, b) for a, b in zip(got.logits, want.logits, strict=True))
+            assert torch.equal(got.initial, want.initial)
+
+
+def test_a_prelude_without_a_state_is_one_line(small_foreign, adapter_of, byte_tokens):
+    class Named(torch.nn.Module):
+        def forward(self, idx):
+            return {"hidden": idx}  # neither a tensor, a tuple nor a model output
+
+    model, _ = small_foreign()
+    model.prelude = Named()
+    with pytest.raises(TypeError, match=r"^the prelude 'prelude' returned a dict with no state "
+                                        r"tensor first: wrap it in an nn.Module whose forward "
+                                        r"returns the \(B, T, d\) state tensor$"):
+        record(adapter_of(model), byte_tokens()[:, :-1])

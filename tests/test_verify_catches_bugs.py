@@ -72,10 +72,20 @@ def monitor_drops_its_controls(mp):  # the penalty's radial force goes unmeasure
                M.loop_gradient(self.adapter, state, targets, loop, K)[:2])
 
 
-def growth_read_from_the_first_loop(mp):  # loop_ratio always 1: the blind spot is missed
+def carry_never_measured(mp):  # no loop seems to hand its scale on: the blind spot is missed
     measure = M.ScaleMonitor.measure
     mp.setattr(M.ScaleMonitor, "measure",
-               lambda self, idx, y: {**measure(self, idx, y), "loop_ratio": 1.0})
+               lambda self, idx, y: {**measure(self, idx, y), "carry": []})
+
+
+def one_loop_counted_as_carrying(mp):  # a one-loop model's growth taken for the blind spot
+    measure = M.ScaleMonitor.measure
+
+    def carrying(self, idx, y):
+        rec = measure(self, idx, y)
+        return {**rec, "carry": rec["carry"] or [1.0]}
+
+    mp.setattr(M.ScaleMonitor, "measure", carrying)
 
 
 def penalty_sums_over_the_width(mp):  # λ‖h‖² instead of λ‖h‖²/n
@@ -140,7 +150,8 @@ BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
     explicit_attention_sees_the_future: {"nn.attention_kernels_agree"},
     threshold_ignores_the_floor: {"control.monitor_verdict"},
     monitor_drops_its_controls: {"control.monitor_verdict"},
-    growth_read_from_the_first_loop: {"control.monitor_verdict"},
+    carry_never_measured: {"control.monitor_verdict"},
+    one_loop_counted_as_carrying: {"control.monitor_verdict"},
     penalty_sums_over_the_width: {"control.norm_penalty_force"},
     raw_readout_through_a_norm: {"control.raw_readout_force"},
     inter_loop_norm_forgets_to_normalize: {"control.inter_loop_norm_force"},

@@ -6,8 +6,9 @@ of a user's own training loop, on any model a :class:`blindspot.diagnostics.Loop
 describes:
 
 - :class:`ScaleMonitor` measures per-loop ‖H_k‖, the radial share of the per-loop loss
-  gradient and the growth of ‖H_K‖ every N steps (JSONL), and raises one
-  :class:`BlindSpotWarning` when the scale grows while no loss sees it;
+  gradient and how much of its input's scale each loop hands on every N steps (JSONL), and
+  raises one :class:`BlindSpotWarning` when a loop's state doubles while no loss sees the
+  scale and the loops carry it;
 - :class:`StateTap` records the loop states of the model's own forward pass;
 - :class:`NormPenalty` and :class:`RawReadoutLoss` are loss terms that see the scale;
 - :class:`InterLoopNorm` wraps the loop body so the next loop cannot see the scale;

@@ -1,8 +1,10 @@
 """``StateTap``: the loop states H_1..H_K of the model's OWN forward pass, for the controls.
 
 A forward hook on the loop body (the module an adapter names as ``body``) keeps each output,
-H_k, the state before any inter-loop norm. The hook returns nothing, so the forward pass,
-its outputs and its gradients are exactly those of the model without the tap
+H_k, the state before any inter-loop norm (the first element when the body returns a tuple or a
+model-output object, as :meth:`LoopAdapter.from_modules` reads it). The hook returns
+nothing, so the forward pass, its outputs and its gradients are exactly those of the model
+without the tap
 (``tests/test_control_tap.py::test_tap_leaves_the_forward_pass_bitwise_unchanged``); the
 kept states are the live tensors, so a loss on them (:class:`blindspot.control.NormPenalty`)
 back-propagates into the model. Works inside ``DistributedDataParallel``, autocast and
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from blindspot.diagnostics.adapter import state_of
+
 
 class StateTap:
     """Collects the outputs of ``body`` while the tap is open (``with`` block)."""
@@ -30,16 +34,12 @@ class StateTap:
         self._handle = None
 
     def _keep(self, module: nn.Module, args, out) -> None:
-        if not isinstance(out, Tensor):
-            what = (f"a {type(out).__name__} of {len(out)} items"
-                    if isinstance(out, tuple | list) else type(out).__name__)
-            raise TypeError(f"the loop body {type(module).__name__} returned {what}, not the next "
-                            "state tensor: tap the submodule that returns the (B, T, d) state")
-        if out.dim() != 3:
+        h = state_of(out, f"loop body {type(module).__name__}")  # a tuple's or output's first
+        if h.dim() != 3:
             raise ValueError(f"the loop body {type(module).__name__} returned shape "
-                             f"{tuple(out.shape)}; a loop state must be (B, T, d): tap the "
+                             f"{tuple(h.shape)}; a loop state must be (B, T, d): tap the "
                              "module whose output is the recurrent state")
-        self.states.append(out)
+        self.states.append(h)
 
     def __enter__(self) -> StateTap:
         if self._handle is not None:

@@ -119,6 +119,10 @@ class LoopAdapter:
 
         - ``prelude``: ``idx -> e`` (B, T) -> (B, T, d); without one, ``idx`` must already be
           the embedded input (B, T, d).
+        - The prelude and the body may return what Hugging Face layers return: the state
+          tensor, a tuple whose first element is the state, or a model-output object whose
+          first field is (``out.to_tuple()[0]``, e.g. ``BaseModelOutput.last_hidden_state``);
+          :func:`state_of` takes the state out of it.
         - ``body``: the shared loop body; it receives the state (``injection="none"``), the
           state plus e (``"add"``), their concatenation on the last axis (``"concat"``,
           Huginn-style) or both as two arguments (``"call"``), and returns the next state.
@@ -147,14 +151,14 @@ class LoopAdapter:
         norm = _submodule(model, inter_loop_norm, "inter_loop_norm") if inter_loop_norm else None
 
         def start(idx: Tensor) -> tuple[Tensor, Tensor]:
-            e = idx if pre is None else pre(idx)  # (B, T, d)
+            e = idx if pre is None else state_of(pre(idx), f"prelude {prelude!r}")  # (B, T, d)
             if e.dim() != 3:
                 raise ValueError(f"the prelude must return a (B, T, d) state; got shape "
                                  f"{tuple(e.shape)} (without a prelude, pass embedded inputs)")
             h0 = e if initial_state == "prelude" else torch.zeros_like(e)
             return h0, e
 
-        def step(x: Tensor, e: Tensor | None) -> Tensor:
+        def call(x: Tensor, e: Tensor | None):
             if injection == "none":
                 return core(x)
             if injection == "add":
@@ -162,6 +166,9 @@ class LoopAdapter:
             if injection == "concat":
                 return core(torch.cat([x, e], dim=-1))  # (B, T, 2d) -> (B, T, d)
             return core(x, e)
+
+        def step(x: Tensor, e: Tensor | None) -> Tensor:
+            return state_of(call(x, e), f"body {body!r}")
 
         return cls(
             start=start,
@@ -173,6 +180,27 @@ class LoopAdapter:
             name=type(model).__name__,
             module=model,
         )
+
+
+def state_of(out: object, role: str) -> Tensor:
+    """The state tensor in what a module returned: the tensor itself, the first element of a
+    tuple or list, or the first field of a model-output object (anything with ``to_tuple()``,
+    as Hugging Face's ``ModelOutput``). Anything else is a ``TypeError`` naming ``role`` and
+    what to wrap."""
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, tuple | list):
+        first = out[0] if out else None
+    else:
+        to_tuple = getattr(out, "to_tuple", None)
+        items = to_tuple() if callable(to_tuple) else ()
+        first = items[0] if items else None
+    if isinstance(first, Tensor):
+        return first
+    what = (f"a {type(out).__name__} of {len(out)} items"
+            if isinstance(out, tuple | list) else f"a {type(out).__name__}")
+    raise TypeError(f"the {role} returned {what} with no state tensor first: wrap it in an "
+                    "nn.Module whose forward returns the (B, T, d) state tensor")
 
 
 def _renamed_head(head, readout, where: str):
