@@ -169,7 +169,7 @@ _V1_TEXT = ("Before any run of the growth-law study, the committed self-logit mo
 
 
 @claim("growth.v1_width", _V1_TEXT.format(what="width arms (d = 64, 128, 256, 512)"),
-       paper_ref="claim 4 (how large ‖H_K‖ gets at 44M, d = 512)", tier="full",
+       source="package", paper_ref="claim 4 (how large ‖H_K‖ gets at 44M, d = 512)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md")
 def _v1_width() -> Outcome:
@@ -179,7 +179,7 @@ def _v1_width() -> Outcome:
 @claim("growth.v1_loops_depth",
        _V1_TEXT.format(what="loop-count (K = 2, 8) and depth (L = 1, 4, 8 layers per loop) "
                        "arms"),
-       paper_ref="claim 4 (K = 4 loops of 8 layers at 44M)", tier="full",
+       source="package", paper_ref="claim 4 (K = 4 loops of 8 layers at 44M)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md")
 def _v1_loops_depth() -> Outcome:
@@ -189,7 +189,7 @@ def _v1_loops_depth() -> Outcome:
 @claim("growth.v1_vocabulary",
        _V1_TEXT.format(what="vocabulary arm (the paper's regex word tokenizer, 20,000 cap, "
                        "instead of bytes)"),
-       paper_ref="Setup (regex word tokenizer, vocabulary 20k)", tier="full",
+       source="package", paper_ref="Setup (regex word tokenizer, vocabulary 20k)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md")
 def _v1_vocabulary() -> Outcome:
@@ -199,7 +199,7 @@ def _v1_vocabulary() -> Outcome:
 @claim("growth.v1_tokens_length",
        _V1_TEXT.format(what="tokens-per-step, learning-rate and training-length arms "
                        "(up to 5,000 steps; cumulative lr up to 4)"),
-       paper_ref="Setup (batch 64 x 256, lr 3e-4, 4 epochs)", tier="full",
+       source="package", paper_ref="Setup (batch 64 x 256, lr 3e-4, 4 epochs)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md")
 def _v1_tokens_length() -> Outcome:
@@ -212,6 +212,7 @@ def _v1_tokens_length() -> Outcome:
        "it: at the end of training the state's coefficient along its own token embedding E[x_t] "
        "stays ≥ 0.5, the rest orthogonal to E[x_t] and P[t] carries ≥ 90 % of ‖H_K‖, and σ_E "
        "stays ≥ 80 % of its init.",
+       source="package",
        paper_ref="claim 3 (the readout hides the scale, which the recurrence carries)",
        tier="full", test=f"{_TEST}::test_mechanism_claim_passes_and_refutes",
        experiment="growth-law", page="notebooks/growth_law.md")
@@ -233,7 +234,7 @@ _PAPER = ("growth-law/predictions-paper.json",
        "trained every learning run of a second set of new combinations of width, loop count, "
        "layers per loop, vocabulary and training length: every loop's final ‖H_k‖ and the "
        "median over the training curve of ‖H_K‖ within a factor 1.5.",
-       paper_ref="claim 4 (how large ‖H_K‖ gets, and what sets it)", tier="full",
+       source="package", paper_ref="claim 4 (how large ‖H_K‖ gets, and what sets it)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md", certificate="blindspot.toy.growth_law.fit_growth_law")
 def _v2_second_set() -> Outcome:
@@ -266,6 +267,7 @@ def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
        "paper's full 44M and 129M per-loop + RMSNorm runs (4 epochs at lr 3e-4) at ‖H_K‖ in "
        "the thousands to tens of thousands (1,000 up to 100,000), and one of the two within a "
        "factor 3 of the paper's reported ≈ 39,207.",
+       source="package",
        paper_ref="claim 4 (‖H_K‖ into the thousands or tens of thousands; web page ≈ 39,207)",
        tier="full", test=f"{_TEST}::test_paper_scale_claim_passes_and_refutes",
        experiment="growth-law", page="notebooks/growth_law.md",

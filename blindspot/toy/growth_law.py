@@ -88,20 +88,23 @@ class GrowthLaw:
 
     def loop_scales(self, tau, s0_first, d, K, L, sigma_E, gain=1.0, word=False) -> Prediction:
         """Predicted ‖H_k‖, k = 1..K, at cumulative learning rates ``tau``: ``values["scale"]``
-        of shape (len(tau), K), ``values["tau_plateau"]`` (when the rise meets the plateau
-        of τ_0)."""
+        of shape (len(tau), K), ``values["tau_plateau"]`` (when the rise meets the plateau of
+        τ_0). During the rise the later loops' share grows with it: ρ_eff = ρ(max(τ, τ_p)) ×
+        (‖H_1‖ − s_0)/(plateau − s_0), so every loop starts at ‖H_1‖ = s_0 at init (the
+        measured init profile is within a few percent of flat)."""
         tau = as_float("tau", tau, ndim=1, nonneg=True)
         s0 = float(as_float("s0_first", s0_first, positive=True))
         plateau = np.array([self.first_plateau(d, K, L, sigma_E, gain, word, max(t, 1e-12))
                             for t in tau])
         room = np.sqrt(np.maximum(plateau**2 - s0**2, 0.0))
         first = np.sqrt(s0**2 + np.minimum(self.rate * tau, room) ** 2)
-        loops = np.arange(int(K))  # k - 1
-        scale = first[:, None] * (1 + loops[None, :] * self.ratio(tau)[:, None])
         p0 = self.first_plateau(d, K, L, sigma_E, gain, word)
-        return Prediction("loop_scales", {"tau": tau, "scale": scale,
-                                          "tau_plateau": np.sqrt(max(p0**2 - s0**2, 0))
-                                          / self.rate},
+        t_plateau = np.sqrt(max(p0**2 - s0**2, 0.0)) / self.rate
+        grown = np.clip((first - s0) / np.maximum(plateau - s0, 1e-12), 0.0, 1.0)
+        rho = self.ratio(np.maximum(tau, t_plateau)) * grown
+        loops = np.arange(int(K))  # k - 1
+        scale = first[:, None] * (1 + loops[None, :] * rho[:, None])
+        return Prediction("loop_scales", {"tau": tau, "scale": scale, "tau_plateau": t_plateau},
                           FORMULA, {"plateau_first": p0, "rho": self.rho, "s0": s0})
 
     def domain_issues(self, **values: float) -> list[str]:
