@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from blindspot.nn import LoopedLM
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train import checkpoint as ckpt_io
 from blindspot.train import distributed as dd
@@ -177,7 +178,8 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     the paper's Table 1 reports (``ppl`` = exp(CE_K), ``scale_K`` = mean ‖H_K‖). Always in
     float32, whatever the training precision: bf16 training keeps float32 master weights, and
     the numbers the claims read are computed from them without bf16 rounding. ``mechanism``:
-    :func:`blindspot.train.mechanism.mechanism_stats` of the first batch."""
+    :func:`blindspot.train.mechanism.mechanism_stats` of the first batch (None for a model
+    that is not a ``LoopedLM``)."""
     was_training = model.training
     model.eval()
     x_all, y_all = eval_windows(val, cfg.data.seq_len, cfg.eval_windows)
@@ -185,7 +187,7 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     mechanism = None
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
-        if i == 0:
+        if i == 0 and isinstance(model, LoopedLM):  # the record reads LoopedLM's parts
             mechanism = mechanism_stats(model, x)
         ce, out = model.loop_cross_entropy(x, y)
         b = len(x)
