@@ -12,9 +12,10 @@ from blindspot.experiments.predict import predict_config, regime
 from blindspot.toy.growth_law import GrowthLaw
 from blindspot.train.config import load_config
 
-A_LAW = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, word_factor=1.3, rho=0.7, nu=0.25,
-                  mu=0.4, rate=3000.0, log_sd=0.1, domain={"d": [64, 512], "K": [2, 8],
-                                                            "L": [1, 8], "tau": [0, 4]})
+A_LAW = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3, rho=0.7,
+                  nu=0.25, mu=0.4, rate=3000.0, log_sd=0.1, domain={"d": [64, 512], "K": [2, 8],
+                                                            "L": [1, 8], "lr": [3e-4, 2e-3],
+                                                            "tau": [0, 4]})
 
 
 @pytest.mark.parametrize("preset,sets,want", [

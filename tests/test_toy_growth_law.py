@@ -6,17 +6,17 @@ import pytest
 
 from blindspot.toy.growth_law import TAU_REF, GrowthLaw, Run, fit_growth_law
 
-TRUE = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, word_factor=1.3, rho=0.7, nu=0.25,
-                 mu=0.4, rate=30000.0, log_sd=0.0)
+TRUE = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3, rho=0.7,
+                 nu=0.25, mu=0.4, rate=30000.0, log_sd=0.0)
 
 
 def _run(d, K, L, word, sigma=1.0, gain=1.0, steps=200, lr=2e-3, s0=15.0):
     tau = np.linspace(0, steps * lr, 11)
-    pred = TRUE.loop_scales(tau, s0, d, K, L, sigma, gain, word)["scale"]
+    pred = TRUE.loop_scales(tau, s0, d, K, L, sigma, gain, word, lr)["scale"]
     pred[0] = s0  # at init every loop sits near the embedding's scale
     curve_tau = np.arange(1, steps + 1) * lr
-    curve = TRUE.loop_scales(curve_tau, s0, d, K, L, sigma, gain, word)["scale"][:, 0]
-    return Run(d, K, L, word, sigma, gain, tau, pred, curve_tau, curve)
+    curve = TRUE.loop_scales(curve_tau, s0, d, K, L, sigma, gain, word, lr)["scale"][:, 0]
+    return Run(d, K, L, word, lr, sigma, gain, tau, pred, curve_tau, curve)
 
 
 RUNS = [_run(128, 4, 2, False), _run(64, 4, 2, False), _run(256, 4, 2, False),
@@ -30,7 +30,8 @@ def test_fit_recovers_the_constants_of_the_law_that_made_the_runs():
     # exact data from the law itself: the constants come back to round-off (1e-6 relative: the
     # least squares of a noise-free log-linear system), the rise rate too, since every run
     # logs points of its rise
-    for name in ("kappa", "q_d", "q_K", "q_L", "word_factor", "rho", "nu", "mu", "rate"):
+    for name in ("kappa", "q_d", "q_K", "q_L", "q_lr", "word_factor", "rho", "nu", "mu",
+                 "rate"):
         assert getattr(law, name) == pytest.approx(getattr(TRUE, name), rel=1e-6, abs=1e-9), name
     assert law.log_sd < 1e-6
     assert law.domain["d"] == [64, 256] and law.domain["tau"][1] == pytest.approx(6.0)
@@ -42,7 +43,7 @@ def test_a_wrong_constant_is_seen_by_the_fit():
     runs = []
     for r in RUNS:
         sc = other.loop_scales(r.tau, r.scale[0, 0], r.d, r.K, r.L, r.sigma_E, r.gain,
-                               r.word)["scale"]
+                               r.word, r.lr)["scale"]
         sc[0] = r.scale[0]
         runs.append(Run(**{**r.__dict__, "scale": sc}))
     assert fit_growth_law(runs).q_d == pytest.approx(0.2, abs=1e-6)

@@ -226,7 +226,7 @@ def law_runs(summary: dict[str, Any], phase: int = 1) -> list:
             continue
         m0 = r["evals"][0]["mechanism"]
         out.append(Run(r["d_model"], r["num_loops"], r["n_layers"], r["tokenizer"] == "word",
-                       m0["embed_std"], m0["gain_mean"],
+                       r["lr"], m0["embed_std"], m0["gain_mean"],
                        np.array([e["tau"] for e in r["evals"]]),
                        np.array([e["scale"] for e in r["evals"]]),
                        np.array(r["curve_tau"]), np.array([c[0] for c in r["curve_scale"]])))

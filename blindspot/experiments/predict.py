@@ -37,6 +37,8 @@ def regime(cfg: TrainConfig) -> tuple[str, str]:
     if cfg.supervision != "per_loop":
         return "outside", ("terminal supervision: the law was fitted on per-loop CE only "
                            "(the CPU grid's terminal + RMSNorm runs also blow up)")
+    if cfg.lr_schedule != "constant":
+        return "outside", "the law's clock was fitted on constant learning rates only"
     if not m.tie_embeddings:
         return "floor", "an untied readout does not decode the state as the current token"
     if m.norm != "rmsnorm":
@@ -89,12 +91,12 @@ def predict_config(cfg: TrainConfig, law=None, steps: list[int] | None = None,
         "n_layers": m.n_layers, "vocab": cfg.data.tokenizer, "embed_std": embed_std(cfg),
         "uncertainty_factor": math.exp(law.log_sd),
         "outside_domain": law.domain_issues(d=m.d_model, K=m.num_loops, L=m.n_layers,
-                                            tau=float(tau_all[-1]))}
+                                            lr=cfg.lr, tau=float(tau_all[-1]))}
     if kind != "self_logit":
         return out
     s0 = initial_scales(cfg) if s0 is None else s0
     pred = law.loop_scales(tau, s0[0], m.d_model, m.num_loops, m.n_layers, embed_std(cfg),
-                           1.0, word)
+                           1.0, word, cfg.lr)
     out.update({"s0": s0, "scale": pred["scale"].tolist(),
                 "scale_final": pred["scale"][-1].tolist(),
                 "scale_K": pred["scale"][:, -1].tolist(),

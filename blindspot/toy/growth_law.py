@@ -48,9 +48,11 @@ from blindspot.toy._validate import as_float
 from blindspot.toy.prediction import Prediction
 
 FORMULA = (r"\|H_k\|(\tau)=\|H_1\|(\tau)\,(1+(k-1)\rho(\tau)),\ "
-           r"\|H_1\|_\infty(\tau)=\kappa\,(d/128)^{q_d}(K/4)^{q_K}(L/2)^{q_L}v\,"
+           r"\|H_1\|_\infty(\tau)=\kappa\,(d/128)^{q_d}(K/4)^{q_K}(L/2)^{q_L}"
+           r"(\eta/2\cdot10^{-3})^{q_\eta}v\,"
            r"\gamma\sigma_E^2d^{3/2}(\tau/\tau_0)^{\nu},\ \rho(\tau)=\rho_0(\tau/\tau_0)^{-\mu}")
 D_REF, K_REF, L_REF = 128, 4, 2  # the CPU preset's shape: the exponents are relative to it
+LR_REF = 2e-3  # the CPU preset's lr
 TAU_REF = 0.4  # the CPU preset's cumulative lr (200 steps at 2e-3): the levels are read there
 LATE_TAU = 0.1  # the late trend is fitted on evaluations at tau >= this (after the jump)
 
@@ -63,6 +65,7 @@ class GrowthLaw:
     q_d: float  # exponent of d in alpha_1/m
     q_K: float  # exponent of K in alpha_1/m
     q_L: float  # exponent of L in alpha_1/m
+    q_lr: float  # exponent of the (constant) learning rate in alpha_1/m, at a given tau
     word_factor: float  # alpha_1/m of the regex-word vocabulary over bytes' (1 for bytes)
     rho: float  # rho_0: radial increment of loops >= 2 over ||H_1||, at tau_0
     nu: float  # late trend of ||H_1||: tau^nu
@@ -71,12 +74,14 @@ class GrowthLaw:
     log_sd: float  # rms log error of the fit: the law's uncertainty, as a factor exp(log_sd)
     domain: dict = field(default_factory=dict)  # name -> [low, high] fitted on
 
-    def first_plateau(self, d, K, L, sigma_E, gain=1.0, word=False, tau=TAU_REF) -> float:
+    def first_plateau(self, d, K, L, sigma_E, gain=1.0, word=False, tau=TAU_REF,
+                      lr=LR_REF) -> float:
         """‖H_1‖ at the plateau at cumulative lr ``tau`` (premises 1 and 3)."""
-        d, K, L = (float(as_float(n, v, positive=True)) for n, v in (("d", d), ("K", K),
-                                                                        ("L", L)))
+        d, K, L, lr = (float(as_float(n, v, positive=True)) for n, v in (
+            ("d", d), ("K", K), ("L", L), ("lr", lr)))
         k = self.kappa * (d / D_REF) ** self.q_d * (K / K_REF) ** self.q_K \
-            * (L / L_REF) ** self.q_L * (self.word_factor if word else 1.0)
+            * (L / L_REF) ** self.q_L * (lr / LR_REF) ** self.q_lr \
+            * (self.word_factor if word else 1.0)
         late = (float(as_float("tau", tau, positive=True)) / TAU_REF) ** self.nu
         return float(k * as_float("gain", gain, positive=True)
                      * as_float("sigma_E", sigma_E, positive=True) ** 2 * d ** 1.5 * late)
@@ -86,7 +91,8 @@ class GrowthLaw:
         tau = np.maximum(as_float("tau", tau, nonneg=True), 1e-12)
         return self.rho * (tau / TAU_REF) ** (-self.mu)
 
-    def loop_scales(self, tau, s0_first, d, K, L, sigma_E, gain=1.0, word=False) -> Prediction:
+    def loop_scales(self, tau, s0_first, d, K, L, sigma_E, gain=1.0, word=False,
+                    lr=LR_REF) -> Prediction:
         """Predicted ‖H_k‖, k = 1..K, at cumulative learning rates ``tau``: ``values["scale"]``
         of shape (len(tau), K), ``values["tau_plateau"]`` (when the rise meets the plateau of
         τ_0). During the rise the later loops' share grows with it: ρ_eff = ρ(max(τ, τ_p)) ×
@@ -94,11 +100,11 @@ class GrowthLaw:
         measured init profile is within a few percent of flat)."""
         tau = as_float("tau", tau, ndim=1, nonneg=True)
         s0 = float(as_float("s0_first", s0_first, positive=True))
-        plateau = np.array([self.first_plateau(d, K, L, sigma_E, gain, word, max(t, 1e-12))
+        plateau = np.array([self.first_plateau(d, K, L, sigma_E, gain, word, max(t, 1e-12), lr)
                             for t in tau])
         room = np.sqrt(np.maximum(plateau**2 - s0**2, 0.0))
         first = np.sqrt(s0**2 + np.minimum(self.rate * tau, room) ** 2)
-        p0 = self.first_plateau(d, K, L, sigma_E, gain, word)
+        p0 = self.first_plateau(d, K, L, sigma_E, gain, word, TAU_REF, lr)
         t_plateau = np.sqrt(max(p0**2 - s0**2, 0.0)) / self.rate
         grown = np.clip((first - s0) / np.maximum(plateau - s0, 1e-12), 0.0, 1.0)
         rho = self.ratio(np.maximum(tau, t_plateau)) * grown
@@ -127,6 +133,7 @@ class Run:
     K: int
     L: int
     word: bool
+    lr: float  # the constant learning rate
     sigma_E: float  # at init
     gain: float  # at init
     tau: np.ndarray  # (n,) cumulative lr of each evaluation (the first is 0, at init)
@@ -149,9 +156,10 @@ def fit_growth_law(runs: list[Run]) -> GrowthLaw:
 
     - ν and μ: common log-log slopes in τ of ‖H_1‖ and of ρ = (‖H_K‖/‖H_1‖ − 1)/(K − 1) over
       every run's evaluations at τ ≥ :data:`LATE_TAU` (each run its own level);
-    - κ, q_d, q_K, q_L and the word factor: least squares of
+    - κ, q_d, q_K, q_L, q_lr and the word factor: least squares of
       log(‖H_1‖ (τ_0/τ)^ν / (γσ²d^{3/2})) at each run's last evaluation on log(d/128),
-      log(K/4), log(L/2) and the vocabulary indicator (a factor not varied is left at 1);
+      log(K/4), log(L/2), log(lr/2e-3) and the vocabulary indicator (a factor not varied is
+      left at 1);
     - ρ_0: the median of ρ (τ_0/τ)^-μ at the runs' last evaluations (K ≥ 2);
     - c: the median over runs of the largest (‖H_1‖² − s_0²)^{1/2}/τ over the logged training
       steps still below 90 % of the run's final ‖H_1‖ (the rise; a lower bound where the jump
@@ -173,7 +181,7 @@ def fit_growth_law(runs: list[Run]) -> GrowthLaw:
     mu = -_common_slope([x for x, r in zip(xs, runs, strict=False) if r.K >= 2], yr) \
         if yr else 0.0
     X = np.array([[1.0, np.log(r.d / D_REF), np.log(r.K / K_REF), np.log(r.L / L_REF),
-                   float(r.word)] for r in runs])
+                   np.log(r.lr / LR_REF), float(r.word)] for r in runs])
     y = np.array([np.log(r.scale[-1, 0] * (TAU_REF / r.tau[-1]) ** nu
                          / (r.gain * r.sigma_E**2 * r.d**1.5)) for r in runs])
     cols = [j for j in range(X.shape[1]) if j == 0 or np.ptp(X[:, j]) > 0]
@@ -191,14 +199,15 @@ def fit_growth_law(runs: list[Run]) -> GrowthLaw:
         raise ValueError("no run logs a point of its rise: log the training curve earlier")
     rate = float(np.median(rates))
     law = GrowthLaw(float(np.exp(coef[0])), float(coef[1]), float(coef[2]), float(coef[3]),
-                    float(np.exp(coef[4])), rho, nu, mu, rate, 0.0, {
+                    float(coef[4]), float(np.exp(coef[5])), rho, nu, mu, rate, 0.0, {
                         "d": [min(r.d for r in runs), max(r.d for r in runs)],
                         "K": [min(r.K for r in runs), max(r.K for r in runs)],
                         "L": [min(r.L for r in runs), max(r.L for r in runs)],
+                        "lr": [min(r.lr for r in runs), max(r.lr for r in runs)],
                         "tau": [0.0, max(float(r.tau[-1]) for r in runs)]})
     errs = []
     for r in runs:
         p = law.loop_scales([r.tau[-1]], r.scale[0, 0], r.d, r.K, r.L, r.sigma_E, r.gain,
-                            r.word)["scale"][0]
+                            r.word, r.lr)["scale"][0]
         errs.extend(np.log(p / r.scale[-1]))
     return GrowthLaw(**{**law.__dict__, "log_sd": float(np.sqrt(np.mean(np.square(errs))))})
