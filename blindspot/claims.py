@@ -146,7 +146,7 @@ def _page_link(c: Claim, page_links: bool) -> str:
 
 def claims_markdown(claims: Mapping[str, Claim], verdicts: Mapping[str, Mapping[str, Any]],
                     page_links: bool = True) -> str:
-    """Chapter 8's overview table: one row per claim with its source (paper or package),
+    """The claims chapter's overview table: one row per claim with its source (paper or package),
     tier, verdict, paper reference and page; :func:`claims_details_markdown` gives the rest
     of each claim.
 
@@ -170,7 +170,7 @@ def _anchor(cid: str) -> str:
 def claims_details_markdown(claims: Mapping[str, Claim],
                             verdicts: Mapping[str, Mapping[str, Any]],
                             page_links: bool = True) -> str:
-    """Chapter 8's detail of every claim: claim -> certificate -> test -> experiment -> page,
+    """The claims chapter's detail of every claim: claim -> certificate -> test -> experiment -> page,
     with the statement, the verdict and the evidence ``verify`` printed. Each claim gets an
     anchor ``claim-<id>`` that the overview table links to."""
     blocks = []

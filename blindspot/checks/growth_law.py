@@ -271,6 +271,6 @@ def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
        paper_ref="claim 4 (‖H_K‖ into the thousands or tens of thousands; web page ≈ 39,207)",
        tier="full", test=f"{_TEST}::test_paper_scale_claim_passes_and_refutes",
        experiment="growth-law", page="notebooks/growth_law.md",
-       certificate="blindspot.toy.growth_law.GrowthLaw.loop_scales")
+       certificate="blindspot.toy.growth_law.GrowthLaw")
 def _v2_paper_scale() -> Outcome:
     return judge_paper_scale(_load(*_PAPER))

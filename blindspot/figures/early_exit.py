@@ -1,4 +1,4 @@
-"""Chapter 7's figure: early exit, depth extrapolation and calibrated halting across the
+"""The early-exit chapter's figure: early exit, depth extrapolation and calibrated halting across the
 conditions of the CPU grid, drawn from the ``early_exit`` and ``halting`` tables that
 ``blindspot diagnose`` writes (never recomputed here)."""
 
