@@ -170,8 +170,8 @@ def _anchor(cid: str) -> str:
 def claims_details_markdown(claims: Mapping[str, Claim],
                             verdicts: Mapping[str, Mapping[str, Any]],
                             page_links: bool = True) -> str:
-    """The claims chapter's detail of every claim: claim -> certificate -> test -> experiment -> page,
-    with the statement, the verdict and the evidence ``verify`` printed. Each claim gets an
+    """The claims chapter's detail of every claim: claim -> certificate -> test -> experiment ->
+    page, with the statement, the verdict and the evidence ``verify`` printed. Each claim gets an
     anchor ``claim-<id>`` that the overview table links to."""
     blocks = []
     for c in claims.values():

@@ -1,5 +1,5 @@
-"""The early-exit chapter's figure: early exit, depth extrapolation and calibrated halting across the
-conditions of the CPU grid, drawn from the ``early_exit`` and ``halting`` tables that
+"""The early-exit chapter's figure: early exit, depth extrapolation and calibrated halting across
+the conditions of the CPU grid, drawn from the ``early_exit`` and ``halting`` tables that
 ``blindspot diagnose`` writes (never recomputed here)."""
 
 from __future__ import annotations
