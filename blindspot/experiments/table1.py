@@ -223,7 +223,8 @@ def _initial_scale(metrics: Path) -> float:
 
 def curves(metrics: Path) -> dict[str, Any]:
     """A run's validation curve (steps, final-loop CE, ‖H_K‖), the peak of its training-batch
-    ‖H_K‖ (logged every ``log_every`` steps) and the convergence criterion on the curve."""
+    ‖H_K‖ (logged every ``log_every`` steps) with its step and its last logged value, and the
+    convergence criterion on the curve."""
     recs = [json.loads(line) for line in metrics.read_text().splitlines()]
     ev = {r["step"]: r for r in recs if r["kind"] == "eval"}  # a resumed run: the last wins
     steps = sorted(ev)
@@ -234,6 +235,7 @@ def curves(metrics: Path) -> dict[str, Any]:
                                                                    for s in steps],
             "peak_scale_K": peak["scale"][-1] if peak else None,
             "peak_step": peak["step"] if peak else None,
+            "last_train_scale_K": train[-1]["scale"][-1] if train else None,
             "convergence": convergence(steps, ce)}
 
 
