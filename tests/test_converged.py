@@ -37,7 +37,7 @@ def test_converged_plan_is_the_cpu_model_with_the_fix_and_fits_the_budget():
     fix, blind = cfgs[E.FIX], cfgs["per_loop-norm"]
     assert (fix.supervision, fix.model.readout, fix.norm_penalty) == \
         (blind.supervision, blind.model.readout, blind.norm_penalty)
-    # the budget: 90 min wall clock on 2 cores with --workers 2
+    # the tier's budget: 90 min wall clock on 2 cores with --workers 2
     plan = E.converged_plan(workers=2)
     assert plan["expected_wall_s"] <= 90 * 60 and plan["runs"] == 24
     with pytest.raises(ValueError, match="unknown condition"):
