@@ -87,12 +87,12 @@ REHEARSE = ("model.d_model=32", "model.n_heads=2", "model.n_layers=1", "model.ma
 
 
 FIX = "per_loop-norm-inter_loop_norm"
-"""The converged tier's eighth condition, the paper's recommended fix: per-loop CE through the
+"""The converged tier's eighth condition is the paper's recommended fix, per-loop CE through the
 RMSNorm readout with an inter-loop norm (each loop receives N(H_k)), which removes the scale
 from the recurrence itself. Not one of :data:`~blindspot.train.config.CONDITIONS` (the seven
 of Table 1, none with an inter-loop norm); built from ``per_loop-norm`` by :data:`EXTRA`."""
 EXTRA = {FIX: ("per_loop-norm", ("model.inter_loop_norm=true",))}
-"""Conditions beyond Table 1's: key -> (the condition it is built on, its overrides)."""
+"""Conditions beyond Table 1's, as key -> (the condition it is built on, its overrides)."""
 LABELS = {**PAPER_LABELS, FIX: "per-loop + RMSNorm readout + inter-loop norm (the fix)"}
 CONVERGED_CONDITIONS = (*CONDITIONS, FIX)
 CONVERGED_SEEDS = (0, 1, 2)
@@ -100,8 +100,8 @@ CONVERGED_STEPS = 2000
 CONVERGED_EVAL_EVERY = 100  # 20 validations: the curve, and the criterion's step 1600
 CONVERGED = (f"steps={CONVERGED_STEPS}", f"eval_every={CONVERGED_EVAL_EVERY}",
              "eval_windows=64", "ckpt_every=250")
-"""The converged tier's overrides of the CPU preset (kept: its model, data, batch 16 x 64
-bytes, the paper's recipe, dropout 0.1, and lr 2e-3).
+"""The converged tier's overrides of the CPU preset, which keep its model, data, batch of 16 x
+64 bytes, the paper's recipe, dropout 0.1 and lr 2e-3.
 
 The lr is the CPU preset's 2e-3, not the paper's 3e-4, because 3e-4 cannot converge in the
 budget. The committed sensitivity study (``results/sensitivity-cpu``) shows it: at 200 steps
