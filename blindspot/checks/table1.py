@@ -44,7 +44,7 @@ def load(tier: str) -> dict[str, Any]:
                "cpu-fp32": "run `blindspot experiment table1 --tier cpu --seeds 0 --set "
                            "precision=fp32 --out results/table1-cpu-fp32`",
                "converged": "run `blindspot experiment table1 --tier converged --workers 2` "
-                            "(about 75 min on 2 idle cores)",
+                            "(about 76 min on 2 idle cores)",
                }.get(tier, "run `blindspot experiment table1 --tier gpu` on a GPU machine")
         raise Skip(f"no {path.parent.name}/summary.json: {how}")
     return load_summary(path)

@@ -2,7 +2,7 @@
 
 ``blindspot experiment table1 --tier cpu`` trains the seven Table 1 conditions for three seeds
 and writes ``results/table1-cpu/``. ``--tier converged --workers 2`` trains them, plus the
-inter-loop-norm fix, 2,000 steps each into ``results/table1-converged/`` (about 75 min on 2
+inter-loop-norm fix, 2,000 steps each into ``results/table1-converged/`` (about 76 min on 2
 idle cores), judging each run's convergence. ``--tier gpu`` runs the paper-scale presets within a
 ten-minute H200 budget into ``results/table1-gpu/``; ``--tier gpu --rehearse`` runs the same
 code path tiny on a CPU. A machine without network (such as a GPU node) needs the corpus
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)}")
     p.add_argument("--tier", default="cpu", help="cpu (minutes on 2 cores), converged (table1: "
-                   "about 75 min on 2 cores) or gpu (one H200)")
+                   "about 76 min on 2 cores) or gpu (one H200)")
     p.add_argument("--out", "--out-table", dest="out",
                    help="output folder (default results/<name>-<tier>)")
     p.add_argument("--out-diag", help="gpu-validation: diagnostics folder "
