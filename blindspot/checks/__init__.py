@@ -12,6 +12,8 @@
   and their measurements on LoopedLM (from :mod:`~blindspot.checks.theory_lm`, which
   registers nothing);
 - :mod:`~blindspot.checks.table1`: the paper's Table 1 on the committed grids (full, gpu);
+- :mod:`~blindspot.checks.converged`: Table 1, the inter-loop-norm fix and the diagnostics'
+  grid claims on the converged CPU grid (full);
 - :mod:`~blindspot.checks.toy`: the toy models' closed forms;
 - :mod:`~blindspot.checks.train`: the training objective.
 
@@ -20,6 +22,7 @@
 
 from blindspot.checks import (
     control,
+    converged,
     diagnostics,
     growth_law,
     nn,
@@ -33,7 +36,8 @@ from blindspot.checks import (
 )
 from blindspot.claims import Claim, registered
 
-MODULES = (diagnostics, control, nn, scale_growth, growth_law, symbolic, table1, toy, train)
+MODULES = (diagnostics, control, nn, scale_growth, growth_law, symbolic, table1, converged, toy,
+           train)
 """The modules that register claims, in the order verify runs and prints them."""
 
 

@@ -227,20 +227,25 @@ GRID_CONDITIONS = NORMALIZED + RAW + condition_names(readout="final_only_norm")
 GRID_TABLES = ("radial_gradient", "lemma2", "radial_clamp", "toy_prediction")
 
 
-def grid_tables(condition: str) -> dict:
-    """The committed diagnostic tables of the CPU grid's seed-0 checkpoint of ``condition``
-    (``results/diagnostics-cpu/<condition>/``); Skip naming the command when one is absent."""
+TRAIN_GRID = "blindspot experiment table1 --tier cpu"
+
+
+def grid_tables(condition: str, folder: str = GRID_TABLES_DIR, tables=GRID_TABLES,
+                train: str = TRAIN_GRID, diagnose: str = DIAGNOSE_GRID) -> dict:
+    """The committed diagnostic tables of a grid's seed-0 checkpoint of ``condition``
+    (``results/<folder>/<condition>/``, by default the CPU grid's); Skip naming the commands
+    (``train``, then ``diagnose``) when one is absent."""
     from blindspot.claims import Skip
     from blindspot.diagnostics.table import read_tables
     from blindspot.figures import results_root
 
-    folder = results_root() / GRID_TABLES_DIR / condition
-    missing = [t for t in GRID_TABLES if not (folder / f"{t}.json").is_file()]
+    root = results_root() / folder / condition
+    missing = [t for t in tables if not (root / f"{t}.json").is_file()]
     if missing:
-        raise Skip(f"no table {GRID_TABLES_DIR}/{condition}/{missing[0]}.json: train the CPU "
-                   f"grid with `blindspot experiment table1 --tier cpu`, then diagnose it with "
-                   f"`{DIAGNOSE_GRID}`")
-    return read_tables(folder, GRID_TABLES)
+        what = "CPU grid" if folder == GRID_TABLES_DIR else "grid"
+        raise Skip(f"no table {folder}/{condition}/{missing[0]}.json: train the {what} "
+                   f"with `{train}`, then diagnose it with `{diagnose}`")
+    return read_tables(root, tables)
 
 
 def _all_grid(conditions) -> dict[str, dict]:
@@ -265,7 +270,12 @@ CLOSED_FORM_F32 = 1e-5  # closed form vs float32 autograd: ~100 x float32 epsilo
        test="tests/test_diagnostics_math.py::test_radial_closed_form_matches_autograd",
        experiment="table1", page="notebooks/diagnostics.md")
 def grid_radial_share() -> Outcome:
-    grid = _all_grid(GRID_CONDITIONS)
+    return radial_share_verdict(_all_grid(GRID_CONDITIONS))
+
+
+def radial_share_verdict(grid: dict[str, dict]) -> Outcome:
+    """The radial share of the per-loop gradient over a grid's ``radial_gradient`` tables
+    (``grid``: condition -> tables; the RMSNorm, raw and final-only-norm conditions)."""
     share = {c: t["radial_gradient"].column("radial_share") for c, t in grid.items()}
     cf_err = max(max(t["radial_gradient"].column("closed_form_error")) for t in grid.values())
     blind = max(max(share[c]) for c in NORMALIZED)
@@ -324,7 +334,11 @@ def lemma2_evidence(rows: list[dict]) -> tuple[bool, str]:
        test="tests/test_diagnostics_math.py::test_lemma2_identity_and_expansion_orders",
        experiment="table1", page="notebooks/diagnostics.md")
 def grid_lemma2() -> Outcome:
-    grid = _all_grid(BLIND_SPOT)
+    return lemma2_verdict(_all_grid(BLIND_SPOT))
+
+
+def lemma2_verdict(grid: dict[str, dict]) -> Outcome:
+    """:func:`lemma2_evidence` on every model of ``grid`` (condition -> tables)."""
     results = {c: lemma2_evidence(t["lemma2"].rows) for c, t in grid.items()}
     return Outcome(all(ok for ok, _ in results.values()),
                    "; ".join(f"{c}: {ev}" for c, (_, ev) in results.items())
@@ -343,7 +357,12 @@ def grid_lemma2() -> Outcome:
        test="tests/test_diagnostics_math.py::test_clamps_do_what_they_say",
        experiment="table1", page="proofs/radial_clamp.md")
 def grid_clamp() -> Outcome:
-    grid = _all_grid(BLIND_SPOT)
+    return clamp_verdict(_all_grid(BLIND_SPOT))
+
+
+def clamp_verdict(grid: dict[str, dict]) -> Outcome:
+    """The radial clamp at loop K over ``grid``'s ``radial_clamp`` tables (condition ->
+    tables): growth after loop 1 at least x1.5, and freezing it costs at most 10 %."""
     ok, parts = True, []
     for c, t in grid.items():
         last = t["radial_clamp"].rows[-1]
@@ -408,3 +427,103 @@ def grid_toy_prediction() -> Outcome:
        experiment="table1", page="notebooks/toy.md")
 def grid_toy_extrapolation() -> Outcome:
     return _toy_outcome("depth", "the extrapolated loops K+1..2K")
+
+
+# ------------------------------------------------------------------------------ exits, norms
+# Judges of a grid's early-exit, halting and per-token scale tables (condition -> tables), for
+# the converged grid's claims (:mod:`blindspot.checks.converged`). Thresholds fixed before its
+# runs, each with its reason.
+
+PER_LOOP = condition_names(supervision="per_loop")
+TERMINAL = condition_names(supervision="terminal")
+EXIT_FACTOR = 2.0  # a per-loop model's loop-1 exit within 2x (0.69 nats) of its loop-K ppl:
+# dense supervision trains every loop's readout; an untrained early readout (terminal
+# supervision) is off by orders of magnitude, so 2x separates "usable" from "not trained"
+HALT_SLACK = 0.01  # held-out perplexity may exceed the calibration target by 1 %: the
+# threshold is fitted on the other half of the sequences, and a half of the diagnosed
+# windows moves a perplexity ratio by about that much
+HALT_SAVING = 0.5  # "saves compute": at least half a loop per token on average below K
+TAIL_P99 = 1.5  # the blow-up moves the whole per-token distribution: p99 ≤ 1.5 x median
+TAIL_MAX = 3.0  # and no token beyond 3 x the median (a tail would carry the mean otherwise)
+MEDIAN_FACTOR = 10.0  # the median of the blind model's ‖H_K‖ ≥ 10x every control's: the
+# table1 blow-up factor, applied to the median instead of the mean
+
+
+def _ppl_at(table, loop: int) -> float:
+    return next(r["ppl"] for r in table.rows if r["loop"] == loop)
+
+
+def _trained_depth(table) -> int:
+    return max(r["loop"] for r in table.rows if not r["beyond_trained_depth"])
+
+
+def depth_verdict(grid: dict[str, dict]) -> Outcome:
+    """Variable depth k = 1..K from the ``early_exit`` tables: every per-loop-supervised
+    model's loop-1 exit costs at most :data:`EXIT_FACTOR` in perplexity against loop K, and
+    every terminal-supervised model's costs more than any per-loop one's. The Pareto front
+    (loops no other exit beats in both loops and perplexity) is reported, not judged."""
+    factor = {c: _ppl_at(t["early_exit"], 1) / _ppl_at(t["early_exit"], _trained_depth(
+        t["early_exit"])) for c, t in grid.items()}
+    per_loop = {c: f for c, f in factor.items() if c in PER_LOOP}
+    terminal = {c: f for c, f in factor.items() if c in TERMINAL}
+    if not per_loop or not terminal:
+        raise ValueError("depth_verdict needs per-loop and terminal conditions")
+    worst = max(per_loop, key=per_loop.get)
+    ok = per_loop[worst] <= EXIT_FACTOR and min(terminal.values()) > per_loop[worst]
+    front = {c: ", ".join(str(r["loop"]) for r in t["early_exit"].rows if r["pareto"])
+             for c, t in grid.items()}
+    fronts = "; ".join(f"{c} {{{f}}}" for c, f in front.items())
+    return Outcome(ok, ("" if ok else "refuted: ") + "ppl(loop 1) / ppl(loop K): "
+                   + ", ".join(f"{c} {f:.3g}" for c, f in factor.items())
+                   + f"; needs every per-loop ≤ {EXIT_FACTOR:g} (worst {worst} "
+                     f"{per_loop[worst]:.3g}) and every terminal above it (smallest "
+                     f"{min(terminal.values()):.3g}); Pareto fronts (loops): {fronts}")
+
+
+def halting_verdict(grid: dict[str, dict]) -> Outcome:
+    """Calibrated halting from the ``halting`` tables of the per-loop-supervised models: in
+    each, some policy keeps the held-out perplexity within its target (+ :data:`HALT_SLACK`)
+    while stopping on average at least :data:`HALT_SAVING` loops before K."""
+    ok, parts = True, []
+    for c, t in grid.items():
+        if c not in PER_LOOP:
+            continue
+        good = [r for r in t["halting"].rows
+                if r["test_rel_ppl"] <= r["target_rel_ppl"] + HALT_SLACK
+                and r["test_avg_loops"] <= r["max_loops"] - HALT_SAVING]
+        ok = ok and bool(good)
+        parts.append(f"{c}: " + ", ".join(
+            f"{r['policy']} {r['test_avg_loops']:.2f}/{r['max_loops']} loops at ppl "
+            f"x{r['test_rel_ppl']:.3f}" for r in t["halting"].rows))
+    if not parts:
+        raise ValueError("halting_verdict needs per-loop-supervised conditions")
+    target = next(iter(grid.values()))["halting"].rows[0]["target_rel_ppl"]
+    return Outcome(ok, ("" if ok else "refuted: ") + "; ".join(parts)
+                   + f" (held-out; needs a policy at ppl ≤ x{target + HALT_SLACK:.2f} with "
+                     f"≥ {HALT_SAVING:g} loops saved, in every per-loop model)")
+
+
+def token_norms_verdict(grid: dict[str, dict], blind: tuple[str, ...],
+                        controls: tuple[str, ...]) -> Outcome:
+    """The per-token distribution of ‖H_K‖ (mean, median, p99, max; the ``scale`` tables' loop
+    K): in every ``blind`` model it is concentrated (p99 ≤ :data:`TAIL_P99` x median, max ≤
+    :data:`TAIL_MAX` x median), and the first blind model's median is at least
+    :data:`MEDIAN_FACTOR` x every control's."""
+    last = {c: t["scale"].rows[-1] for c, t in grid.items()}
+    ok, parts = True, []
+    for c in blind:
+        r = last[c]
+        ok = ok and (r["token_p99"] <= TAIL_P99 * r["token_median"]
+                     and r["token_max"] <= TAIL_MAX * r["token_median"])
+        parts.append(f"{c}: mean {r['scale_mean']:.4g}, median {r['token_median']:.4g}, p99 "
+                     f"{r['token_p99']:.4g} (x{r['token_p99'] / r['token_median']:.2f}), max "
+                     f"{r['token_max']:.4g} (x{r['token_max'] / r['token_median']:.2f})")
+    top = last[blind[0]]["token_median"]
+    ratios = {c: top / last[c]["token_median"] for c in controls}
+    worst = min(ratios, key=ratios.get)
+    ok = ok and ratios[worst] >= MEDIAN_FACTOR
+    return Outcome(ok, ("" if ok else "refuted: ") + "; ".join(parts)
+                   + f"; median of {blind[0]} over the controls' medians: "
+                   + ", ".join(f"{c} x{x:.1f}" for c, x in ratios.items())
+                   + f" (needs p99 ≤ {TAIL_P99:g}x and max ≤ {TAIL_MAX:g}x the median, and "
+                     f"≥ {MEDIAN_FACTOR:g}x every control's median)")

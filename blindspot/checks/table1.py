@@ -32,7 +32,8 @@ def summary_path(tier: str) -> Path:
 
 
 def load(tier: str) -> dict[str, Any]:
-    """The tier's summary (``cpu``, ``gpu``, or a variant such as ``cpu-gpt2``); Skip (naming
+    """The tier's summary (``cpu``, ``gpu``, ``converged``, or a variant such as ``cpu-gpt2``);
+    Skip (naming
     the command) when it is absent."""
     from blindspot.experiments.table1 import load_summary
 
@@ -42,6 +43,8 @@ def load(tier: str) -> dict[str, Any]:
                "cpu-gpt2": "run `blindspot experiment table1 --tier cpu --contrast gpt2`",
                "cpu-fp32": "run `blindspot experiment table1 --tier cpu --seeds 0 --set "
                            "precision=fp32 --out results/table1-cpu-fp32`",
+               "converged": "run `blindspot experiment table1 --tier converged --workers 2` "
+                            "(about 76 min on 2 idle cores)",
                }.get(tier, "run `blindspot experiment table1 --tier gpu` on a GPU machine")
         raise Skip(f"no {path.parent.name}/summary.json: {how}")
     return load_summary(path)

@@ -1,7 +1,9 @@
 """``blindspot experiment NAME --tier cpu|gpu``: run a named experiment.
 
 ``blindspot experiment table1 --tier cpu`` trains the seven Table 1 conditions for three seeds
-and writes ``results/table1-cpu/``. ``--tier gpu`` runs the paper-scale presets within a
+and writes ``results/table1-cpu/``. ``--tier converged --workers 2`` trains them, plus the
+inter-loop-norm fix, 2,000 steps each into ``results/table1-converged/`` (about 76 min on 2
+idle cores), judging each run's convergence. ``--tier gpu`` runs the paper-scale presets within a
 ten-minute H200 budget into ``results/table1-gpu/``; ``--tier gpu --rehearse`` runs the same
 code path tiny on a CPU. A machine without network (such as a GPU node) needs the corpus
 prepared beforehand: ``BLINDSPOT_CACHE=.cache blindspot experiment table1 --tier gpu
@@ -20,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="blindspot experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)}")
-    p.add_argument("--tier", default="cpu", help="cpu (minutes on 2 cores) or gpu (one H200)")
+    p.add_argument("--tier", default="cpu", help="cpu (minutes on 2 cores), converged (table1: "
+                   "about 76 min on 2 cores) or gpu (one H200)")
     p.add_argument("--out", "--out-table", dest="out",
                    help="output folder (default results/<name>-<tier>)")
     p.add_argument("--out-diag", help="gpu-validation: diagnostics folder "
@@ -35,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--contrast", help="table1: a named contrast grid (gpt2: blindspot 0.1's "
                    "init and recipe, into results/table1-<tier>-gpt2)")
     p.add_argument("--rehearse", action="store_true",
-                   help="gpu tier: tiny model, 3 steps, on CPU (checks the code path)")
+                   help="gpu and converged tiers: tiny model, a few steps, on CPU (checks the "
+                        "code path)")
     p.add_argument("--prepare", action="store_true",
                    help="only fetch and tokenize the tier's corpus into the cache, then exit")
     p.add_argument("--progress", action="store_true", help="show a progress bar per run")
@@ -49,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown experiment {args.name!r}; valid: {', '.join(EXPERIMENTS)}",
               file=sys.stderr)
         return 2
-    if args.tier not in ("cpu", "gpu"):
-        print(f"error: unknown tier {args.tier!r}; valid tiers: cpu, gpu", file=sys.stderr)
+    tiers = ("cpu", "gpu", "converged") if args.name == "table1" else ("cpu", "gpu")
+    if args.tier not in tiers:
+        print(f"error: unknown tier {args.tier!r} for {args.name}; valid tiers: "
+              f"{', '.join(tiers)}", file=sys.stderr)
         return 2
     from blindspot.train.checkpoint import CheckpointError
     from blindspot.train.config import ConfigError, load_config
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.prepare:
             from blindspot.train.data import prepared_data
 
-            size = "cpu" if args.tier == "cpu" else "44m"
+            size = "44m" if args.tier == "gpu" else "cpu"
             data = prepared_data(load_config(f"{size}-per_loop-norm", args.overrides))
             print(f"prepared {len(data.train):,} training and {len(data.val):,} validation "
                   f"tokens ({data.tokenizer_key})")
