@@ -125,6 +125,7 @@ _TEST = "tests/test_converged.py::test_table_claims_pass_and_fail_on_synthetic_s
        "Every run of the converged CPU grid (eight conditions, three seeds, 2,000 steps at lr "
        "2e-3) meets the convergence criterion: its final-loop validation CE improves by less "
        "than 1 % over the last fifth of training.",
+       source="package",
        paper_ref="the paper's models are trained out (4 epochs); this tier's premise",
        tier="full", test="tests/test_converged.py::test_convergence_claim_reads_every_run",
        experiment="table1", certificate="blindspot.checks.converged.converged_runs")
@@ -135,6 +136,7 @@ def _converged() -> Outcome:
 @claim("table1.converged.learns",
        "Every condition of the converged grid, the inter-loop-norm fix included, survives its "
        "lr and learns: its mean final-loop CE is at least 0.3 nats below the unigram entropy.",
+       source="package",
        paper_ref="Table 1 (every condition is a trained language model)", tier="full",
        test=_TEST, experiment="table1", certificate="blindspot.checks.table1.learns")
 def _learns() -> Outcome:
@@ -145,6 +147,7 @@ def _learns() -> Outcome:
        "On the converged CPU grid, the scale-controlled per-loop variants (raw readout, norm "
        "penalty) reach lower or equal final-loop perplexity than per-loop + RMSNorm readout "
        "(within 2 standard errors of seed noise).",
+       source="paper",
        paper_ref="claim 7, Table 1", tier="full", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.perplexity")
 def _perplexity() -> Outcome:
@@ -154,6 +157,7 @@ def _perplexity() -> Outcome:
 @claim("table1.converged.scale_blowup",
        "On the converged CPU grid, per-loop CE through an RMSNorm readout, without inter-loop "
        "norm, ends with ‖H_K‖ at least 10x that of every scale-visible control.",
+       source="paper",
        paper_ref="claims 3-5, Table 1", tier="full", test=_TEST, experiment="table1",
        certificate="blindspot.checks.table1.blowup")
 def _blowup() -> Outcome:
@@ -164,6 +168,7 @@ def _blowup() -> Outcome:
        "After the early peak of ‖H_K‖ that the 200-step runs show, per-loop + RMSNorm readout "
        "keeps at least half of it to the end of converged training: the blow-up is where "
        "training leaves the scale, not a transient.",
+       source="package",
        paper_ref="claims 4-5 (the scale drifts unchecked); Figure 1", tier="full",
        test=_TEST, experiment="table1", certificate="blindspot.checks.converged.after_peak")
 def _after_peak() -> Outcome:
@@ -175,6 +180,7 @@ def _after_peak() -> Outcome:
        "bounded (within 10x of its initial value and at least 10x below the same model "
        "without it) at a final-loop perplexity no worse than per-loop + RMSNorm readout "
        "(within 2 standard errors).",
+       source="paper",
        paper_ref="the paper's recommendation (inter-loop normalization)", tier="full",
        test=_TEST, experiment="table1",
        certificate="blindspot.checks.converged.inter_loop_norm_fix")
@@ -197,6 +203,7 @@ _DTEST = "tests/test_converged.py::test_diagnostics_claims_pass_and_fail_on_synt
        "On the converged CPU grid, the per-loop CE gradient has no radial component through an "
        "RMSNorm readout (float32 round-off, matching the ε-leak closed form) and a clearly "
        "non-zero one through a raw readout; final-only norm is raw at loops < K, blind at K.",
+       source="paper",
        paper_ref="Table 3 (radial-gradient diagnostic); Claims 2-3", tier="full",
        test=_DTEST, experiment="table1",
        certificate="blindspot.checks.diagnostics.radial_share_verdict")
@@ -209,6 +216,7 @@ def _radial() -> Outcome:
        "update satisfies the Lemma 2 identity to round-off, the scale grows by an about "
        "constant radial increment, and the angular step matches ‖Δ⊥‖/s_k within Lemma 2's "
        "bound.",
+       source="paper",
        paper_ref="Claim 8 (Lemma 2); Table 12", tier="full", test=_DTEST, experiment="table1",
        certificate="blindspot.checks.diagnostics.lemma2_verdict")
 def _lemma2() -> Outcome:
@@ -219,6 +227,7 @@ def _lemma2() -> Outcome:
        "In the converged RMSNorm-readout models without scale control, freezing each token's "
        "scale at its loop-1 value (removing at least x1.5 of growth) changes the loop-K "
        "perplexity by at most 10 %.",
+       source="paper",
        paper_ref="Table 4 (radial clamp)", tier="full", test=_DTEST, experiment="table1",
        certificate="blindspot.checks.diagnostics.clamp_verdict")
 def _clamp() -> Outcome:
@@ -229,6 +238,7 @@ def _clamp() -> Outcome:
        "Dense supervision makes every depth usable on the converged grid: each per-loop model's "
        "loop-1 exit is within 2x of its loop-K perplexity, each terminal model's loop-1 exit "
        "is worse than every per-loop one's (Pareto fronts reported).",
+       source="paper",
        paper_ref="Table 5 (variable depth K = 1..4); Figure 4 (Pareto frontier)", tier="full",
        test=_DTEST, experiment="table1",
        certificate="blindspot.checks.diagnostics.depth_verdict")
@@ -240,6 +250,7 @@ def _depth() -> Outcome:
        "Calibrated halting saves compute in every converged per-loop model: some policy stops "
        "on average at least half a loop before K on held-out sequences at a perplexity within "
        "its target (1 % above full depth) + 1 %.",
+       source="paper",
        paper_ref="Table 8 (calibrated halting)", tier="full", test=_DTEST,
        experiment="table1", certificate="blindspot.checks.diagnostics.halting_verdict")
 def _halting() -> Outcome:
@@ -250,6 +261,7 @@ def _halting() -> Outcome:
        "In the converged RMSNorm-readout models without scale control, the blow-up moves the "
        "whole per-token distribution of ‖H_K‖ (p99 ≤ 1.5x and max ≤ 3x the median), and the "
        "per-loop model's median is at least 10x every scale-visible control's.",
+       source="package",
        paper_ref="Table 10 (per-token ‖H_K‖: mean, median, p99, max)", tier="full",
        test=_DTEST, experiment="table1",
        certificate="blindspot.checks.diagnostics.token_norms_verdict")
