@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.func import jacrev
 
@@ -176,6 +176,35 @@ def test_weight_decay_certificate():
 def test_radial_clamp_certificate():
     _holds(I.RADIAL_CLAMP, (2,))
     _numeric("RADIAL_CLAMP")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+@example(251)  # |a| beta/s^2 = 8e-9: a relative 5e-2 on the angle (arccos-resolved) failed it
+def test_radial_clamp_twin_is_scale_sound(seed):
+    """The twin's tolerances are in units of round-off, so a true statement passes at every
+    |a|, the tiny-a draws included (the angle is proportional to |a|)."""
+    rep = numeric.check_radial_clamp(seed=seed)
+    assert rep.passed, rep.summary()
+
+
+def test_radial_clamp_twin_passes_10000_draws_and_can_fail():
+    for seed in range(10_000):  # ~7 s; before the fix 8 of the first 3,000 failed
+        rep = numeric.check_radial_clamp(seed=seed)
+        assert rep.passed, rep.summary()
+    # negative controls at a typical draw: an exact form without the beta^2 term, and a
+    # first-order term off by a factor 2, both lie far outside the round-off units
+    P = numeric._Problem(16, seed=0)
+    h = 100.0 * P.h
+    D = P.block(h)
+    T = numeric.lemma2_terms(h, D)
+    s, a, beta = T["s"], T["a"], T["beta"]
+    x = numeric.radial_clamp_terms(h, D)
+    eps = torch.finfo(torch.float64).eps
+    wrong_exact = float(torch.atan(a * beta / (s * (s + a))).abs())
+    assert abs(x["angle"] - wrong_exact) / (eps * 4) > numeric.BOUND_ULPS
+    wrong_first = float(2 * a * beta / s**2 / torch.atan(a * beta / (s * (s + a) + beta**2)))
+    assert abs(wrong_first - 1) > x["bound"]
 
 
 def test_total_radial_certificate():

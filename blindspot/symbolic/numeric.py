@@ -444,6 +444,45 @@ def check_weight_decay(n: int = 16, seed: int = 0, eta: float = 0.1, lam: float 
                          {"G": G, "x*": x_star, "theta*": theta, "sqrt(2 eta lam)": math.sqrt(2 * q)})
 
 
+def radial_clamp_terms(h: torch.Tensor, D: torch.Tensor) -> dict[str, float]:
+    """The angle between the full update's direction u' = (h + Δ)/‖h + Δ‖ and the clamped one
+    (h + Δ⊥)/‖h + Δ⊥‖, and how far it lies from its closed forms, dimensionally sound at every
+    |a| (a = ⟨u, Δ⟩ → 0 makes the angle vanish, so a relative tolerance on it cannot be).
+
+    Measured as 2 asin(‖full − clamp‖/2): the norm of a difference of two unit vectors, whose
+    entries carry ~eps64 each, so its round-off is ~eps64·sqrt(n) absolute at every angle
+    (arccos of their cosine resolves only ~1e-8). Exact: both directions lie in the plane of
+    u and Δ⊥, at angles arctan(β/(s+a)) and arctan(β/s) from u, so the angle is
+    |arctan(aβ/(s(s+a) + β²))| (the difference of the two arctangents, cancellation-free).
+    First order: aβ/s² = x (1 + a/s + β²/s²) with x = aβ/(s(s+a) + β²), and x/arctan(x) lies
+    in [1, 1/(1 - x²/3)], so |aβ/s² / arctan(x) - 1| <= |a|/s + β²/s² + x² (+ their
+    products, covered by a factor 2): the O(s⁻³) remainder of RADIAL_CLAMP, relative.
+    Returns the excess over each (0 inside) in units of round-off, and the values."""
+    T = lemma2_terms(h, D)
+    s, a, beta = T["s"], T["a"], T["beta"]
+    u = h / s
+    full = (h + D) / (h + D).norm()
+    Dp = D - a * u
+    clamp = (h + Dp) / (h + Dp).norm()
+    measured = 2 * torch.asin((full - clamp).norm() / 2)
+    x = a * beta / (s * (s + a) + beta**2)
+    exact = torch.atan(x).abs()
+    eps = torch.finfo(DTYPE).eps
+    first = a * beta / s**2
+    if a == 0:  # both forms vanish: nothing to compare
+        rel, bound = 0.0, 0.0
+    else:
+        rel = float((first / torch.atan(x) - 1).abs())
+        bound = float(2 * (a.abs() / s + beta**2 / s**2 + x**2))
+    return {"measured vs exact (ulps)": _in_units((measured - exact).abs(),
+                                                  eps * math.sqrt(h.numel())),
+            # the ratio of two closed forms, each a few float64 operations: ~eps64 relative
+            "first order outside its bound (ulps)": _in_units(
+                torch.tensor(rel - bound), eps * max(1.0, rel)),
+            "angle": float(measured), "a beta/s^2": float(first.abs()),
+            "relative first-order error": rel, "bound": bound}
+
+
 def check_radial_clamp(n: int = 16, seed: int = 0) -> NumericReport:
     P = _Problem(n, seed=seed)
     h = 100.0 * P.h
@@ -452,24 +491,28 @@ def check_radial_clamp(n: int = 16, seed: int = 0) -> NumericReport:
     for c in (1e-3, 10.0, 1e3):
         e[f"|N(cH) - N(H)| (c={c:g})"] = _rel(rms_norm(c * h, P.gain), rms_norm(h, P.gain))
         e[f"|Delta(cH) - Delta(H)| (c={c:g})"] = _rel(P.block(c * h), D0)
-    T1 = lemma2_terms(h, D0)
-    Tc = lemma2_terms(1e3 * h, D0)
-    v["angular step ratio (c=1e3)"] = float(T1["angular_step"] / Tc["angular_step"])
-    s, a, beta = T1["s"], T1["a"], T1["beta"]
-    u = h / s
-    Dp = D0 - a * u
-    full = (h + D0) / (h + D0).norm()
-    clamp = (h + Dp) / (h + Dp).norm()
-    angle = torch.arccos((full @ clamp).clamp(-1, 1))
-    v["clamp-vs-full angle"], v["a beta/s^2"] = float(angle), float(a.abs() * beta / s**2)
-    # angular step of cH vs H: ratio c up to O(1/s) corrections (s ~ 400 here): 1e-2 relative
-    e["angular step ratio vs c (c=1e3)"] = abs(v["angular step ratio (c=1e3)"] / 1e3 - 1)
-    # clamp-vs-full angle: a beta/s^2 up to O(1/s) relative, and arccos of a cosine near 1
-    # resolves angles only to ~1e-8 absolute: 5e-2 relative covers both at s ~ 400
-    e["clamp angle vs |a| beta/s^2"] = abs(v["clamp-vs-full angle"] / v["a beta/s^2"] - 1)
+    cc = 1e3
+    T1, Tc = lemma2_terms(h, D0), lemma2_terms(cc * h, D0)
+    ratio = T1["angular_step"] / (cc * Tc["angular_step"])
+    v["angular step ratio (c=1e3)"] = float(cc * ratio)
+    # |u'-u| ~ beta/(c s): by the Lemma 2 bounds beta/s' <= |u'-u| <= beta/(s+a) at both
+    # states, so the ratio over c lies in [(c s + a)/(c s'), s'_c/(c (s+a))] (an O(1/s)
+    # interval), measured in units of the two angles' round-off (~eps64 sqrt(n) each, absolute)
+    s, a, s1 = T1["s"], T1["a"], (h + D0).norm()
+    lo, hi = (cc * s + a) / (cc * s1), (cc * h + D0).norm() / (cc * (s + a))
+    unit = torch.finfo(DTYPE).eps * math.sqrt(n) * ratio * (
+        1 / T1["angular_step"] + 1 / Tc["angular_step"])
+    e["angular step ratio / c outside its Lemma 2 interval, ulps (c=1e3)"] = _in_units(
+        torch.maximum(lo - ratio, ratio - hi), unit)
+    clamp = radial_clamp_terms(h, D0)
+    v["clamp-vs-full angle"], v["a beta/s^2"] = clamp["angle"], clamp["a beta/s^2"]
+    e["clamp angle vs exact, ulps"] = clamp["measured vs exact (ulps)"]
+    e["clamp angle's first order a beta/s^2 outside its O(1/s) bound, ulps"] = \
+        clamp["first order outside its bound (ulps)"]
     tol = dict.fromkeys(e, TOL)
-    tol["angular step ratio vs c (c=1e3)"] = 1e-2
-    tol["clamp angle vs |a| beta/s^2"] = 5e-2
+    tol["angular step ratio / c outside its Lemma 2 interval, ulps (c=1e3)"] = BOUND_ULPS
+    tol["clamp angle vs exact, ulps"] = BOUND_ULPS
+    tol["clamp angle's first order a beta/s^2 outside its O(1/s) bound, ulps"] = BOUND_ULPS
     return NumericReport("RADIAL_CLAMP", e, tol, v)
 
 
