@@ -263,7 +263,7 @@ def weight_decay() -> Outcome:
 
 def _lm_optimizers() -> tuple[bool, str]:
     """An untied, eps = 0 LoopedLM trained 12 steps by plain SGD, heavy ball and Nesterov:
-    |P| never decreases (to float64 round-off), while the mean |H_K| may."""
+    |P| never decreases (to float64 round-off), while the mean |H_K| (on one fixed batch) may."""
     import numpy as np
 
     from blindspot.checks.theory_lm import optimizer_stream_norms
@@ -275,8 +275,8 @@ def _lm_optimizers() -> tuple[bool, str]:
         shrink = float(np.max(-np.diff(P) / P[:-1]))
         ok &= shrink <= 1e-13  # |P| moves ~1e-2 per step; 1e-13 is ~500 ulps of round-off
         text.append(f"{opt}: |P| {P[0]:.4g} -> {P[-1]:.4g}, largest relative decrease "
-                    f"{max(shrink, 0.0):.1e}; mean |H_K| fell in {int((np.diff(H) < 0).sum())} "
-                    f"of {len(H) - 1} steps")
+                    f"{max(shrink, 0.0):.1e}; mean |H_K| on a fixed batch fell in "
+                    f"{int((np.diff(H) < 0).sum())} of {len(H) - 1} steps")
     return ok, "; ".join(text)
 
 
@@ -340,7 +340,8 @@ def state_vs_param() -> Outcome:
 
 
 def _lm_state_vs_param() -> tuple[bool, str]:
-    """The same plain-SGD run as S6.momentum-growth: some step grows |P| yet shrinks mean |H_K|."""
+    """The same plain-SGD run as S6.momentum-growth: some step grows |P| yet shrinks the mean
+    |H_K| on one fixed batch (so the fall is the parameters' doing, not a change of data)."""
     import numpy as np
 
     from blindspot.checks.theory_lm import optimizer_stream_norms
@@ -349,7 +350,7 @@ def _lm_state_vs_param() -> tuple[bool, str]:
     dP, dH = np.diff(r["P_norm"]), np.diff(r["HK_norm"])
     both = int(((dP > 0) & (dH < 0)).sum())
     return both > 0, (f"plain SGD, untied, eps = 0: |P| grew in {int((dP > 0).sum())} of "
-                      f"{len(dP)} steps; in {both} of them mean |H_K| shrank")
+                      f"{len(dP)} steps; in {both} of them mean |H_K| on a fixed batch shrank")
 
 
 @claim("S8.radial-clamp",
