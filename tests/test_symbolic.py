@@ -401,6 +401,43 @@ def test_bounds_lemma2_float64(tol, h, d, log_c):
     assert float((lhs - rhs).abs()) <= tol.float64 * float((s + d.norm()) ** 2)
 
 
+@pytest.mark.parametrize("cert", I.ALL, ids=lambda c: c.name)
+def test_every_certificate_part_fails_for_a_wrong_statement(cert):
+    """Every residual and sign part of every certificate is falsifiable: the certificate
+    names, for each, the same part built from a wrong statement (a factor, sign, power or
+    term changed, or a hypothesis dropped), and that part is refuted at an admissible point
+    where the true one holds. A part that is zero (or positive) by construction has no such
+    wrong statement, so it cannot stay in a certificate."""
+    d = cert.derivation()
+    assert set(d.wrong) == set(d.residuals) | set(d.signs), cert.name
+    refuted = cert.falsify()
+    assert all(refuted.values()), [k for k, v in refuted.items() if not v]
+
+
+def test_falsify_refutes_only_wrong_statements():
+    """The refutation is not automatic: a 'wrong' statement that is an equivalent form of the
+    true one is not refuted, nor is a sign part that still holds; a wrong one is."""
+    from blindspot.symbolic.certificate import Certificate, Derivation
+
+    x, y = sp.symbols("x y", positive=True)
+
+    def derive(n):
+        return Derivation(
+            residuals={"(x+y)^2 - (x^2 + 2xy + y^2)": (x + y)**2 - (x**2 + 2 * x * y + y**2),
+                       "tautology": (x + y) - (y + x)},
+            signs={"(x - y)^2": (x - y)**2},
+            wrong={"(x+y)^2 - (x^2 + 2xy + y^2)": lambda: (x + y)**2 - (x**2 + x * y + y**2),
+                   "tautology": lambda: (2 * x + y) - (y + 2 * x),  # zero whatever it says
+                   "(x - y)^2": lambda: x**2 + y**2 - x * y})  # still >= 0: not refuted
+    cert = Certificate("TOY", "toy", (), derive, dims=(1,), default_n=1)
+    assert cert.check().passed
+    assert cert.falsify() == {"(x+y)^2 - (x^2 + 2xy + y^2)": True, "tautology": False,
+                              "(x - y)^2": False}
+    with pytest.raises(KeyError, match="no residual or sign part"):
+        Certificate("TOY2", "toy", (), lambda n: Derivation(
+            residuals={}, wrong={"missing": lambda: x}), dims=(1,), default_n=1).falsify()
+
+
 def test_certificate_reports_failures():
     """A false statement fails, a vanishing witness fails, and the summary says which part."""
     from blindspot.symbolic.certificate import Certificate, Derivation
