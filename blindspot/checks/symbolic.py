@@ -236,8 +236,9 @@ def _lm_direction_limit() -> tuple[bool, str]:
 
 @claim("S5.direction-limit",
        "A loop of several pre-norm sublayers is a function of the direction only in the limit: "
-       "Delta(s u) = Delta_inf(u) + (1/s) J_{b2} J_N(u) b1(N(u)) + O(s^-2), with a non-zero "
-       "1/s term in general (so Lemma 2's premise holds only as s -> infinity).",
+       "Delta(s u) = Delta_inf(u) + (1/s) J_{b2} J_N(u) b1(N(u)) + O(s^-2) for C^2 (or "
+       "C^{1,1}) branches, with a non-zero 1/s term in general (so Lemma 2's premise holds "
+       "only as s -> infinity).",
        paper_ref="Lemma 2 (its premise)", certificate=_cert(I.DIRECTION_LIMIT),
        test=_T + "test_direction_limit_certificate", page="proofs/lemma2.md")
 def direction_limit() -> Outcome:
@@ -281,9 +282,10 @@ def _lm_optimizers() -> tuple[bool, str]:
 
 
 @claim("S6.momentum-growth",
-       "Growth is guaranteed only for the SGD family: GD, heavy ball and Nesterov (torch "
+       "Growth is proved for the SGD family: GD, heavy ball and Nesterov (torch "
        "conventions, v_0 = 0, no decay) on an exactly scale-invariant loss never shrink |w|; "
-       "heavy ball: D_t = <w_t, v_{t+1}> = mu(D_{t-1} - eta |v_t|^2) <= 0.",
+       "heavy ball: D_t = <w_t, v_{t+1}> = mu(D_{t-1} - eta |v_t|^2) <= 0. (A sufficient "
+       "condition: nothing is claimed about other optimizers beyond Adam's counterexample.)",
        paper_ref=COMPANION, certificate=_cert(I.MOMENTUM_GROWTH),
        test=_T + "test_momentum_growth_certificate", page="proofs/gd.md")
 def momentum_growth() -> Outcome:

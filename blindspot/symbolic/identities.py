@@ -663,7 +663,8 @@ DIRECTION_LIMIT = Certificate(
     r"\Delta(H) = b_1(N(H)) + b_2(N(H + b_1(N(H)))):\quad \Delta(s\,u) = \Delta_\infty(u) + "
     r"\frac{1}{s}\,J_{b_2}\,J_N(u)\,b_1(N(u)) + O(s^{-2}),\quad \Delta_\infty(u) = b_1(N(u)) + b_2(N(u))",
     ("eps = 0", "a loop of several pre-norm sublayers (two here; more by induction)",
-     "branches b_i differentiable (linear in the certificate)", "the 1/s coefficient is "
+     "branches b_i C^2 (or C^{1,1}) near N(u), for the O(s^-2) remainder; differentiable "
+     "alone gives only o(1/s) (linear in the certificate)", "the 1/s coefficient is "
      "non-zero in general: Delta depends on u alone only as s -> infinity"),
     _derive_direction_limit, dims=(2, 3), default_n=2, page="proofs/lemma2.md")
 
