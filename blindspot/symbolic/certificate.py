@@ -151,11 +151,11 @@ class Certificate:
         i.e. a residual built from the wrong statement is non-zero, or a sign part from it
         is negative, at a point where the true part holds (so the point is admissible).
 
-        Points: every symbol a rational in [1/10, 9/10] (inside every hypothesis of this
-        module: ε, scales, steps and ηλ positive, s + a > 0, ηλ < 1); undefined functions
-        (generic branches) are replaced by concrete smooth ones, tanh of a random linear form,
-        so that derivatives of them evaluate. Residuals are evaluated at 2 points, sign parts
-        at up to 64, to 30 digits."""
+        Points: every symbol a rational in [1/10, 9/10], inside every hypothesis of the
+        certificates in :mod:`blindspot.symbolic.identities` (ε, scales and steps positive,
+        s + a > 0, ηλ < 1); undefined functions (generic branches) are replaced by concrete
+        smooth ones, tanh of a random linear form, so that derivatives of them evaluate.
+        Residuals are evaluated at 2 points, sign parts at up to 64, to 30 digits."""
         d = self.derivation(n)
         rng = random.Random(seed)
         out = {}
