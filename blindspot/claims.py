@@ -127,6 +127,15 @@ def markdown_table(claims: Mapping[str, Claim]) -> str:
     return "\n".join(rows)
 
 
+def glued_statements(claims: Mapping[str, Claim]) -> dict[str, str]:
+    """Glue key ``statement-<id>`` -> the claim's statement as Markdown, for every claim: a
+    chapter that states a claim glues the registry's own text
+    (``{glue:md}`statement-S3.eps-leak```) instead of paraphrasing it, so the chapter and
+    the claim cannot drift apart (``tests/test_book.py``)."""
+    return {f"statement-{c.id}": f"*{_cell(c.statement, code=False)}* (claim `{c.id}`)"
+            for c in claims.values()}
+
+
 # ---------------------------------------------------------------------------------------------
 # the book's claims chapter (notebooks/claims.md)
 

@@ -8,6 +8,7 @@ problem is a warning and ``-W`` makes it an error. The book's plumbing lives in 
 """
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import yaml
 from book_site import CLAIMS_PAGE, book_problems, docname, toc_docnames
 
 from blindspot.checks import load_all
-from blindspot.claims import Claim, Outcome, claims_markdown
+from blindspot.claims import Claim, Outcome, claims_markdown, glued_statements
 from blindspot.verify import load_verdicts, verdict_counts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,3 +355,46 @@ def test_the_proofs_are_a_part_of_their_own():
     for caption, part in parts.items():
         if caption != "Proofs":  # no proof page is a section of another chapter
             assert not [f for f in files(part["chapters"]) if f.startswith("proofs/")]
+
+
+# chapters that state claims the proofs qualify: each must state them in the registry's words
+CHAPTER_CLAIMS = {"notebooks/blind_spot.md": {"S2.total-radial", "S6.param-invariance"},
+                  "notebooks/table1.md": {"S6.param-invariance"},
+                  "notebooks/scale_invariance.md": {"S3.eps-leak"}}
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_chapters_state_claims_in_the_registrys_own_words():
+    """A chapter states a claim only by gluing the registry's statement
+    ({glue:md}`statement-<id>`, filled by glued_statements in one of its cells); no chapter
+    carries a hand copy of a statement (which could drift from what verify checks); and the
+    chapters whose passages the proofs qualify state those claims."""
+    claims = load_all()
+    used = {}
+    for path in sorted((ROOT / "notebooks").glob("*.md")):
+        text = path.read_text()
+        ids = set(re.findall(r"\{glue:md\}`statement-([^`]+)`", text))
+        used[f"notebooks/{path.name}"] = ids
+        assert ids <= set(claims), (path.name, ids - set(claims))
+        if ids:
+            assert "glued_statements(" in text, f"{path.name} refers to statements it never glues"
+        prose = _words(text)
+        for c in claims.values():
+            # 60 characters of a statement, copied by hand, would be a second source of truth
+            head = _words(c.statement)[:60]
+            assert len(head) < 60 or head not in prose, (path.name, c.id)
+    for page, ids in CHAPTER_CLAIMS.items():
+        assert ids <= used[page], (page, ids - used[page])
+
+
+def test_glued_statements_are_the_registrys_text():
+    claims = {c.id: c for c in [_claim("A.one", statement="x | y  z"), _claim("B.two")]}
+    glued = glued_statements(claims)
+    assert set(glued) == {"statement-A.one", "statement-B.two"}
+    assert glued["statement-A.one"] == "*x \\| y z* (claim `A.one`)"
+    real = load_all()
+    assert glued_statements(real)["statement-S3.eps-leak"].startswith(
+        "*" + _words(real["S3.eps-leak"].statement).replace("|", "\\|")[:40])

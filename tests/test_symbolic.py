@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch.func import jacrev
 
@@ -176,6 +176,35 @@ def test_weight_decay_certificate():
 def test_radial_clamp_certificate():
     _holds(I.RADIAL_CLAMP, (2,))
     _numeric("RADIAL_CLAMP")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+@example(251)  # |a| beta/s^2 = 8e-9: a relative 5e-2 on the angle (arccos-resolved) failed it
+def test_radial_clamp_twin_is_scale_sound(seed):
+    """The twin's tolerances are in units of round-off, so a true statement passes at every
+    |a|, the tiny-a draws included (the angle is proportional to |a|)."""
+    rep = numeric.check_radial_clamp(seed=seed)
+    assert rep.passed, rep.summary()
+
+
+def test_radial_clamp_twin_passes_10000_draws_and_can_fail():
+    for seed in range(10_000):  # ~7 s; before the fix 8 of the first 3,000 failed
+        rep = numeric.check_radial_clamp(seed=seed)
+        assert rep.passed, rep.summary()
+    # negative controls at a typical draw: an exact form without the beta^2 term, and a
+    # first-order term off by a factor 2, both lie far outside the round-off units
+    P = numeric._Problem(16, seed=0)
+    h = 100.0 * P.h
+    D = P.block(h)
+    T = numeric.lemma2_terms(h, D)
+    s, a, beta = T["s"], T["a"], T["beta"]
+    x = numeric.radial_clamp_terms(h, D)
+    eps = torch.finfo(torch.float64).eps
+    wrong_exact = float(torch.atan(a * beta / (s * (s + a))).abs())
+    assert abs(x["angle"] - wrong_exact) / (eps * 4) > numeric.BOUND_ULPS
+    wrong_first = float(2 * a * beta / s**2 / torch.atan(a * beta / (s * (s + a) + beta**2)))
+    assert abs(wrong_first - 1) > x["bound"]
 
 
 def test_total_radial_certificate():
@@ -370,6 +399,43 @@ def test_bounds_lemma2_float64(tol, h, d, log_c):
     rhs = (s + a) ** 2 + beta**2
     # each side sums squares of size <= (s + |d|)^2: round-off tol.float64 relative to that size
     assert float((lhs - rhs).abs()) <= tol.float64 * float((s + d.norm()) ** 2)
+
+
+@pytest.mark.parametrize("cert", I.ALL, ids=lambda c: c.name)
+def test_every_certificate_part_fails_for_a_wrong_statement(cert):
+    """Every residual and sign part of every certificate is falsifiable: the certificate
+    names, for each, the same part built from a wrong statement (a factor, sign, power or
+    term changed, or a hypothesis dropped), and that part is refuted at an admissible point
+    where the true one holds. A part that is zero (or positive) by construction has no such
+    wrong statement, so it cannot stay in a certificate."""
+    d = cert.derivation()
+    assert set(d.wrong) == set(d.residuals) | set(d.signs), cert.name
+    refuted = cert.falsify()
+    assert all(refuted.values()), [k for k, v in refuted.items() if not v]
+
+
+def test_falsify_refutes_only_wrong_statements():
+    """The refutation is not automatic: a 'wrong' statement that is an equivalent form of the
+    true one is not refuted, nor is a sign part that still holds; a wrong one is."""
+    from blindspot.symbolic.certificate import Certificate, Derivation
+
+    x, y = sp.symbols("x y", positive=True)
+
+    def derive(n):
+        return Derivation(
+            residuals={"(x+y)^2 - (x^2 + 2xy + y^2)": (x + y)**2 - (x**2 + 2 * x * y + y**2),
+                       "tautology": (x + y) - (y + x)},
+            signs={"(x - y)^2": (x - y)**2},
+            wrong={"(x+y)^2 - (x^2 + 2xy + y^2)": lambda: (x + y)**2 - (x**2 + x * y + y**2),
+                   "tautology": lambda: (2 * x + y) - (y + 2 * x),  # zero whatever it says
+                   "(x - y)^2": lambda: x**2 + y**2 - x * y})  # still >= 0: not refuted
+    cert = Certificate("TOY", "toy", (), derive, dims=(1,), default_n=1)
+    assert cert.check().passed
+    assert cert.falsify() == {"(x+y)^2 - (x^2 + 2xy + y^2)": True, "tautology": False,
+                              "(x - y)^2": False}
+    with pytest.raises(KeyError, match="no residual or sign part"):
+        Certificate("TOY2", "toy", (), lambda n: Derivation(
+            residuals={}, wrong={"missing": lambda: x}), dims=(1,), default_n=1).falsify()
 
 
 def test_certificate_reports_failures():

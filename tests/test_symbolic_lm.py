@@ -101,5 +101,10 @@ def test_sgd_family_never_shrinks_the_stream_norm_and_the_state_need_not_follow(
         assert np.all(np.diff(P) >= -tol.float64 * P[:-1])
     H = np.array(T.optimizer_stream_norms("sgd", steps=12, lr=0.5)["HK_norm"])
     assert np.any(np.diff(H) < 0)
+    # |H_K| is measured on one fixed batch: with lr = 0 the parameters stay put, and so must
+    # |H_K| (exactly: the same float64 forward on the same tokens), though the training
+    # batches change at every step
+    still = T.optimizer_stream_norms("sgd", steps=3, lr=0.0)
+    assert len(set(still["HK_norm"])) == 1 and len(set(still["P_norm"])) == 1
     with pytest.raises(ValueError, match="optimizer"):
         T.optimizer_stream_norms("lion")

@@ -209,3 +209,19 @@ def test_moments_satisfy_their_one_step_recursion(rho, a, sigma, s0, v0, k):
     scale_v = 1 + rho**2 * v + sigma**2
     assert float(nxt["mean"]) == pytest.approx(rho * m + a, rel=1e-9, abs=1e-9 * scale_m)
     assert float(nxt["var"]) == pytest.approx(rho**2 * v + sigma**2, rel=1e-9, abs=1e-9 * scale_v)
+
+
+def test_prenorm_fixed_point_at_rho_one_needs_a_tangential_part():
+    """rho = 1, a < 0: with d > 0 the scale settles at (a^2 + d^2)/(-2a); with d = 0 the map
+    is |s + a| and the scale ends in a 2-cycle {sigma, -sigma - a} away from s* = -a/2, so
+    the stable fixed point of proofs/lemma2.md needs beta = d > 0."""
+    from blindspot.toy.radial import prenorm_fixed_point, prenorm_scale
+
+    a, s0 = -1.0, 3.3
+    settled = prenorm_scale(400, s0, a, 1.0, asymptotic=False).values["s"]
+    # f'(s*) = (d^2 - a^2)/(d^2 + a^2) = 0 here: converged to round-off long before k = 400
+    assert settled[-1] == pytest.approx(float(prenorm_fixed_point(1.0, a, 1.0)), rel=1e-12)
+    cycle = prenorm_scale(400, s0, a, 0.0, asymptotic=False).values["s"]
+    # 3.3 -> 2.3 -> 1.3 -> 0.3 -> 0.7 -> 0.3 -> ...: a 2-cycle around s* = 0.5, not at it
+    assert cycle[-1] == pytest.approx(cycle[-3]) and cycle[-1] + cycle[-2] == pytest.approx(-a)
+    assert abs(cycle[-1] - 0.5) == pytest.approx(0.2)

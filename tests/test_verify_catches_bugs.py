@@ -13,10 +13,11 @@ from blindspot import verify
 from blindspot.checks import load_all
 from blindspot.control import InterLoopNorm, NormPenalty, RadialClamp, RawReadoutLoss
 from blindspot.control import monitor as M
-from blindspot.diagnostics import interventions
+from blindspot.diagnostics import interventions, radial
 from blindspot.nn import functional as BF
+from blindspot.nn import readout_ce
 from blindspot.nn.model import LoopedLM, RMSNorm
-from blindspot.train import losses
+from blindspot.train import losses, trainer
 
 CLAIMS = load_all()
 
@@ -58,6 +59,19 @@ def sensitivity_scales_the_logits(mp):
 def explicit_attention_sees_the_future(mp):  # the causal mask forgotten
     mp.setattr(BF, "explicit_causal_attention", lambda q, k, v, dropout_p=0.0:
                (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v)
+
+
+def eps_gain_without_eps_below(mp):  # κ = ε/ms(h): right only where ms(h) ≫ ε
+    mp.setattr(radial, "radial_gain", lambda ms, eps: eps / ms)
+
+
+def trainer_drops_weight_decay(mp):  # one group, no decay, whatever the recipe says
+    mp.setattr(trainer, "param_groups", lambda model, weight_decay, on="all":
+               [{"params": list(model.parameters()), "weight_decay": 0.0}])
+
+
+def chunked_ce_backward_loses_the_target(mp):  # ∂CE/∂z = softmax(z), the − e_y forgotten
+    mp.setattr(readout_ce, "ce_logit_grad", lambda logits, targets: torch.softmax(logits, 1))
 
 
 # -- the scale controls (every control.* claim is guarded)
@@ -148,6 +162,9 @@ BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
                                      "train.objective_radial_force"},
     sensitivity_scales_the_logits: {"diagnostics.scale_sensitivity_closed_form"},
     explicit_attention_sees_the_future: {"nn.attention_kernels_agree"},
+    eps_gain_without_eps_below: {"diagnostics.radial_share_blind_spot"},
+    trainer_drops_weight_decay: {"train.optimizer_recipe"},
+    chunked_ce_backward_loses_the_target: {"nn.chunked_readout_ce_agrees"},
     threshold_ignores_the_floor: {"control.monitor_verdict"},
     monitor_drops_its_controls: {"control.monitor_verdict"},
     carry_never_measured: {"control.monitor_verdict"},

@@ -249,8 +249,9 @@ def _lm_direction_limit() -> tuple[bool, str]:
 
 @claim("S5.direction-limit",
        "A loop of several pre-norm sublayers is a function of the direction only in the limit: "
-       "Delta(s u) = Delta_inf(u) + (1/s) J_{b2} J_N(u) b1(N(u)) + O(s^-2), with a non-zero "
-       "1/s term in general (so Lemma 2's premise holds only as s -> infinity).",
+       "Delta(s u) = Delta_inf(u) + (1/s) J_{b2} J_N(u) b1(N(u)) + O(s^-2) for C^2 (or "
+       "C^{1,1}) branches, with a non-zero 1/s term in general (so Lemma 2's premise holds "
+       "only as s -> infinity).",
        source="package",
        paper_ref="Lemma 2 (its premise)", certificate=_cert(I.DIRECTION_LIMIT),
        test=_T + "test_direction_limit_certificate", page="proofs/lemma2.md")
@@ -279,7 +280,7 @@ def weight_decay() -> Outcome:
 
 def _lm_optimizers() -> tuple[bool, str]:
     """An untied, eps = 0 LoopedLM trained 12 steps by plain SGD, heavy ball and Nesterov:
-    |P| never decreases (to float64 round-off), while the mean |H_K| may."""
+    |P| never decreases (to float64 round-off), while the mean |H_K| (on one fixed batch) may."""
     import numpy as np
 
     from blindspot.checks.theory_lm import optimizer_stream_norms
@@ -291,15 +292,16 @@ def _lm_optimizers() -> tuple[bool, str]:
         shrink = float(np.max(-np.diff(P) / P[:-1]))
         ok &= shrink <= 1e-13  # |P| moves ~1e-2 per step; 1e-13 is ~500 ulps of round-off
         text.append(f"{opt}: |P| {P[0]:.4g} -> {P[-1]:.4g}, largest relative decrease "
-                    f"{max(shrink, 0.0):.1e}; mean |H_K| fell in {int((np.diff(H) < 0).sum())} "
-                    f"of {len(H) - 1} steps")
+                    f"{max(shrink, 0.0):.1e}; mean |H_K| on a fixed batch fell in "
+                    f"{int((np.diff(H) < 0).sum())} of {len(H) - 1} steps")
     return ok, "; ".join(text)
 
 
 @claim("S6.momentum-growth",
-       "Growth is guaranteed only for the SGD family: GD, heavy ball and Nesterov (torch "
+       "Growth is proved for the SGD family: GD, heavy ball and Nesterov (torch "
        "conventions, v_0 = 0, no decay) on an exactly scale-invariant loss never shrink |w|; "
-       "heavy ball: D_t = <w_t, v_{t+1}> = mu(D_{t-1} - eta |v_t|^2) <= 0.",
+       "heavy ball: D_t = <w_t, v_{t+1}> = mu(D_{t-1} - eta |v_t|^2) <= 0. (A sufficient "
+       "condition: nothing is claimed about other optimizers beyond Adam's counterexample.)",
        source="package",
        paper_ref=COMPANION, certificate=_cert(I.MOMENTUM_GROWTH),
        test=_T + "test_momentum_growth_certificate", page="proofs/gd.md")
@@ -360,7 +362,8 @@ def state_vs_param() -> Outcome:
 
 
 def _lm_state_vs_param() -> tuple[bool, str]:
-    """The same plain-SGD run as S6.momentum-growth: some step grows |P| yet shrinks mean |H_K|."""
+    """The same plain-SGD run as S6.momentum-growth: some step grows |P| yet shrinks the mean
+    |H_K| on one fixed batch (so the fall is the parameters' doing, not a change of data)."""
     import numpy as np
 
     from blindspot.checks.theory_lm import optimizer_stream_norms
@@ -369,7 +372,7 @@ def _lm_state_vs_param() -> tuple[bool, str]:
     dP, dH = np.diff(r["P_norm"]), np.diff(r["HK_norm"])
     both = int(((dP > 0) & (dH < 0)).sum())
     return both > 0, (f"plain SGD, untied, eps = 0: |P| grew in {int((dP > 0).sum())} of "
-                      f"{len(dP)} steps; in {both} of them mean |H_K| shrank")
+                      f"{len(dP)} steps; in {both} of them mean |H_K| on a fixed batch shrank")
 
 
 @claim("S8.radial-clamp",

@@ -208,8 +208,10 @@ def optimizer_stream_norms(optimizer: str, steps: int = 30, seed: int = 0, lr: f
     """Train a small untied, eps = 0 LoopedLM with ``optimizer`` ("sgd", "heavy_ball",
     "nesterov" with momentum 0.9, or "adam"; no weight decay, no clipping) on random batches
     and record, before every step and after the last, |P| (the stream-writing group) and the
-    token mean of |H_K|. With the SGD family |P| never decreases (proofs/gd.md); with Adam
-    it can, and |H_K| = |P| phi(P/|P|) need not follow |P| in any case."""
+    token mean of |H_K| on one fixed batch (the same tokens at every step, so a change of
+    |H_K| is the change of the parameters, not of the data). With the SGD family |P| never
+    decreases (proofs/gd.md); with Adam it can, and |H_K| = |P| phi(P/|P|) need not follow
+    |P| in any case."""
     m = small_lm(seed, tie_embeddings=False).train()
     P = stream_parameters(m)
     if optimizer == "adam":
@@ -221,11 +223,12 @@ def optimizer_stream_norms(optimizer: str, steps: int = 30, seed: int = 0, lr: f
     else:
         raise ValueError(f"optimizer must be sgd, heavy_ball, nesterov or adam, got {optimizer!r}")
     norms, states = [], []
+    probe, _ = batch(m, seed=999)  # the fixed batch on which |H_K| is measured
     for t in range(steps + 1):
         idx, targets = batch(m, seed=1000 + t)
         with torch.no_grad():
             norms.append(math.sqrt(sum(float(p.pow(2).sum()) for p in P.values())))
-            states.append(float(m(idx, logits="none").states[-1].norm(dim=-1).mean()))
+            states.append(float(m(probe, logits="none").states[-1].norm(dim=-1).mean()))
         if t == steps:
             break
         opt.zero_grad(set_to_none=True)

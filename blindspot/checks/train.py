@@ -17,15 +17,18 @@ With z_k the logits of loop k = 1..K, p_k = softmax(z_k), N tokens of width d an
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from blindspot.checks.nn import nan_as_inf, normalized_at, with_drawn_gains
 from blindspot.checks.small import small_inputs, small_model
 from blindspot.claims import Outcome, claim
+from blindspot.nn import LoopedLM
 from blindspot.nn.config import READOUTS
-from blindspot.train import losses
-from blindspot.train.config import SUPERVISIONS
+from blindspot.train import losses, trainer
+from blindspot.train.config import RECIPES, SUPERVISIONS, TrainConfig, preset
 
 LAMBDAS = (0.0, 0.01)  # without and with the paper's norm penalty
 TOL = 1e-10  # float64: ⟨g, u⟩ carries ~d·2.2e-16 ≈ 1e-14 of ‖g‖; a wrong weight is O(1e-6+)
@@ -152,3 +155,70 @@ def objective_radial_force() -> Outcome:
         f"terminal; λ = 0, 0.01) on K = 4 loops: max |radial force − closed form| / max ‖∇_H L‖ "
         f"{errs[worst_key]:.1e} at readout={worst_key[0]}, ε={worst_key[1]:g}, "
         f"{worst_key[2]}, λ={worst_key[3]:g} (needs ≤ {TOL:g})"))
+
+
+# ------------------------------------------------------------------------------ optimizer
+
+
+def recipe_lr_factor(recipe: str, step: int, cfg: TrainConfig) -> float:
+    """The lr multiplier the recipe states, written out here (not read from the trainer):
+    the paper's constant lr; the gpt2 recipe's linear warm-up (s+1)/w over its w steps, then a
+    cosine from 1 down to ``min_lr_ratio`` at the last step."""
+    if recipe == "paper":
+        return 1.0
+    w, total, r = cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio
+    if step < w:
+        return (step + 1) / w
+    return r + (1 - r) * (1 + math.cos(math.pi * min(1.0, (step - w) / (total - w)))) / 2
+
+
+def optimizer_mismatches(recipe: str) -> list[str]:
+    """What differs between the AdamW the trainer builds for the ``tiny`` preset under
+    ``recipe`` and the recipe (RECIPES): the optimizer class, its betas, the weight decay of
+    every parameter (every parameter, norm gains included, for ``paper``; matrices only for
+    ``gpt2``), each parameter in exactly one group, and the lr at every step."""
+    cfg = preset("tiny", recipe=recipe)
+    torch.manual_seed(0)
+    model = LoopedLM(cfg.model)
+    opt, sched = trainer.optimizer(model, cfg, torch.device("cpu"))
+    bad = []
+    if type(opt) is not torch.optim.AdamW:
+        bad.append(f"optimizer {type(opt).__name__}, not AdamW (decoupled decay)")
+    betas = {tuple(g["betas"]) for g in opt.param_groups}
+    if betas != {(RECIPES[recipe]["beta1"], RECIPES[recipe]["beta2"])}:
+        bad.append(f"betas {sorted(betas)}")
+    decay: dict[int, list[float]] = {}
+    for g in opt.param_groups:
+        for p in g["params"]:
+            decay.setdefault(id(p), []).append(g["weight_decay"])
+    on_all = RECIPES[recipe]["weight_decay_on"] == "all"
+    for name, p in model.named_parameters():
+        want = cfg.weight_decay if on_all or p.dim() >= 2 else 0.0
+        got = decay.pop(id(p), [])
+        if got != [want]:
+            bad.append(f"{name}: weight decay {got or 'missing'}, the recipe says [{want:g}]")
+    if decay:
+        bad.append(f"{len(decay)} optimized tensors are not parameters of the model")
+    for step in range(cfg.steps + 1):
+        got = opt.defaults["lr"] * sched.lr_lambdas[0](step)
+        want = cfg.lr * recipe_lr_factor(recipe, step, cfg)
+        if abs(got - want) > 1e-12 * cfg.lr:  # both are a few float64 operations on lr
+            bad.append(f"lr at step {step}: {got:.6g}, the recipe says {want:.6g}")
+            break
+    return bad
+
+
+@claim("train.optimizer_recipe",
+       "The optimizer the trainer builds is the recipe's: AdamW with betas (0.9, 0.999), weight "
+       "decay 0.01 on every parameter (norm gains included) and a constant lr under the "
+       "paper's recipe; betas (0.9, 0.95), decay on matrices only and a linear warm-up then "
+       "cosine lr under the gpt2 recipe.",
+       source="package",
+       paper_ref="Setup (AdamW, weight decay 0.01 on every parameter, constant lr)",
+       test="tests/test_verify_catches_bugs.py::test_a_planted_bug_fails_its_claim")
+def optimizer_recipe() -> Outcome:
+    found = {recipe: optimizer_mismatches(recipe) for recipe in ("paper", "gpt2")}
+    return Outcome(not any(found.values()), "; ".join(
+        f"recipe {r}: " + ("AdamW, betas, the decay of every parameter and the lr at every "
+                           "step as the recipe says" if not bad else " | ".join(bad[:4]))
+        for r, bad in found.items()))

@@ -71,7 +71,13 @@ def closed_form_inner(h: Tensor, logits: Tensor, targets: Tensor, form: ReadoutF
     if form.kind == "raw":
         return expected
     ms = h.double().pow(2).mean(-1)  # (B, T) ms(h)
-    return form.eps / (ms + form.eps) * expected
+    return radial_gain(ms, form.eps) * expected
+
+
+def radial_gain(ms: Tensor, eps: float) -> Tensor:
+    """κ = ε/(ms(h) + ε): the factor by which an RMSNorm readout passes the radial derivative
+    of its logits on to the state (proofs/eps_leak.md); ≈ ε/ms(h) only where ms(h) ≫ ε."""
+    return eps / (ms + eps)
 
 
 def loop_gradient(adapter: LoopAdapter, h: Tensor, targets: Tensor, loop: int,

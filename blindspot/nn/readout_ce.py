@@ -100,6 +100,14 @@ def readout_cross_entropy(inputs: Sequence[Tensor], weight: Tensor | None, targe
     return torch.stack(out)
 
 
+def ce_logit_grad(logits: Tensor, targets: Tensor) -> Tensor:
+    """∂CE/∂z of each row: softmax(z) − e_y, for logits (r, V) and targets (r,); the softmax is
+    taken in the logits' dtype and the one-hot subtracted in place (one (r, V) buffer)."""
+    p = torch.softmax(logits, dim=1)  # (r, V)
+    p[torch.arange(len(p), device=p.device), targets] -= 1.0  # − e_y
+    return p
+
+
 def _autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) \
         else None
@@ -150,8 +158,7 @@ class ChunkedReadoutCE(torch.autograd.Function):
         with torch.autocast(x.device.type, enabled=False):
             for s in range(0, len(x), ctx.rows):
                 xs = x[s:s + ctx.rows]  # (r, d)
-                p = torch.softmax((xs @ w.T).to(ctx.ce_dtype), dim=1)  # (r, V)
-                p[torch.arange(len(xs), device=x.device), y[s:s + ctx.rows]] -= 1.0  # − e_y
+                p = ce_logit_grad((xs @ w.T).to(ctx.ce_dtype), y[s:s + ctx.rows])  # (r, V)
                 dz = p.mul_(g[s:s + ctx.rows, None]).to(x.dtype)  # (r, V) ∂ℓ/∂z
                 if need_x:
                     gx[s:s + ctx.rows] = dz @ w

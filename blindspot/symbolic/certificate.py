@@ -7,12 +7,19 @@ A certificate builds, at a small symbolic dimension n, a :class:`Derivation`:
 - ``witnesses``: expressions that must *not* vanish (e.g. the raw readout's radial
   derivative at a concrete point), so "non-zero in general" is checked, not asserted;
 - ``signs``: expressions that sympy must prove non-negative from the symbols' assumptions
-  alone (e.g. the gap between a bound and the quantity it bounds, written as a product of
-  positive symbols), so an inequality is checked as "gap = this expression" (a residual)
-  plus "this expression >= 0" (a sign part);
+  alone: the gap between a bound and the quantity it bounds, computed from both (sympy
+  factors it into a product of positive symbols), never a product written down by hand,
+  which would be non-negative whatever the statement said;
 - ``exports``: named closed forms with their argument symbols, exported with
   :meth:`Certificate.lambdify` (numpy) and :meth:`Certificate.latex`, so numerics and the
-  book use the same objects as the proof.
+  book use the same objects as the proof;
+- ``wrong``: for every residual and every sign part, by its name, a thunk that builds the
+  same part from a *wrong statement*: a factor, sign, power or term of the closed form
+  changed, or a hypothesis dropped (ε > 0, a raw readout). :meth:`Certificate.falsify`
+  evaluates each and reports whether the wrong statement is refuted, so a part that would
+  hold whatever the statement said (zero by construction: both sides the same expression,
+  or a product of symbols declared positive) is caught by ``tests/test_symbolic.py``,
+  which requires every part to have a refuted wrong statement.
 
 :meth:`Certificate.check` simplifies every residual (``cancel(expand(.))`` first, the full
 ``simplify`` only if that does not reach 0) and reports what it found. Results are cached per
@@ -22,11 +29,13 @@ repeating the same exact computation. Demonstrated in ``tests/test_symbolic.py``
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.core.function import AppliedUndef
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Derivation:
     witnesses: dict[str, sp.Expr] = field(default_factory=dict)
     exports: dict[str, Export] = field(default_factory=dict)
     signs: dict[str, sp.Expr] = field(default_factory=dict)  # must be proved >= 0
+    # residual or sign name -> the same part built from a wrong statement (must be refuted)
+    wrong: dict[str, Callable[[], sp.Expr | sp.Matrix]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,30 @@ class Certificate:
             _CHECKS[key] = CheckResult(self.name, n, tuple(parts), time.perf_counter() - t0)
         return _CHECKS[key]
 
+    def falsify(self, n: int | None = None, seed: int = 0) -> dict[str, bool]:
+        """For every part with a wrong statement (``Derivation.wrong``): whether it is refuted,
+        i.e. a residual built from the wrong statement is non-zero, or a sign part from it
+        is negative, at a point where the true part holds (so the point is admissible).
+
+        Points: every symbol a rational in [1/10, 9/10], inside every hypothesis of the
+        certificates in :mod:`blindspot.symbolic.identities` (ε, scales and steps positive,
+        s + a > 0, ηλ < 1); undefined functions (generic branches) are replaced by concrete
+        smooth ones, tanh of a random linear form, so that derivatives of them evaluate.
+        Residuals are evaluated at 2 points, sign parts at up to 64, to 30 digits."""
+        d = self.derivation(n)
+        rng = random.Random(seed)
+        out = {}
+        for name, build in d.wrong.items():
+            if name in d.residuals:
+                true, kind = d.residuals[name], "residual"
+            elif name in d.signs:
+                true, kind = d.signs[name], "sign"
+            else:
+                raise KeyError(f"{self.name}: wrong statement for {name!r}, which is no "
+                               f"residual or sign part of the certificate")
+            out[name] = _refuted(true, build(), kind, rng)
+        return out
+
     def latex(self, n: int | None = None) -> dict[str, str]:
         """LaTeX of the statement and of every exported closed form (for the book)."""
         out = {"statement": self.statement_latex}
@@ -149,6 +184,57 @@ class Certificate:
             raise KeyError(f"{self.name} exports {sorted(exports)}, not {export!r}")
         e = exports[export]
         return sp.lambdify(e.args, e.expr, modules="numpy")
+
+
+def _entries(e: sp.Expr | sp.Matrix) -> list[sp.Expr]:
+    return list(e) if isinstance(e, sp.MatrixBase) else [sp.sympify(e)]
+
+
+def _concrete(exprs: list[sp.Expr], rng: random.Random) -> list[sp.Expr]:
+    """``exprs`` with every undefined function f(x_1..x_m) replaced by tanh(sum_j w_j x_j) + b
+    (random rational w, b; one function per name), derivatives of them evaluated."""
+    funcs = {type(a) for e in exprs for a in e.atoms(AppliedUndef)}
+    if not funcs:
+        return exprs
+    repl = {}
+    for f in sorted(funcs, key=str):
+        m = len(next(a for e in exprs for a in e.atoms(AppliedUndef) if type(a) is f).args)
+        xs = sp.symbols(f"_x1:{m + 1}")
+        w = [sp.Rational(rng.randint(-9, 9), 10) for _ in range(m)]
+        repl[f] = sp.Lambda(xs, sp.tanh(sum(wi * xi for wi, xi in zip(w, xs, strict=True))
+                                         + sp.Rational(rng.randint(-9, 9), 10)))
+    return [e.replace(lambda a: type(a) in repl, lambda a: repl[type(a)](*a.args)).doit()
+            for e in exprs]
+
+
+def _value(exprs: list[sp.Expr], point: dict) -> list[complex] | None:
+    """The entries at ``point`` to 30 digits; None where one is undefined there."""
+    try:
+        return [complex(sp.N(e.subs(point), 30)) for e in exprs]
+    except (TypeError, ValueError):  # zoo, nan: the point is outside a domain
+        return None
+
+
+def _refuted(true: sp.Expr | sp.Matrix, wrong: sp.Expr | sp.Matrix, kind: str,
+             rng: random.Random) -> bool:
+    """Whether ``wrong`` fails where ``true`` holds, at random admissible points
+    (:meth:`Certificate.falsify`)."""
+    k = len(_entries(true))
+    both = _concrete(_entries(true) + _entries(wrong), rng)
+    true_e, wrong_e = both[:k], both[k:]
+    symbols = sorted(set().union(*(e.free_symbols for e in both)), key=str)
+    for _ in range(2 if kind == "residual" else 64):
+        point = {x: sp.Rational(rng.randint(1, 9), 10) for x in symbols}
+        t, w = _value(true_e, point), _value(wrong_e, point)
+        if t is None or w is None:
+            continue
+        if kind == "residual":
+            # the true residual vanishes to 30 digits here, the wrong one clearly does not
+            if max(abs(x) for x in t) < 1e-20 and max(abs(x) for x in w) > 1e-10:
+                return True
+        elif all(x.real >= -1e-20 for x in t) and any(x.real < -1e-10 for x in w):
+            return True
+    return False
 
 
 _DERIVATIONS: dict[tuple[str, int], Derivation] = {}

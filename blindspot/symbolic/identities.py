@@ -33,10 +33,12 @@ def _generic_point(n: int) -> dict[sp.Symbol, sp.Rational]:
 
 def _derive_rms_invariance(n: int) -> Derivation:
     h, g = ex.vector("h", n), ex.vector("gamma", n)
-    N = ex.rms_norm(h, g)
+    N, N_eps = ex.rms_norm(h, g), ex.rms_norm(h, g, eps)
     return Derivation(
         residuals={"N(c h) - N(h)": ex.scaled(N, h, c) - N},
-        exports={"rms_norm": Export((h, g, eps), ex.rms_norm(h, g, eps))},
+        exports={"rms_norm": Export((h, g, eps), N_eps)},
+        # wrong: the same statement without its hypothesis eps = 0
+        wrong={"N(c h) - N(h)": lambda: ex.scaled(N_eps, h, c) - N_eps},
     )
 
 
@@ -49,10 +51,11 @@ RMSNORM_INVARIANCE = Certificate(
 
 def _derive_ln_invariance(n: int) -> Derivation:
     h, g, beta = ex.vector("h", n), ex.vector("gamma", n), ex.vector("beta", n)
-    LN = ex.layer_norm(h, g, beta)
+    LN, LN_eps = ex.layer_norm(h, g, beta), ex.layer_norm(h, g, beta, eps)
     return Derivation(
         residuals={"LN(c h + b 1) - LN(h)": ex.scaled(LN, h, c, b) - LN},
-        exports={"layer_norm": Export((h, g, beta, eps), ex.layer_norm(h, g, beta, eps))},
+        exports={"layer_norm": Export((h, g, beta, eps), LN_eps)},
+        wrong={"LN(c h + b 1) - LN(h)": lambda: ex.scaled(LN_eps, h, c, b) - LN_eps},
     )
 
 
@@ -91,6 +94,7 @@ def _derive_jacobians(n: int) -> Derivation:
     r0, s0 = ex.rms_scale(h), ex.layer_scale(h)
     rank_rms = _rank_at(J0, r0, n, gains)
     rank_ln = _rank_at(Jl, s0, n, gains)
+    J_eps = ex.rms_norm(h, g, eps).jacobian(h)
     return Derivation(
         residuals={
             "J_RMS - diag(gamma)[I/r - h h^T/(n r^3)]": J - closed,
@@ -104,6 +108,19 @@ def _derive_jacobians(n: int) -> Derivation:
         },
         exports={"rms_jacobian": Export((h, g, eps), closed),
                  "layer_norm_jacobian": Export((h, g, eps), closed_ln)},
+        wrong={  # a closed form without its 1/n; eps > 0 where the statement needs eps = 0;
+            # no 1/|h| scaling; LayerNorm without the centring P; ranks one off
+            "J_RMS - diag(gamma)[I/r - h h^T/(n r^3)]":
+                lambda: J - sp.diag(*g) * (sp.eye(n) / r - h * h.T / r**3),
+            "J_RMS h (eps=0)": lambda: J_eps * h,
+            "c J_RMS(c h) - J_RMS(h) (eps=0: |J| ~ 1/|h|)": lambda: ex.scaled(J0, h, c) - J0,
+            "J_LN - (gamma/sigma)[P - Ph Ph^T/(n sigma^2)]":
+                lambda: Jl_eps - sp.diag(*g) * (sp.eye(n) - ph * ph.T / (n * sig**2)) / sig,
+            "J_LN 1 (any eps)": lambda: J_eps * ones,
+            "J_LN h (eps=0)": lambda: Jl_eps * h,
+            "rank J_RMS - (n-1)": lambda: sp.Integer(rank_rms - n),
+            "rank J_LN - (n-2)": lambda: sp.Integer(rank_ln - (n - 1)),
+        },
     )
 
 
@@ -140,17 +157,28 @@ def _derive_euler(n: int) -> Derivation:
         "<h, grad L> (any outer loss)": ex.dot(h, grad),
         "c grad L(c h) - grad L(h)": c * ex.scaled(grad, h, c) - grad,
     }
+    # wrong: eps > 0 where the statement needs eps = 0; a gradient that does not shrink
+    # like 1/c; a raw readout in place of the normalized one
+    wrong = {
+        "<h, grad L> (any outer loss)": lambda: ex.dot(h, ex.gradient(
+            _generic_linear_loss(n, ex.rms_norm(h, g, eps)), h)),
+        "c grad L(c h) - grad L(h)": lambda: ex.scaled(grad, h, c) - grad,
+    }
     # The concrete cross-entropy is a special case of the generic loss; it is checked at
     # n = V = 2 because its exp terms make the n = 3 simplification ~5x slower.
     V = 2
     W, h2, g2 = ex.matrix("W", V, 2), ex.vector("h", 2), ex.vector("gamma", 2)
     for y in range(V):
         ce = ex.cross_entropy(W * ex.rms_norm(h2, g2), y)
-        residuals[f"<h, grad CE(W N(h), y={y})> (n=2)"] = ex.dot(h2, ex.gradient(ce, h2))
+        name = f"<h, grad CE(W N(h), y={y})> (n=2)"
+        residuals[name] = ex.dot(h2, ex.gradient(ce, h2))
+        wrong[name] = lambda y=y: ex.dot(h2, ex.gradient(ex.cross_entropy(W * h2, y), h2))
     hl, beta = ex.vector("h", n), ex.vector("beta", n)
     Lln = _generic_linear_loss(n, ex.layer_norm(hl, g, beta))
     residuals["<h, grad L_LN> (any outer loss)"] = ex.dot(hl, ex.gradient(Lln, hl))
-    return Derivation(residuals=residuals)
+    wrong["<h, grad L_LN> (any outer loss)"] = lambda: ex.dot(hl, ex.gradient(
+        _generic_linear_loss(n, ex.layer_norm(hl, g, beta, eps)), hl))
+    return Derivation(residuals=residuals, wrong=wrong)
 
 
 EULER = Certificate(
@@ -167,7 +195,8 @@ def _derive_hessian(n: int) -> Derivation:
     L = _generic_loss(n, ex.rms_norm(h, g))
     grad = ex.gradient(L, h)
     H = sp.hessian(L, list(h))
-    return Derivation(residuals={"hess L h + grad L": H * h + grad})
+    return Derivation(residuals={"hess L h + grad L": H * h + grad},
+                      wrong={"hess L h + grad L": lambda: H * h - grad})  # the sign slipped
 
 
 HESSIAN = Certificate(
@@ -177,12 +206,13 @@ HESSIAN = Certificate(
     _derive_hessian, dims=(2, 3), default_n=2, page="proofs/euler.md")
 
 
-def _direction_only_branch(tokens: list[sp.Matrix], g: sp.Matrix, name: str) -> list[sp.Matrix]:
+def _direction_only_branch(tokens: list[sp.Matrix], g: sp.Matrix, name: str,
+                           eps_: sp.Expr = 0) -> list[sp.Matrix]:
     """A generic branch that reads every token's state only through N(state) (attention,
     MLP, anything): output component i of token t is an undefined function g_{ti} of all the
-    normalized inputs, so nothing about its form is assumed."""
+    normalized inputs, so nothing about its form is assumed. ``eps_``: the norms' epsilon."""
     n = g.rows
-    ins = [x for h in tokens for x in ex.rms_norm(h, g)]
+    ins = [x for h in tokens for x in ex.rms_norm(h, g, eps_)]
     return [sp.Matrix([sp.Function(f"{name}{t}{i}")(*ins) for i in range(n)])
             for t in range(len(tokens))]
 
@@ -200,13 +230,17 @@ def _derive_total_radial(n: int) -> Derivation:
     R = [ex.dot(H[t], ex.gradient(L, H[t])) for t in range(2)]
     R_next = [ex.dot(Hn[t], b[t]) for t in range(2)]  # R_{k+1} = <H_{k+1}, grad_{H_{k+1}} L>
     final = ex.dot(H[0], ex.gradient(_generic_linear_loss(n, ex.rms_norm(H[0], g)), H[0]))
-    return Derivation(residuals={
-        "R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 1, own readout)":
-            R[0] - (R_next[0] - ex.dot(D[0], b[0])),
-        "R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 2, mixed by the branch)":
-            R[1] - (R_next[1] - ex.dot(D[1], b[1])),
-        "R_K = <H_K, grad l(N(H_K))> (no later loop)": final,
-    })
+    names = ["R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 1, own readout)",
+             "R_k - (R_{k+1} - <Delta_k, grad_{k+1} L>) (token 2, mixed by the branch)"]
+    return Derivation(
+        residuals={names[t]: R[t] - (R_next[t] - ex.dot(D[t], b[t])) for t in range(2)}
+        | {"R_K = <H_K, grad l(N(H_K))> (no later loop)": final},
+        wrong={  # the update's term with the wrong sign; a raw final readout
+            names[0]: lambda: R[0] - (R_next[0] + ex.dot(D[0], b[0])),
+            names[1]: lambda: R[1] - (R_next[1] + ex.dot(D[1], b[1])),
+            "R_K = <H_K, grad l(N(H_K))> (no later loop)":
+                lambda: ex.dot(H[0], ex.gradient(_generic_linear_loss(n, H[0]), H[0]))},
+    )
 
 
 TOTAL_RADIAL = Certificate(
@@ -239,18 +273,24 @@ def _derive_eps_leak(n: int) -> Derivation:
     ph, sig = ex.center(h), ex.layer_scale(h, eps)
     Jl = ex.layer_norm(h, g, beta, eps).jacobian(h)
     gph = sp.Matrix([g[i] * ph[i] for i in range(n)])
-    m = sp.Symbol("m", positive=True)  # ms(h)
-    k_m = eps / (m + eps)
+    radial = ex.dot(h, ex.gradient(L, h))
+    # (kappa's own properties, kappa <= eps/ms and kappa ~ eps/ms as ms grows, follow from its
+    # definition and are not residuals: they would hold whatever the statement said)
     return Derivation(
         residuals={
             "J h - eps gamma*h / r^3": J * h - eps * gh / r**3,
             "J_LN h - eps gamma*Ph / sigma^3": Jl * h - eps * gph / sig**3,
-            "<h, grad L> - eps/r^3 <gamma*h, grad l>": ex.dot(h, ex.gradient(L, h)) - closed_radial,
+            "<h, grad L> - eps/r^3 <gamma*h, grad l>": radial - closed_radial,
             "J^T - (1/r)[P_perp + kappa u u^T] diag(gamma)": J.T - split,
-            "eps/ms - kappa - eps^2/(ms(ms+eps))  (so kappa <= eps/ms)":
-                eps / m - k_m - eps**2 / (m * (m + eps)),
-            "lim_{ms->oo} kappa ms/eps - 1": sp.limit(k_m * m / eps, m, sp.oo) - 1,
-            "kappa(c h) - eps/(c^2 ms(h) + eps)": ex.scaled(kappa, h, c) - eps / (c**2 * ex.mean_square(h) + eps),
+        },
+        wrong={  # a power of r off; h in place of P h; the radial gain written as eps/ms(h)
+            "J h - eps gamma*h / r^3": lambda: J * h - eps * gh / r**2,
+            "J_LN h - eps gamma*Ph / sigma^3": lambda: Jl * h - eps * gh / sig**3,
+            "<h, grad L> - eps/r^3 <gamma*h, grad l>":
+                lambda: radial - eps / r**2 * ex.dot(gh, dl),
+            "J^T - (1/r)[P_perp + kappa u u^T] diag(gamma)": lambda: J.T - (
+                sp.eye(n) - h * h.T / s2 + eps / ex.mean_square(h) * h * h.T / s2)
+                * sp.diag(*g) / r,
         },
         exports={
             "radial_derivative": Export((h, g, eps, a_), eps / r**3 * ex.dot(gh, a_)),
@@ -279,18 +319,25 @@ def _derive_eps_temperature(n: int) -> Derivation:
     W = ex.matrix("W", V, n)
     z = W * N_eps  # the logits the model actually computes (with its epsilon)
     p = ex.softmax(z)
-    M = sp.Symbol("m", positive=True)  # ms(h), for the sign part
+    M = sp.Symbol("m", positive=True)  # ms(h), for the export
+    dz = sp.diff(ex.scaled(z, h, c), c).subs(c, 1)
     residuals = {
         "N_eps(h) - sqrt(m/(m+eps)) N_0(h)": N_eps - sp.sqrt(m / (m + eps)) * N_0,
-        "d/dc z(c h)|_1 - kappa z": sp.diff(ex.scaled(z, h, c), c).subs(c, 1) - kappa * z,
+        "d/dc z(c h)|_1 - kappa z": dz - kappa * z,
     }
+    # wrong: the square root dropped; the gain written as eps/ms(h) (kappa > 0 itself is a
+    # ratio of positive symbols: no sign part, it would hold by construction)
+    wrong = {"N_eps(h) - sqrt(m/(m+eps)) N_0(h)": lambda: N_eps - m / (m + eps) * N_0,
+             "d/dc z(c h)|_1 - kappa z": lambda: dz - eps / m * z}
     for y in range(V):
         L = ex.cross_entropy(z, y)
-        residuals[f"<h, grad CE(W N_eps(h), {y})> - kappa (E_p[z] - z_y)"] = (
-            ex.dot(h, ex.gradient(L, h)) - kappa * (ex.dot(p, z) - z[y]))
+        name = f"<h, grad CE(W N_eps(h), {y})> - kappa (E_p[z] - z_y)"
+        residuals[name] = ex.dot(h, ex.gradient(L, h)) - kappa * (ex.dot(p, z) - z[y])
+        wrong[name] = lambda L=L, y=y: (ex.dot(h, ex.gradient(L, h))
+                                        - eps / m * (ex.dot(p, z) - z[y]))
     return Derivation(
         residuals=residuals,
-        signs={"kappa = eps/(m+eps) (m = ms(h) > 0)": eps / (M + eps)},
+        wrong=wrong,
         exports={"temperature_force": Export((h, g, eps, W), [kappa * (ex.dot(p, z) - z[y])
                                                               for y in range(V)]),
                  "kappa": Export((M, eps), eps / (M + eps))},
@@ -315,20 +362,21 @@ def _derive_raw_readout(n: int) -> Derivation:
     W = ex.matrix("W", V, n)
     z = W * h
     p = ex.softmax(z)
-    residuals = {}
+    residuals, wrong = {}, {}
+    # (that <h, grad L> is d/dtau L(tau h) at tau = 1 is the chain rule, not a residual: it
+    # would hold whatever the closed form said)
     for y in range(V):
         L = ex.cross_entropy(z, y)
-        expected = ex.dot(p, z) - z[y]
-        residuals[f"<h, grad CE(W h, {y})> - (E_p[z] - z_y)"] = ex.dot(h, ex.gradient(L, h)) - expected
-        # the radial derivative is the derivative w.r.t. an inverse temperature t at t = 1
-        tt = sp.Symbol("tau", positive=True)
-        residuals[f"d/dtau CE(W tau h, {y})|_1 - <h, grad>"] = (
-            sp.diff(ex.scaled(L, h, tt), tt).subs(tt, 1) - ex.dot(h, ex.gradient(L, h)))
+        radial = ex.dot(h, ex.gradient(L, h))
+        name = f"<h, grad CE(W h, {y})> - (E_p[z] - z_y)"
+        residuals[name] = radial - (ex.dot(p, z) - z[y])
+        wrong[name] = lambda radial=radial, y=y: radial - (z[y] - ex.dot(p, z))  # sign slip
     point = {W[i, j]: int(i == j) for i in range(V) for j in range(n)}
     point.update({h[i]: int(i == 0) for i in range(n)})
     witness = (ex.dot(p, z) - z[1]).subs(point)
     return Derivation(
         residuals=residuals,
+        wrong=wrong,
         witnesses={"E_p[z] - z_y at W=I, h=e_1, y=2": witness},
         exports={"radial_derivative": Export((h, W), [ex.dot(p, z) - z[y] for y in range(V)])},
     )
@@ -346,12 +394,21 @@ def _derive_norm_penalty(n: int) -> Derivation:
     h, g = ex.vector("h", n), ex.vector("gamma", n)
     s2 = ex.sqnorm(h)
     total = _generic_linear_loss(n, ex.rms_norm(h, g)) + lam * s2
+    pen = ex.dot(h, ex.gradient(lam * s2, h))
+    pen_ms = ex.dot(h, ex.gradient(lam * ex.mean_square(h), h))
+    both = ex.dot(h, ex.gradient(total, h))
     return Derivation(
         residuals={
-            "<h, grad lambda|h|^2> - 2 lambda |h|^2": ex.dot(h, ex.gradient(lam * s2, h)) - 2 * lam * s2,
-            "<h, grad lambda ms(h)> - 2 lambda |h|^2/n":
-                ex.dot(h, ex.gradient(lam * ex.mean_square(h), h)) - 2 * lam * s2 / n,
-            "<h, grad(l(N(h)) + lambda|h|^2)> - 2 lambda |h|^2": ex.dot(h, ex.gradient(total, h)) - 2 * lam * s2,
+            "<h, grad lambda|h|^2> - 2 lambda |h|^2": pen - 2 * lam * s2,
+            "<h, grad lambda ms(h)> - 2 lambda |h|^2/n": pen_ms - 2 * lam * s2 / n,
+            "<h, grad(l(N(h)) + lambda|h|^2)> - 2 lambda |h|^2": both - 2 * lam * s2,
+        },
+        wrong={  # the factor 2 lost; the penalty summed over the width (no 1/n); and the
+            # readout's part of the force when eps > 0 (no longer only the penalty's)
+            "<h, grad lambda|h|^2> - 2 lambda |h|^2": lambda: pen - lam * s2,
+            "<h, grad lambda ms(h)> - 2 lambda |h|^2/n": lambda: pen_ms - 2 * lam * s2,
+            "<h, grad(l(N(h)) + lambda|h|^2)> - 2 lambda |h|^2": lambda: ex.dot(h, ex.gradient(
+                _generic_linear_loss(n, ex.rms_norm(h, g, eps)) + lam * s2, h)) - 2 * lam * s2,
         },
         exports={"radial_derivative": Export((h, lam), 2 * lam * s2)},
     )
@@ -375,11 +432,20 @@ def _derive_final_only(n: int) -> Derivation:
     p1 = ex.softmax(z1)
     point = {W[i, j]: int(i == j) for i in range(V) for j in range(n)}
     point.update({h1[i]: int(i == 1) for i in range(n)})
+    # wrong: the switch's slips, the final readout left raw, or every loop normalized
+    raw_final = ex.cross_entropy(z1, 0) + ex.cross_entropy(W * h2, 1)
+    all_norm = ex.cross_entropy(W * ex.rms_norm(h1, g), 0) + ex.cross_entropy(W * ex.rms_norm(h2, g), 1)
     return Derivation(
         residuals={
             "<H_K, grad_{H_K} L> (normalized final readout)": ex.dot(h2, ex.gradient(L, h2)),
             "<H_k, grad_{H_k} L> - (E_p[z_k] - z_{k,y}) (raw intermediate readout)":
                 ex.dot(h1, ex.gradient(L, h1)) - (ex.dot(p1, z1) - z1[0]),
+        },
+        wrong={
+            "<H_K, grad_{H_K} L> (normalized final readout)":
+                lambda: ex.dot(h2, ex.gradient(raw_final, h2)),
+            "<H_k, grad_{H_k} L> - (E_p[z_k] - z_{k,y}) (raw intermediate readout)":
+                lambda: ex.dot(h1, ex.gradient(all_norm, h1)) - (ex.dot(p1, z1) - z1[0]),
         },
         witnesses={"intermediate radial derivative at W=I, H_k=e_2": (ex.dot(p1, z1) - z1[0]).subs(point)},
     )
@@ -409,6 +475,7 @@ def _derive_lemma2_exact(n: int) -> Derivation:
     Dperp = D - a * u
     s1 = sp.sqrt(ex.sqnorm(h + D))
     u1 = (h + D) / s1
+    S, A, B, S1, ang2 = lemma2_scalars()
     return Derivation(
         residuals={
             "|h+D|^2 - (s^2 + 2 s a + |D|^2)": ex.sqnorm(h + D) - (s**2 + 2 * s * a + ex.sqnorm(D)),
@@ -419,6 +486,15 @@ def _derive_lemma2_exact(n: int) -> Derivation:
             # the cancellation-free form used by numerics, in the scalars the lines above
             # reduce the vectors to (s, a, beta = |D_perp|, s' = sqrt((s+a)^2 + beta^2))
             "2 - 2(s+a)/s' - 2 beta^2/(s'(s'+s+a))": _stable_angular_residual(),
+        },
+        wrong={  # a factor 2 lost; the projection taken along h, not u; the tangential
+            # part dropped; a in the angular step forgotten
+            "|h+D|^2 - (s^2 + 2 s a + |D|^2)": lambda: ex.sqnorm(h + D) - (s**2 + s * a + ex.sqnorm(D)),
+            "<u, D_perp>": lambda: ex.dot(u, D - a * h),
+            "|D|^2 - a^2 - |D_perp|^2": lambda: ex.sqnorm(D) - 2 * a**2 - ex.sqnorm(Dperp),
+            "|h+D|^2 - (s+a)^2 - |D_perp|^2": lambda: ex.sqnorm(h + D) - (s + a)**2,
+            "|u'-u|^2 - (2 - 2(s+a)/s')": lambda: ex.sqnorm(u1 - u) - (2 - 2 * s / s1),
+            "2 - 2(s+a)/s' - 2 beta^2/(s'(s'+s+a))": lambda: ang2 - B**2 / (S1 * (S1 + S + A)),
         },
         exports={"next_scale_sq": Export((h, D), s**2 + 2 * s * a + ex.sqnorm(D))},
     )
@@ -459,6 +535,12 @@ def _derive_lemma2_expansion(n: int) -> Derivation:
             "series(|u'-u|^2, 1/s) to s^-3 - beta^2/s^2 (1 - 2a/s)":
                 ang2_series - beta**2 * t**2 * (1 - 2 * a * t),
         },
+        wrong={  # the s^-2 coefficient's sign; the s^-3 correction's sign
+            "series(s'-s, 1/s) to s^-2 - (a + beta^2/(2s) - a beta^2/(2s^2))":
+                lambda: inc_series - (a + beta**2 * t / 2 - second),
+            "series(|u'-u|^2, 1/s) to s^-3 - beta^2/s^2 (1 - 2a/s)":
+                lambda: ang2_series - beta**2 * t**2 * (1 + 2 * a * t),
+        },
         exports={"increment": Export((s, a, beta), s1 - s),
                  "increment_first_order": Export((s, a, beta), a + beta**2 / (2 * s)),
                  "increment_second_order_term": Export((s, a, beta), second.subs(t, 1 / s)),
@@ -494,30 +576,37 @@ def lemma2_bounds(s, a, beta):
             "angular_lower": beta / s1, "angular_upper": beta / x}
 
 
-def _derive_lemma2_bounds(n: int) -> Derivation:
-    s, x, q, a, beta2, s1 = lemma2_bound_scalars()
-    bound = lemma2_bounds(s, a, sp.sqrt(beta2))  # the exported closed forms, in (s, x, q)
+def _lemma2_gaps(bound: dict, s, x, q, a, beta2, s1) -> dict[str, sp.Expr]:
+    """Each bound's gap (bound minus value, or value minus bound), which the statement says
+    is non-negative: in (s, x, q) each factors into a product of positive symbols."""
     value = s1 - s - a - beta2 / (2 * s)  # s' - s - a - beta^2/(2s)
     ang2 = 2 * beta2 / (s1 * (s1 + x))  # LEMMA2_EXACT's cancellation-free |u'-u|^2
-    gaps = {  # name -> (gap, the expression it equals, non-negative for x, q > 0)
-        "radial upper - value": (bound["radial_upper"] - value, q**2 / (2 * x)),
-        "value - radial lower": (value - bound["radial_lower"], q**3 * (4 * x + q) / (8 * x**3)),
-        "upper^2 - |u'-u|^2": (bound["angular_upper"]**2 - ang2,
-                               q**2 * (3 * x + q) / (x**2 * (x + q))),
-        "|u'-u|^2 - lower^2": (ang2 - bound["angular_lower"]**2, q**2 / (x + q)**2),
-    }
+    return {"radial upper - value": bound["radial_upper"] - value,
+            "value - radial lower": value - bound["radial_lower"],
+            "upper^2 - |u'-u|^2": bound["angular_upper"]**2 - ang2,
+            "|u'-u|^2 - lower^2": ang2 - bound["angular_lower"]**2}
+
+
+def _derive_lemma2_bounds(n: int) -> Derivation:
+    scal = lemma2_bound_scalars()
+    s, x, q, a, beta2, s1 = scal
+    bound = lemma2_bounds(s, a, sp.sqrt(beta2))  # the exported closed forms, in (s, x, q)
+    gaps = _lemma2_gaps(bound, *scal)
+    # wrong bounds: the expansion's term -a beta^2/(2 s^2) as the upper bound, the lower
+    # bound's beta^4 term halved, beta/s for either angular bound
+    slips = {"radial upper - value": {"radial_upper": -a * beta2 / (2 * s**2)},
+             "value - radial lower": {"radial_lower": bound["radial_upper"] - beta2**2 / (16 * x**3)},
+             "upper^2 - |u'-u|^2": {"angular_upper": sp.sqrt(beta2) / s},
+             "|u'-u|^2 - lower^2": {"angular_lower": sp.sqrt(beta2) / s}}
     S, A, B, S1, _ = lemma2_scalars()
     Q = S1 - (S + A)  # q in the original variables
-    residuals = {
-        # the change of variables is exact: q = s' - (s+a) has beta^2 = q(2(s+a) + q)
-        "beta^2 - q(2x+q) at q = s' - (s+a)": B**2 - Q * (2 * (S + A) + Q),
-        "s'^2 - x^2 - beta^2": s1**2 - x**2 - beta2,
-    }
-    residuals.update({f"({k}) - ({sp.sstr(e)})": g - e for k, (g, e) in gaps.items()})
     sb, ab, bb = sp.symbols("s a beta", real=True)
     return Derivation(
-        residuals=residuals,
-        signs={f"{sp.sstr(e)} (= {k})": e for k, (_, e) in gaps.items()},
+        # the change of variables is exact: q = s' - (s+a) has beta^2 = q(2(s+a) + q)
+        residuals={"beta^2 - q(2x+q) at q = s' - (s+a)": B**2 - Q * (2 * (S + A) + Q)},
+        signs=gaps,
+        wrong={"beta^2 - q(2x+q) at q = s' - (s+a)": lambda: B**2 - Q * ((S + A) + Q)}
+        | {k: (lambda k=k, v=v: _lemma2_gaps(bound | v, *scal)[k]) for k, v in slips.items()},
         exports={k: Export((sb, ab, bb), v) for k, v in lemma2_bounds(sb, ab, bb).items()},
     )
 
@@ -541,21 +630,27 @@ def _derive_direction_limit(n: int) -> Derivation:
     b1 = B1 * ex.rms_norm(h, g)
 
     F = b1 + B2 * ex.rms_norm(h + t * b1, g)
-    limit = b1 + B2 * ex.rms_norm(h, g)  # Delta_inf: every sublayer reads N(h)
     r = ex.rms_scale(h)
     J = sp.diag(*g) * (sp.eye(n) / r - h * h.T / (n * r**3))  # NORM_JACOBIAN at eps = 0
     slope = B2 * J * b1
     point = _generic_point(n) | {g[i]: 1 for i in range(n)}
     point.update({B1[i, j]: int(i == j == 0) for i in range(n) for j in range(n)})
     point.update({B2[i, j]: int(i == j) for i in range(n) for j in range(n)})
+    dF = sp.diff(F, t).subs(t, 0)
+    # (F(0) = Delta_inf is F's definition at t = 0, not a residual; the limit's content is
+    # the reparametrization below and the smoothness of the branches, a hypothesis)
     return Derivation(
         residuals={
             # every sublayer input of the state h/t is h/t + v (v: the branches so far), and
             # its normalization is that of h + t v: so Delta(h/t) = F(t) sublayer by sublayer
             "N(h/t + v) - N(h + t v) (t > 0, any v)":
                 ex.scaled(ex.rms_norm(h + v, g), h, 1 / t) - ex.rms_norm(h + t * v, g),
-            "F(0) - Delta_inf(h)": F.subs(t, 0) - limit,
-            "F'(0) - B2 J_N(h) B1 N(h)": sp.diff(F, t).subs(t, 0) - slope,
+            "F'(0) - B2 J_N(h) B1 N(h)": dF - slope,
+        },
+        wrong={  # the branch offset left unscaled; the Jacobian without its radial projection
+            "N(h/t + v) - N(h + t v) (t > 0, any v)":
+                lambda: ex.scaled(ex.rms_norm(h + v, g), h, 1 / t) - ex.rms_norm(h + v, g),
+            "F'(0) - B2 J_N(h) B1 N(h)": lambda: dF - B2 * sp.diag(*g) * b1 / r,
         },
         witnesses={"|F'(0)|^2 at a generic point (B1 = e1 e1^T, B2 = I, gamma = 1)":
                    ex.sqnorm(slope.subs(point))},
@@ -568,7 +663,8 @@ DIRECTION_LIMIT = Certificate(
     r"\Delta(H) = b_1(N(H)) + b_2(N(H + b_1(N(H)))):\quad \Delta(s\,u) = \Delta_\infty(u) + "
     r"\frac{1}{s}\,J_{b_2}\,J_N(u)\,b_1(N(u)) + O(s^{-2}),\quad \Delta_\infty(u) = b_1(N(u)) + b_2(N(u))",
     ("eps = 0", "a loop of several pre-norm sublayers (two here; more by induction)",
-     "branches b_i differentiable (linear in the certificate)", "the 1/s coefficient is "
+     "branches b_i C^2 (or C^{1,1}) near N(u), for the O(s^-2) remainder; differentiable "
+     "alone gives only o(1/s) (linear in the certificate)", "the 1/s coefficient is "
      "non-zero in general: Delta depends on u alone only as s -> infinity"),
     _derive_direction_limit, dims=(2, 3), default_n=2, page="proofs/lemma2.md")
 
@@ -585,6 +681,11 @@ def _derive_gd_norm(n: int) -> Derivation:
             "|w - eta grad|^2 - |w|^2 - eta^2 |grad|^2": ex.sqnorm(w1) - ex.sqnorm(w) - eta**2 * ex.sqnorm(grad),
             "|c w|^2 |grad L(c w)|^2 - |w|^2 |grad L(w)|^2 (effective lr eta/|w|^2)":
                 c**2 * ex.sqnorm(ex.scaled(grad, w, c)) - ex.sqnorm(grad),
+        },
+        wrong={  # no growth (the step along the sphere); a gradient that ignores the scale
+            "|w - eta grad|^2 - |w|^2 - eta^2 |grad|^2": lambda: ex.sqnorm(w1) - ex.sqnorm(w),
+            "|c w|^2 |grad L(c w)|^2 - |w|^2 |grad L(w)|^2 (effective lr eta/|w|^2)":
+                lambda: ex.sqnorm(ex.scaled(grad, w, c)) - ex.sqnorm(grad),
         },
     )
 
@@ -617,7 +718,21 @@ def _derive_weight_decay(n: int) -> Derivation:
     G, x, step, x_star, theta_star = weight_decay_equilibrium()
     q = sp.Symbol("q", positive=True)  # q = eta*lambda in (0, 1)
     tan_step = eta * G / ((1 - eta * lam) * x_star)  # tangent of the angle between w and w'
+    x_approx = sp.sqrt(eta * G**2 / (2 * lam))
     return Derivation(
+        wrong={  # decay not squared; the approximation as the fixed point; an approximation
+            # off by 2; the angle of half the decay; the series' correction off by 2
+            "|w'|^2 - (1-eta lam)^2|w|^2 - eta^2|grad|^2":
+                lambda: ex.sqnorm(w1) - (1 - eta * lam) * ex.sqnorm(w) - eta**2 * ex.sqnorm(grad),
+            "step(x*) - x*": lambda: step.subs(x, x_approx) - x_approx,
+            "lim_{eta->0} x*^2 / (eta G^2/(2 lam)) - 1":
+                lambda: sp.limit(x_star**2 / (eta * G**2 / lam), eta, 0) - 1,
+            "tan(angle at x*)^2 - tan(acos(1 - eta lam))^2":
+                lambda: tan_step**2 - sp.tan(sp.acos(1 - eta * lam / 2))**2,
+            "series(acos(1-q)) - sqrt(2q)(1 + q/12)":
+                lambda: sp.series(sp.acos(1 - q), q, 0, 2).removeO().expand()
+                - sp.expand(sp.sqrt(2 * q) * (1 + q / 6)),
+        },
         residuals={
             "|w'|^2 - (1-eta lam)^2|w|^2 - eta^2|grad|^2":
                 ex.sqnorm(w1) - (1 - eta * lam)**2 * ex.sqnorm(w) - eta**2 * ex.sqnorm(grad),
@@ -649,54 +764,68 @@ WEIGHT_DECAY = Certificate(
 def _derive_param_invariance(n: int) -> Derivation:
     # two tokens, a stack of pre-norm sublayers whose branches read only N(state) (generic
     # undefined functions: attention, MLP, anything) and write through an output matrix O
-    E, pos = ex.matrix("E", n, 2), ex.vector("p", n)  # token embedding (n, V = 2), position
+    E = ex.matrix("E", n, 2)  # token embedding (n, V = 2)
     X = [ex.vector("h", n), ex.vector("x", n)]  # the states a sublayer receives
     g, gf, gp = ex.vector("gamma", n), ex.vector("phi", n), ex.vector("psi", n)
     O = ex.matrix("O", n, n)
     U = ex.matrix("U", 2, n)  # an untied readout
 
-    def prenorm(X, O):
-        B = _direction_only_branch(X, g, "f")
+    def prenorm(X, O, eps_=0):
+        B = _direction_only_branch(X, g, "f", eps_)
         return [X[t] + O * B[t] for t in range(2)]
 
-    def sandwich(X, gp):  # the branch output is normalized again, with its own gain psi
+    def sandwich(X, gp, O):  # the branch output is normalized again, with its own gain psi
         B = _direction_only_branch(X, g, "f")
         return [X[t] + ex.rms_norm(O * B[t], gp) for t in range(2)]
 
+    # (the embedding H_0 = E[tok] + p is linear in (E, p): H_0(cP) = c H_0(P) by
+    # construction, not a residual)
     Xc = [c * x for x in X]
-    residuals = {
-        "H_0(cE, cp) - c H_0(E, p) (token 1 at this position)":
-            (c * E[:, 0] + c * pos) - c * (E[:, 0] + pos)}
+    residuals, wrong = {}, {}
     for t in range(2):
-        residuals[f"pre-norm sublayer S(cX; cO) - c S(X; O) (token {t + 1})"] = \
-            prenorm(Xc, c * O)[t] - c * prenorm(X, O)[t]
-        residuals[f"sandwich sublayer S(cX; c psi) - c S(X; psi) (token {t + 1})"] = \
-            sandwich(Xc, c * gp)[t] - c * sandwich(X, gp)[t]
+        name = f"pre-norm sublayer S(cX; cO) - c S(X; O) (token {t + 1})"
+        residuals[name] = prenorm(Xc, c * O)[t] - c * prenorm(X, O)[t]
+        # wrong: eps > 0 in the branch's norm
+        wrong[name] = lambda t=t: prenorm(Xc, c * O, eps)[t] - c * prenorm(X, O, eps)[t]
+        name = f"sandwich sublayer S(cX; c psi) - c S(X; psi) (token {t + 1})"
+        residuals[name] = sandwich(Xc, c * gp, O)[t] - c * sandwich(X, gp, O)[t]
+        # wrong: the sandwich's P with the output projection in place of the post-norm gain
+        wrong[name] = lambda t=t: sandwich(Xc, gp, c * O)[t] - c * sandwich(X, gp, O)[t]
     h = X[0]
     residuals["untied readout U N_f(c H) - U N_f(H)"] = \
         U * ex.rms_norm(c * h, gf) - U * ex.rms_norm(h, gf)
+    wrong["untied readout U N_f(c H) - U N_f(H)"] = \
+        lambda: U * ex.rms_norm(c * h, gf, eps) - U * ex.rms_norm(h, gf, eps)
     residuals["tied readout (cE)^T N_f(c H) - c E^T N_f(H)"] = \
         (c * E).T * ex.rms_norm(c * h, gf) - c * E.T * ex.rms_norm(h, gf)
-    Pv = sp.symbols("P1:4", real=True)
-    F = sp.Function("F")
-    residuals["d/dc F(cP)|_1 - <P, grad F(P)> (Euler for a parameter group)"] = \
-        sp.diff(F(*[c * x for x in Pv]), c).subs(c, 1).doit() \
-        - sum(x * sp.diff(F(*Pv), x) for x in Pv)
-    z = ex.vector("z", 2)
-    for y in range(2):
-        residuals[f"d/dc CE(c z, {y})|_1 - (E_p[z] - z_y) (the tied correction per loop)"] = \
-            sp.diff(ex.cross_entropy(c * z, y), c).subs(c, 1) - (ex.dot(ex.softmax(z), z) - z[y])
-    return Derivation(residuals=residuals)
+    wrong["tied readout (cE)^T N_f(c H) - c E^T N_f(H)"] = \
+        lambda: (c * E).T * ex.rms_norm(c * h, gf) - E.T * ex.rms_norm(h, gf)
+    # The composite: by the lines above every state is homogeneous of degree 1 in P and the
+    # tied logits z_{k,t} = E^T N_f(H_{k,t}) of degree 1, z_{k,t}(cP) = c z_{k,t}(P); the loss
+    # is the mean over K loops and T tokens of CE(z_{k,t}, y_t), so <P, grad_P L> =
+    # d/dc L(cP) at c = 1 (the chain rule along P) is the mean of the temperature forces,
+    # with its 1/K. K = T = V = 2, targets (2, 1).
+    K, T, y = 2, 2, (1, 0)
+    Z = [[ex.vector(f"z{k + 1}{t + 1}_", 2) for t in range(T)] for k in range(K)]
+    L_c = sum(ex.cross_entropy(c * Z[k][t], y[t]) for k in range(K) for t in range(T)) / (K * T)
+    force = sum(ex.dot(ex.softmax(Z[k][t]), Z[k][t]) - Z[k][t][y[t]]
+                for k in range(K) for t in range(T)) / T  # sum over loops, mean over tokens
+    d_c = sp.diff(L_c, c).subs(c, 1)
+    name = "d/dc L(cP)|_1 - (1/K) sum_k mean_t (E_p[z_kt] - z_kt,y) (tied, K = 2 loops)"
+    residuals[name] = d_c - force / K
+    wrong[name] = lambda: d_c - force  # the 1/K dropped
+    return Derivation(residuals=residuals, wrong=wrong)
 
 
 PARAM_INVARIANCE = Certificate(
     "PARAM_INVARIANCE",
     r"\text{untied},\ \varepsilon = 0,\ \text{pre-norm, bias-free}:\ \langle P, \nabla_P L\rangle = 0;\quad "
-    r"\text{tied } (W = E):\ \langle P, \nabla_P L\rangle = \textstyle\sum_k \mathrm{mean}\big(\mathbb{E}_{p_k}[z_k] - z_{k,y}\big)",
+    r"\text{tied } (W = E):\ \langle P, \nabla_P L\rangle = \frac{1}{K}\textstyle\sum_{k=1}^{K} \mathrm{mean}\big(\mathbb{E}_{p_k}[z_k] - z_{k,y}\big)",
     ("P = every parameter that writes the residual stream: token and position embeddings, "
      "the output projection of every pre-norm sublayer (for the sandwich block: the post-norm "
      "gains instead)", "eps = 0 in every norm", "bias-free projections (or their biases in P)",
-     "no inter-loop norm", "L = per-loop CE through normalized readouts (any number of loops)"),
+     "no inter-loop norm", "L = per-loop CE through normalized readouts, the mean over the K "
+     "loops and over tokens (any K)"),
     _derive_param_invariance, dims=(2,), default_n=2, page="proofs/parameters.md")
 
 
@@ -705,6 +834,7 @@ def _derive_state_vs_param_norm(n: int) -> Derivation:
     # |P'| > |P| but |H_1(P')| < |H_1(P)|. H_1(cP) = c H_1(P), so |H_1| = |P| phi(P/|P|).
     e, O = ex.vector("e", n), ex.matrix("O", n, n)
     H1 = e + O * ex.rms_norm(e, sp.ones(n, 1))
+    H1_eps = e + O * ex.rms_norm(e, sp.ones(n, 1), eps)
 
     def sq(e_val, O_val):
         sub = {e[i]: e_val[i] for i in range(n)}
@@ -714,9 +844,15 @@ def _derive_state_vs_param_norm(n: int) -> Derivation:
     ones = sp.ones(n, 1)  # ms = 1, so N(e) = e: every number below is rational
     h_before, p_before = sq(ones, sp.zeros(n, n))
     h_after, p_after = sq(ones, -sp.eye(n) / 2)  # a direction change that shrinks H_1
+    h_grow, _ = sq(ones, sp.eye(n) / 2)  # wrong example: this change grows H_1
+    _, p_half = sq(ones / 2, sp.zeros(n, n))  # wrong example: P shrunk, not grown
     return Derivation(
         residuals={"H_1(cP) - c H_1(P)": ex.scaled(ex.scaled(H1, e, c), sp.Matrix(list(O)), c)
                    - c * H1},
+        wrong={"H_1(cP) - c H_1(P)": lambda: ex.scaled(ex.scaled(H1_eps, e, c),
+                                                       sp.Matrix(list(O)), c) - c * H1_eps,
+               "|P'|^2 - |P|^2 (the parameter norm grew)": lambda: p_half - p_before,
+               "|H_1(P)|^2 - |H_1(P')|^2 (the state norm shrank)": lambda: h_before - h_grow},
         witnesses={"|P'|^2 - |P|^2": p_after - p_before, "|H_1(P)|^2 - |H_1(P')|^2":
                    h_before - h_after},
         signs={"|P'|^2 - |P|^2 (the parameter norm grew)": p_after - p_before,
@@ -743,7 +879,7 @@ def _derive_momentum_growth(n: int) -> Derivation:
     # polynomial identity in which the hypothesis enters as an explicit term <w_t, g_t>
     # (zero on a scale-invariant loss), so the algebra is checked without assuming it.
     w, v, g0, g1 = (ex.vector(s, n) for s in ("w", "v", "q", "r"))
-    residuals = {}
+    residuals, wrong = {}, {}
     for nesterov in (False, True):
         tag = "Nesterov" if nesterov else "heavy ball"
         v1 = mu * v + g0  # v_t
@@ -755,25 +891,29 @@ def _derive_momentum_growth(n: int) -> Derivation:
         D_prev, D = ex.dot(w, v1), ex.dot(w1, v2)  # D_{t-1}, D_t
         ortho = ex.dot(w1, g1)  # <w_t, g_t> = 0 by the hypothesis
         lead = mu if nesterov else 1  # <w_t, d_t> = lead D_t + <w_t, g_t> (Nesterov)
-        residuals[f"{tag}: |w_(t+1)|^2 - |w_t|^2 + 2 eta {'mu ' if nesterov else ''}D_t "
-                  f"- eta^2 |d_t|^2{' + 2 eta <w_t, g_t>' if nesterov else ''}"] = \
-            ex.sqnorm(w2) - ex.sqnorm(w1) + 2 * eta * lead * D - eta**2 * ex.sqnorm(d1) \
+        name = (f"{tag}: |w_(t+1)|^2 - |w_t|^2 + 2 eta {'mu ' if nesterov else ''}D_t "
+                f"- eta^2 |d_t|^2{' + 2 eta <w_t, g_t>' if nesterov else ''}")
+        grow = ex.sqnorm(w2) - ex.sqnorm(w1) - eta**2 * ex.sqnorm(d1) \
             + (2 * eta * ortho if nesterov else 0)
+        residuals[name] = grow + 2 * eta * lead * D
+        # wrong: the momentum term's sign (it would shrink |w| when D_t < 0)
+        wrong[name] = lambda grow=grow, lead=lead, D=D: grow - 2 * eta * lead * D
         if nesterov:
             F_prev = D_prev + eta * mu / 2 * ex.sqnorm(v)
             F = D + eta * mu / 2 * ex.sqnorm(v1)
-            residuals["Nesterov: F_t - mu F_(t-1) + eta mu (1+mu)/2 |v_t|^2 + eta mu^2/2 "
-                      "|v_t - v_(t-1)|^2 - <w_t, g_t>, F_t = D_t + eta mu/2 |v_t|^2"] = \
-                F - mu * F_prev + eta * mu * (1 + mu) / 2 * ex.sqnorm(v1) \
-                + eta * mu**2 / 2 * ex.sqnorm(v1 - v) - ortho
+            name = ("Nesterov: F_t - mu F_(t-1) + eta mu (1+mu)/2 |v_t|^2 + eta mu^2/2 "
+                    "|v_t - v_(t-1)|^2 - <w_t, g_t>, F_t = D_t + eta mu/2 |v_t|^2")
+            rest = F - mu * F_prev + eta * mu**2 / 2 * ex.sqnorm(v1 - v) - ortho
+            residuals[name] = rest + eta * mu * (1 + mu) / 2 * ex.sqnorm(v1)
+            wrong[name] = lambda rest=rest, v1=v1: rest + eta * mu * (1 - mu) / 2 * ex.sqnorm(v1)
         else:
-            residuals["heavy ball: D_t - mu (D_(t-1) - eta |v_t|^2) - <w_t, g_t>"] = \
-                D - mu * (D_prev - eta * ex.sqnorm(v1)) - ortho
-    return Derivation(
-        residuals=residuals,
-        signs={"eta mu (1+mu)/2 (Nesterov: F_t <= mu F_(t-1) <= 0)": eta * mu * (1 + mu) / 2,
-               "eta mu^2/2": eta * mu**2 / 2, "2 eta mu (-D_t >= 0 gives growth)": 2 * eta * mu},
-    )
+            name = "heavy ball: D_t - mu (D_(t-1) - eta |v_t|^2) - <w_t, g_t>"
+            residuals[name] = D - mu * (D_prev - eta * ex.sqnorm(v1)) - ortho
+            wrong[name] = lambda D=D, D_prev=D_prev, v1=v1, ortho=ortho: \
+                D - mu * (D_prev + eta * ex.sqnorm(v1)) - ortho
+    # The signs that turn these identities into growth (eta, mu >= 0 and the squares) are
+    # products of non-negative symbols: the proof states them, no sign part checks them
+    return Derivation(residuals=residuals, wrong=wrong)
 
 
 MOMENTUM_GROWTH = Certificate(
@@ -807,13 +947,25 @@ def _derive_adam_counterexample(n: int) -> Derivation:
     lr = 1 / (1 + k)
     w1 = w - lr * step
     w_tenth = w - step / 10
+    # wrong: a loss that is not scale invariant (plus |x|^2/2); the step's signs flipped;
+    # the shrinkage's sign; no change at lr = 1/10; and lr = 1 + k outside (0, 1)
+    L_not = L + ex.sqnorm(x) / 2
+    grad_not = ex.gradient(L_not, x).subs({x[i]: w[i] for i in range(2)})
+    shrink = "|w|^2 - |w'|^2 (one Adam step of every lr in (0, 1) shrinks |w|)"
     return Derivation(
         residuals={"<w, grad L(w)> (L scale invariant)": ex.dot(w, grad),
                    "Adam's first step / lr - sign(grad L) = (1, -1)": step - sp.Matrix([1, -1]),
                    "|w - lr (1,-1)|^2 - (5 - 2 lr (1 - lr))": ex.sqnorm(w1) - (5 - 2 * lr * (1 - lr)),
                    "|w'|^2 - 241/50 at lr = 1/10 (5 -> 4.82)": ex.sqnorm(w_tenth) - sp.Rational(241, 50)},
         witnesses={"|w|^2 - |w'|^2 at lr = 1/10": ex.sqnorm(w) - ex.sqnorm(w_tenth)},
-        signs={"2 lr (1 - lr) = |w|^2 - |w'|^2 for lr in (0, 1)": 2 * lr * (1 - lr)},
+        # the shrinkage itself, from the step as computed (sympy factors it as 2k/(1+k)^2)
+        signs={shrink: ex.sqnorm(w) - ex.sqnorm(w1)},
+        wrong={"<w, grad L(w)> (L scale invariant)": lambda: ex.dot(w, grad_not),
+               "Adam's first step / lr - sign(grad L) = (1, -1)": lambda: step - sp.Matrix([-1, 1]),
+               "|w - lr (1,-1)|^2 - (5 - 2 lr (1 - lr))":
+                   lambda: ex.sqnorm(w1) - (5 + 2 * lr * (1 - lr)),
+               "|w'|^2 - 241/50 at lr = 1/10 (5 -> 4.82)": lambda: ex.sqnorm(w_tenth) - 5,
+               shrink: lambda: ex.sqnorm(w) - ex.sqnorm(w - (1 + k) * step)},
     )
 
 
@@ -837,7 +989,17 @@ def _derive_radial_clamp(n: int) -> Derivation:
     theta_full = sp.atan(beta / (s + a))  # angle of u' from u with the full update
     theta_clamp = sp.atan(beta / s)  # ... with the radial part removed (H + Delta_perp)
     diff = (theta_clamp - theta_full).subs(s, 1 / t)
+    N_eps = ex.rms_norm(h, g, eps)
+    D_eps = B * N_eps
     return Derivation(
+        wrong={  # eps > 0 (twice); the limit's scale written s + a; the series' factor 2
+            "N(c H) - N(H)": lambda: ex.scaled(N_eps, h, c) - N_eps,
+            "Delta(c H) - Delta(H)": lambda: ex.scaled(D_eps, h, c) - D_eps,
+            "lim_{c->oo} c^2 |u'-u|^2 (state c H) - beta^2/s^2":
+                lambda: sp.limit(c**2 * ang2_c, c, sp.oo) - beta**2 / (s + a)**2,
+            "series(theta_clamp - theta_full, 1/s) - a beta/s^2":
+                lambda: sp.series(diff, t, 0, 3).removeO() - a * beta * t**2 / 2,
+        },
         residuals={
             "N(c H) - N(H)": ex.scaled(ex.rms_norm(h, g), h, c) - ex.rms_norm(h, g),
             "Delta(c H) - Delta(H)": ex.scaled(D, h, c) - D,

@@ -107,8 +107,10 @@ def regime(rho, a, spread, *, model: str, tol: float = 0.0) -> np.ndarray:
 
     * ``bounded``: ρ < 1 (pre-norm fixed point :func:`prenorm_fixed_point`; scalar stationary
       mean :math:`a/(1-\rho)`, :func:`stationary_scale`); and, for the **pre-norm map only**,
-      ρ = 1 with a < 0: the square root keeps s positive and s settles at
-      :math:`s^* = (a^2 + d^2)/(-2a)`;
+      ρ = 1 with a < 0: the square root keeps s positive and, with d > 0, s settles at
+      :math:`s^* = (a^2 + d^2)/(-2a)` (at d = 0 the map is :math:`|s + a|`: s falls by |a|
+      per loop into [0, -a), then alternates between some σ and :math:`-σ - a`, a bounded
+      2-cycle rather than a settling);
     * ``decreasing`` (**scalar only**): ρ = 1, a < 0: the mean :math:`s_0 + a k` falls without
       bound and leaves s ≥ 0, so the scalar reduction no longer describes a norm;
     * ``sqrt``: ρ = 1, a = 0, spread > 0 (pre-norm :math:`s_k^2 = s_0^2 + k d^2`; scalar:
