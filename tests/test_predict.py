@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from blindspot.experiments.growth_law import LAW
 from blindspot.experiments.predict import predict_config, regime
 from blindspot.toy.growth_law import GrowthLaw
 from blindspot.train.config import load_config
 
-A_LAW = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3, rho=0.7,
+A_LAW = GrowthLaw(kappa=0.2, q_d=-0.3, q_dd=0.1, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3,
+                  rho=0.7, r_d=0.2, r_lr=0.1,
                   nu=0.25, mu=0.4, rate=3000.0, log_sd=0.1, domain={"d": [64, 512], "K": [2, 8],
                                                             "L": [1, 8], "lr": [3e-4, 2e-3],
                                                             "tau": [0, 4]})
@@ -50,7 +50,6 @@ def test_a_config_outside_the_fitted_domain_is_flagged():
     assert p["scale_final"][-1] > 1000  # d = 512, σ_E = 1: thousands
 
 
-@pytest.mark.skipif(LAW is None, reason="the law is fitted once the study's phase 1 is in")
 def test_command_line_prints_and_writes_json(tmp_path):
     out = tmp_path / "p.json"
     proc = subprocess.run([sys.executable, "-m", "blindspot.cli", "predict", "cpu-per_loop-norm",

@@ -6,7 +6,8 @@ import pytest
 
 from blindspot.toy.growth_law import TAU_REF, GrowthLaw, Run, fit_growth_law
 
-TRUE = GrowthLaw(kappa=0.2, q_d=-0.3, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3, rho=0.7,
+TRUE = GrowthLaw(kappa=0.2, q_d=-0.3, q_dd=0.1, q_K=-0.25, q_L=0.2, q_lr=0.3, word_factor=1.3,
+                 rho=0.7, r_d=0.2, r_lr=0.1,
                  nu=0.25, mu=0.4, rate=30000.0, log_sd=0.0)
 
 
@@ -30,8 +31,8 @@ def test_fit_recovers_the_constants_of_the_law_that_made_the_runs():
     # exact data from the law itself: the constants come back to round-off (1e-6 relative: the
     # least squares of a noise-free log-linear system), the rise rate too, since every run
     # logs points of its rise
-    for name in ("kappa", "q_d", "q_K", "q_L", "q_lr", "word_factor", "rho", "nu", "mu",
-                 "rate"):
+    for name in ("kappa", "q_d", "q_dd", "q_K", "q_L", "q_lr", "word_factor", "rho", "r_d",
+                 "r_lr", "nu", "mu", "rate"):
         assert getattr(law, name) == pytest.approx(getattr(TRUE, name), rel=1e-6, abs=1e-9), name
     assert law.log_sd < 1e-6
     assert law.domain["d"] == [64, 256] and law.domain["tau"][1] == pytest.approx(6.0)
@@ -56,7 +57,9 @@ def test_loop_profile_is_linear_in_k_and_the_plateau_scales_as_derived():
     # premise 1: ‖H_1‖ ∝ γ σ_E² at fixed shape (derived), d^{3/2 + q_d} in the width
     base = TRUE.first_plateau(128, 4, 2, 1.0)
     assert TRUE.first_plateau(128, 4, 2, 0.5, gain=2.0) == pytest.approx(base * 0.5)
-    assert TRUE.first_plateau(512, 4, 2, 1.0) == pytest.approx(base * 4 ** (1.5 + TRUE.q_d))
+    x = np.log(4.0)
+    assert TRUE.first_plateau(512, 4, 2, 1.0) == pytest.approx(
+        base * 4**1.5 * np.exp(TRUE.q_d * x + TRUE.q_dd * x * x))
 
 
 def test_the_rise_starts_at_the_initial_scale_and_meets_the_plateau():
@@ -75,5 +78,5 @@ def test_domain_issues_name_what_is_outside():
 
 
 def test_fit_needs_runs():
-    with pytest.raises(ValueError, match="at least 5 runs"):
-        fit_growth_law(RUNS[:3])
+    with pytest.raises(ValueError, match="at least 8 runs"):
+        fit_growth_law(RUNS[:7])

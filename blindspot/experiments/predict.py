@@ -3,8 +3,8 @@ loop's ‖H_k‖ over training for any configuration, before anyone trains it.
 
 :func:`predict_config` takes a :class:`~blindspot.train.config.TrainConfig` and returns the
 prediction: its regime, per-loop ‖H_k‖ at a few steps up to ``cfg.steps``, the uncertainty
-band (the law's rms log error, as a factor), and what of the config lies outside the ranges
-the law was fitted on. The law and its constants: :mod:`blindspot.toy.growth_law`
+band (the law's leave-one-arm-out rms log error, as a factor), and what of the config lies
+outside the ranges the law was fitted on. The law and its constants: :mod:`blindspot.toy.growth_law`
 (:data:`blindspot.experiments.growth_law.LAW`, fitted on the study's first phase).
 
 Regimes: ``self_logit`` (the law applies), ``scale_visible`` (a raw readout, a norm penalty
@@ -89,7 +89,7 @@ def predict_config(cfg: TrainConfig, law=None, steps: list[int] | None = None,
         "config": cfg.name, "regime": kind, "why": why, "steps": steps,
         "tau": tau.tolist(), "d_model": m.d_model, "num_loops": m.num_loops,
         "n_layers": m.n_layers, "vocab": cfg.data.tokenizer, "embed_std": embed_std(cfg),
-        "uncertainty_factor": math.exp(law.log_sd),
+        "uncertainty_factor": math.exp(max(law.cv_log_sd, law.log_sd)),
         "outside_domain": law.domain_issues(d=m.d_model, K=m.num_loops, L=m.n_layers,
                                             lr=cfg.lr, tau=float(tau_all[-1]))}
     if kind != "self_logit":

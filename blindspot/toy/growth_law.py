@@ -40,6 +40,7 @@ Tests: ``tests/test_toy_growth_law.py``; its claims: ``growth.v2_*``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ from blindspot.toy._validate import as_float
 from blindspot.toy.prediction import Prediction
 
 FORMULA = (r"\|H_k\|(\tau)=\|H_1\|(\tau)\,(1+(k-1)\rho(\tau)),\ "
-           r"\|H_1\|_\infty(\tau)=\kappa\,(d/128)^{q_d}(K/4)^{q_K}(L/2)^{q_L}"
+           r"\|H_1\|_\infty(\tau)=\kappa\,(d/128)^{q_d+q_{dd}\ln(d/128)}(K/4)^{q_K}(L/2)^{q_L}"
            r"(\eta/2\cdot10^{-3})^{q_\eta}v\,"
            r"\gamma\sigma_E^2d^{3/2}(\tau/\tau_0)^{\nu},\ \rho(\tau)=\rho_0(\tau/\tau_0)^{-\mu}")
 D_REF, K_REF, L_REF = 128, 4, 2  # the CPU preset's shape: the exponents are relative to it
@@ -62,34 +63,40 @@ class GrowthLaw:
     """The fitted constants (see the module doc) and where they were fitted."""
 
     kappa: float  # alpha_1/m at the reference shape and tau_0 (1/nats)
-    q_d: float  # exponent of d in alpha_1/m
+    q_d: float  # exponent of d in alpha_1/m (at d = 128)
+    q_dd: float  # its curvature: alpha_1/m goes as (d/128)^(q_d + q_dd ln(d/128))
     q_K: float  # exponent of K in alpha_1/m
     q_L: float  # exponent of L in alpha_1/m
     q_lr: float  # exponent of the (constant) learning rate in alpha_1/m, at a given tau
     word_factor: float  # alpha_1/m of the regex-word vocabulary over bytes' (1 for bytes)
-    rho: float  # rho_0: radial increment of loops >= 2 over ||H_1||, at tau_0
+    rho: float  # rho_0: radial increment of loops >= 2 over ||H_1||, at the reference
+    r_d: float  # exponent of d in rho
+    r_lr: float  # exponent of the learning rate in rho
     nu: float  # late trend of ||H_1||: tau^nu
     mu: float  # late trend of rho: tau^-mu
     rate: float  # c: growth of ||H_1|| per unit tau before the plateau
-    log_sd: float  # rms log error of the fit: the law's uncertainty, as a factor exp(log_sd)
+    log_sd: float  # rms log error of the fit on its own runs (in-sample)
     domain: dict = field(default_factory=dict)  # name -> [low, high] fitted on
+    cv_log_sd: float = 0.0  # rms log error of leave-one-group-out refits: the uncertainty
 
     def first_plateau(self, d, K, L, sigma_E, gain=1.0, word=False, tau=TAU_REF,
                       lr=LR_REF) -> float:
         """‖H_1‖ at the plateau at cumulative lr ``tau`` (premises 1 and 3)."""
         d, K, L, lr = (float(as_float(n, v, positive=True)) for n, v in (
             ("d", d), ("K", K), ("L", L), ("lr", lr)))
-        k = self.kappa * (d / D_REF) ** self.q_d * (K / K_REF) ** self.q_K \
+        x = math.log(d / D_REF)
+        k = self.kappa * math.exp(self.q_d * x + self.q_dd * x * x) * (K / K_REF) ** self.q_K \
             * (L / L_REF) ** self.q_L * (lr / LR_REF) ** self.q_lr \
             * (self.word_factor if word else 1.0)
         late = (float(as_float("tau", tau, positive=True)) / TAU_REF) ** self.nu
         return float(k * as_float("gain", gain, positive=True)
                      * as_float("sigma_E", sigma_E, positive=True) ** 2 * d ** 1.5 * late)
 
-    def ratio(self, tau) -> np.ndarray:
-        """ρ(τ) = ρ_0 (τ/τ_0)^-μ."""
+    def ratio(self, tau, d=D_REF, lr=LR_REF) -> np.ndarray:
+        """ρ(τ) = ρ_0 (d/128)^{r_d} (η/2e-3)^{r_lr} (τ/τ_0)^-μ."""
         tau = np.maximum(as_float("tau", tau, nonneg=True), 1e-12)
-        return self.rho * (tau / TAU_REF) ** (-self.mu)
+        return self.rho * (float(d) / D_REF) ** self.r_d * (float(lr) / LR_REF) ** self.r_lr \
+            * (tau / TAU_REF) ** (-self.mu)
 
     def loop_scales(self, tau, s0_first, d, K, L, sigma_E, gain=1.0, word=False,
                     lr=LR_REF) -> Prediction:
@@ -107,7 +114,7 @@ class GrowthLaw:
         p0 = self.first_plateau(d, K, L, sigma_E, gain, word, TAU_REF, lr)
         t_plateau = np.sqrt(max(p0**2 - s0**2, 0.0)) / self.rate
         grown = np.clip((first - s0) / np.maximum(plateau - s0, 1e-12), 0.0, 1.0)
-        rho = self.ratio(np.maximum(tau, t_plateau)) * grown
+        rho = self.ratio(np.maximum(tau, t_plateau), d, lr) * grown
         loops = np.arange(int(K))  # k - 1
         scale = first[:, None] * (1 + loops[None, :] * rho[:, None])
         return Prediction("loop_scales", {"tau": tau, "scale": scale, "tau_plateau": t_plateau},
@@ -122,6 +129,33 @@ class GrowthLaw:
                 if not lo <= v <= hi:
                     out.append(f"{name} = {v:g} outside the fitted {lo:g}..{hi:g}")
         return out
+
+
+def final_log_errors(law: GrowthLaw, r: Run) -> np.ndarray:
+    """log(predicted / measured) of every loop's final ‖H_k‖ of run ``r``."""
+    p = law.loop_scales([r.tau[-1]], r.scale[0, 0], r.d, r.K, r.L, r.sigma_E, r.gain, r.word,
+                        r.lr)["scale"][0]
+    return np.log(p / r.scale[-1])
+
+
+def cross_validated(runs: list[Run], groups: list[str]) -> GrowthLaw:
+    """:func:`fit_growth_law` on every run, with ``cv_log_sd`` the rms log error of each
+    group's runs (an arm's seeds) predicted by the law refitted without that group: the
+    law's uncertainty out of sample, larger than its in-sample ``log_sd``."""
+    if len(groups) != len(runs):
+        raise ValueError("cross_validated needs one group name per run")
+    errs = []
+    for g in sorted(set(groups)):
+        rest = [r for r, h in zip(runs, groups, strict=True) if h != g]
+        held = [r for r, h in zip(runs, groups, strict=True) if h == g]
+        try:
+            law = fit_growth_law(rest)
+        except ValueError:
+            continue
+        for r in held:
+            errs.extend(final_log_errors(law, r))
+    law = fit_growth_law(runs)
+    return GrowthLaw(**{**law.__dict__, "cv_log_sd": float(np.sqrt(np.mean(np.square(errs))))})
 
 
 @dataclass(frozen=True)
@@ -152,43 +186,41 @@ def _common_slope(xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
 
 
 def fit_growth_law(runs: list[Run]) -> GrowthLaw:
-    """Fit the constants, each from the data that identifies it:
+    """Fit the constants by least squares in log space over the runs' last evaluations:
 
-    - ν and μ: common log-log slopes in τ of ‖H_1‖ and of ρ = (‖H_K‖/‖H_1‖ − 1)/(K − 1) over
-      every run's evaluations at τ ≥ :data:`LATE_TAU` (each run its own level);
-    - κ, q_d, q_K, q_L, q_lr and the word factor: least squares of
-      log(‖H_1‖ (τ_0/τ)^ν / (γσ²d^{3/2})) at each run's last evaluation on log(d/128),
-      log(K/4), log(L/2), log(lr/2e-3) and the vocabulary indicator (a factor not varied is
-      left at 1);
-    - ρ_0: the median of ρ (τ_0/τ)^-μ at the runs' last evaluations (K ≥ 2);
+    - κ, q_d, q_dd, q_K, q_L, q_lr, the word factor and ν: log(‖H_1‖/(γσ²d^{3/2})) on
+      log(d/128), its square, log(K/4), log(L/2), log(η/2e-3), the vocabulary indicator and
+      log(τ/τ_0) (a factor not varied is left at 1; the square of log d needs three widths);
+    - ρ_0, r_d, r_lr and μ: log ρ, ρ = (‖H_K‖/‖H_1‖ − 1)/(K − 1), on log(d/128), log(η/2e-3)
+      and log(τ/τ_0) (runs with K ≥ 2);
     - c: the median over runs of the largest (‖H_1‖² − s_0²)^{1/2}/τ over the logged training
       steps still below 90 % of the run's final ‖H_1‖ (the rise; a lower bound where the jump
       is over by the first logged step).
     The uncertainty is the rms log error of the fitted law's final ‖H_k‖ over every run and
     loop."""
-    if len(runs) < 5:
-        raise ValueError("fit_growth_law needs at least 5 runs (5 constants of the plateau)")
-    xs, y1, yr = [], [], []
-    for r in runs:
-        keep = r.tau >= LATE_TAU
-        if keep.sum() >= 3:
-            xs.append(np.log(r.tau[keep]))
-            y1.append(np.log(r.scale[keep, 0]))
-            if r.K >= 2:
-                yr.append(np.log(np.maximum(r.scale[keep, -1] / r.scale[keep, 0] - 1, 1e-6)
-                                 / (r.K - 1)))
-    nu = _common_slope(xs, y1)
-    mu = -_common_slope([x for x, r in zip(xs, runs, strict=False) if r.K >= 2], yr) \
-        if yr else 0.0
-    X = np.array([[1.0, np.log(r.d / D_REF), np.log(r.K / K_REF), np.log(r.L / L_REF),
-                   np.log(r.lr / LR_REF), float(r.word)] for r in runs])
-    y = np.array([np.log(r.scale[-1, 0] * (TAU_REF / r.tau[-1]) ** nu
-                         / (r.gain * r.sigma_E**2 * r.d**1.5)) for r in runs])
-    cols = [j for j in range(X.shape[1]) if j == 0 or np.ptp(X[:, j]) > 0]
-    coef = np.zeros(X.shape[1])
-    coef[cols] = np.linalg.lstsq(X[:, cols], y, rcond=None)[0]
-    rho = float(np.median([(r.scale[-1, -1] / r.scale[-1, 0] - 1) / (r.K - 1)
-                           * (r.tau[-1] / TAU_REF) ** mu for r in runs if r.K >= 2]))
+    if len(runs) < 8:
+        raise ValueError("fit_growth_law needs at least 8 runs (8 constants of the plateau)")
+
+    def lstsq(X: np.ndarray, y: np.ndarray, needs_three_widths: int | None = None) -> np.ndarray:
+        cols = [j for j in range(X.shape[1]) if j == 0 or np.ptp(X[:, j]) > 0]
+        if needs_three_widths is not None and len({r.d for r in runs}) < 3:
+            cols = [j for j in cols if j != needs_three_widths]
+        coef = np.zeros(X.shape[1])
+        coef[cols] = np.linalg.lstsq(X[:, cols], y, rcond=None)[0]
+        return coef
+
+    def logs(r: Run) -> tuple[float, float, float]:
+        return np.log(r.d / D_REF), np.log(r.lr / LR_REF), np.log(r.tau[-1] / TAU_REF)
+
+    X = np.array([[1.0, logs(r)[0], logs(r)[0] ** 2, np.log(r.K / K_REF), np.log(r.L / L_REF),
+                   logs(r)[1], float(r.word), logs(r)[2]] for r in runs])
+    y = np.array([np.log(r.scale[-1, 0] / (r.gain * r.sigma_E**2 * r.d**1.5)) for r in runs])
+    c1 = lstsq(X, y, needs_three_widths=2)
+    looped = [r for r in runs if r.K >= 2]
+    Xr = np.array([[1.0, *logs(r)] for r in looped])
+    yr = np.array([np.log(max(r.scale[-1, -1] / r.scale[-1, 0] - 1, 1e-6) / (r.K - 1))
+                   for r in looped])
+    c2 = lstsq(Xr, yr)
     rates = []
     for r in runs:
         rising = (r.curve_first < 0.9 * r.scale[-1, 0]) & (r.curve_tau > 0)
@@ -197,17 +229,14 @@ def fit_growth_law(runs: list[Run]) -> GrowthLaw:
                 r.curve_first[rising] ** 2 - r.scale[0, 0] ** 2, 0.0)) / r.curve_tau[rising])))
     if not rates:
         raise ValueError("no run logs a point of its rise: log the training curve earlier")
-    rate = float(np.median(rates))
-    law = GrowthLaw(float(np.exp(coef[0])), float(coef[1]), float(coef[2]), float(coef[3]),
-                    float(coef[4]), float(np.exp(coef[5])), rho, nu, mu, rate, 0.0, {
+    law = GrowthLaw(float(np.exp(c1[0])), float(c1[1]), float(c1[2]), float(c1[3]),
+                    float(c1[4]), float(c1[5]), float(np.exp(c1[6])),
+                    float(np.exp(c2[0])), float(c2[1]), float(c2[2]), float(c1[7]),
+                    float(-c2[3]), float(np.median(rates)), 0.0, {
                         "d": [min(r.d for r in runs), max(r.d for r in runs)],
                         "K": [min(r.K for r in runs), max(r.K for r in runs)],
                         "L": [min(r.L for r in runs), max(r.L for r in runs)],
                         "lr": [min(r.lr for r in runs), max(r.lr for r in runs)],
                         "tau": [0.0, max(float(r.tau[-1]) for r in runs)]})
-    errs = []
-    for r in runs:
-        p = law.loop_scales([r.tau[-1]], r.scale[0, 0], r.d, r.K, r.L, r.sigma_E, r.gain,
-                            r.word, r.lr)["scale"][0]
-        errs.extend(np.log(p / r.scale[-1]))
+    errs = np.concatenate([final_log_errors(law, r) for r in runs])
     return GrowthLaw(**{**law.__dict__, "log_sd": float(np.sqrt(np.mean(np.square(errs))))})
