@@ -247,12 +247,14 @@ def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
     x3 of the web page's 39,207."""
     rows, in_range, near = [], True, False
     for name, p in pred["runs"].items():
+        if name.endswith("-gpu-budget"):
+            continue  # the GPU tier's budget run, not the paper's
         got = p["scale_final"][-1]
         ratio = max(got, PAPER_SCALE_K) / min(got, PAPER_SCALE_K)
         ok = PAPER_RANGE[0] <= got < PAPER_RANGE[1]
         in_range &= ok
         near |= ratio <= PAPER_FACTOR
-        rows.append(f"{name}: ‖H_K‖ {got:,.0f} (x{p['uncertainty_factor']:.2f} fit error; "
+        rows.append(f"{name}: ‖H_K‖ {got:,.0f} (law out of sample x{p['uncertainty_factor']:.2f}; "
                     f"x{ratio:.1f} from 39,207; "
                     + ("outside the fitted domain: " + "; ".join(p["outside_domain"])
                        if p["outside_domain"] else "inside the fitted domain") + ")")

@@ -303,13 +303,14 @@ PAPER_RUNS = ("44m-per_loop-norm", "129m-per_loop-norm")
 def predict_paper(out: str | Path | None = None, log=print) -> dict[str, Any]:
     """The law's predictions for the paper's full 44M and 129M per-loop + RMSNorm runs (the
     presets with the paper's recipe, on the paper's word vocabulary, for 4 epochs of
-    WikiText-103: :func:`blindspot.experiments.table1.paper_run_steps`), with the per-token
+    WikiText-103: :func:`blindspot.experiments.table1.paper_run_steps`) and for the 44M run
+    of the GPU tier's budget (:func:`blindspot.experiments.table1.gpu_plan`), with the per-token
     quantiles of ‖H_K‖ (the paper's Table 10) carried from the study's measured ratios to the
     mean. Written to ``predictions-paper.json``."""
     import numpy as np
 
     from blindspot.experiments.predict import predict_config
-    from blindspot.experiments.table1 import paper_run_steps
+    from blindspot.experiments.table1 import gpu_plan, paper_run_steps
     from blindspot.train.config import load_config
 
     if LAW is None:
@@ -319,13 +320,15 @@ def predict_paper(out: str | Path | None = None, log=print) -> dict[str, Any]:
     ratios = {q: float(np.median([r["scale_K_tokens"][q] / r["scale_K_tokens"]["mean"]
                                   for r in learned])) for q in ("median", "p99", "max")}
     preds = {}
-    for preset in PAPER_RUNS:
+    budget = gpu_plan()["steps"]["44m"]
+    for preset, steps in ((PAPER_RUNS[0], budget), *((p, None) for p in PAPER_RUNS)):
         cfg = load_config(preset)
-        steps = paper_run_steps(cfg)
+        label = preset.split("-")[0] + ("-gpu-budget" if steps else "")
+        steps = steps or paper_run_steps(cfg)
         cfg = load_config(preset, [f"steps={steps}"])
         p = predict_config(cfg, LAW, [cfg.log_every, steps // 100, steps // 10, steps])
         mean = p["scale_final"][-1]
-        preds[preset.split("-")[0]] = {**p, "scale_K_tokens": {
+        preds[label] = {**p, "scale_K_tokens": {
             "mean": mean, **{q: mean * f for q, f in ratios.items()}},
             "token_ratios_from": f"median over {len(learned)} learning phase-1 runs"}
     result = {"experiment": "growth-law", "phase": "paper", "model": "growth law (phase-1 fit)",
