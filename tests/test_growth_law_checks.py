@@ -22,12 +22,14 @@ def _pred(runs: dict[str, float]) -> dict:
 
 def _run(group: str, scale: float, d: int = 128, learns: bool = True, when: str = LATER,
          alpha: float = 3.0, rest_share: float = 0.98, sigma: float = 1.0) -> dict:
-    mech = {"alpha": [alpha], "rest": [rest_share * scale], "embed_std": sigma}
+    mech = {"alpha": [alpha], "rest": [rest_share * scale], "embed_std": sigma,
+            "gain_mean": 0.5}
     return {"group": group, "d_model": d, "learns": learns, "ce_K": 2.7 if learns else 4.0,
             "unigram_entropy": 3.3, "scale_K": scale, "scale": [scale / 2, scale],
             "curve_steps": [5, 10], "curve_scale": [[scale / 2, scale]] * 2,
             "created_utc": when,
-            "evals": [{"scale": [20.0], "mechanism": {**mech, "embed_std": 1.0}},
+            "evals": [{"scale": [20.0], "mechanism": {**mech, "embed_std": 1.0,
+                                                       "gain_mean": 1.0}},
                       {"scale": [scale], "mechanism": mech}]}
 
 
@@ -40,6 +42,7 @@ def test_phase_claims_pass_and_refute():
     bad = {"runs": {**ok["runs"], "d256-seed0": _run("width", 800.0, 256)}}
     out = judge_phase(pred, bad, ("width",), 2.0)
     assert not out.passed and "MISSED d256-seed0" in out.evidence
+    assert "readout gain γ x0.50 of init" in out.evidence  # a miss says what moved
     # the per-loop form judges every loop: loop 1 predicted 150 vs measured 400 -> refuted
     per = {"runs": {"d64-seed0": {**_run("width", 300.0, 64), "scale": [400.0, 300.0]},
                     "d256-seed0": _run("width", 2000.0, 256)}}

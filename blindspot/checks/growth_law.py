@@ -87,7 +87,8 @@ def judge_phase(pred: dict[str, Any], summary: dict[str, Any], groups: tuple[str
                 + "/".join(f"{m:,.0f}" for m in meas_final)) if per_loop else \
             f"‖H_K‖ {pred_final[0]:,.0f} vs {meas_final[0]:,.0f}"
         rows.append(f"{'' if good else 'MISSED '}{name}: predicted {what} "
-                    f"(worst x{math.exp(max(errs)):.2f}; curve median x{math.exp(med):.2f})")
+                    f"(worst x{math.exp(max(errs)):.2f}; curve median x{math.exp(med):.2f}"
+                    + ("" if good else "; " + why_missed(t, r)) + ")")
         ok &= good
     if missing:
         raise Skip(f"not yet trained: {', '.join(sorted(missing))}")
@@ -96,6 +97,19 @@ def judge_phase(pred: dict[str, Any], summary: dict[str, Any], groups: tuple[str
                    "no run of these arms in the summary yet")
     return Outcome(ok, ("" if ok else "refuted: ") + "; ".join(rows)
                    + f" (needs x{factor:g} for every learning run; {judged} judged)")
+
+
+def why_missed(pred: dict[str, Any], run: dict[str, Any]) -> str:
+    """What a missed run had that its prediction did not: where it lies outside the law's
+    fitted domain, how far its readout gain γ and the first loop's token coefficient α_1
+    moved from init (the law holds γ at its initial value), and its learning margin."""
+    m0, m1 = run["evals"][0]["mechanism"], run["evals"][-1]["mechanism"]
+    out = [f"outside the fitted domain: {'; '.join(pred['outside_domain'])}"] \
+        if pred.get("outside_domain") else []
+    out.append(f"readout gain γ x{m1['gain_mean'] / m0['gain_mean']:.2f} of init, α_1 "
+               f"{m1['alpha'][0]:.2f}, CE_K {run['unigram_entropy'] - run['ce_K']:.2f} nats "
+               f"below the unigram entropy")
+    return "; ".join(out)
 
 
 def group_of(run: str) -> str:
