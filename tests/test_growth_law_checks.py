@@ -23,7 +23,7 @@ def _pred(runs: dict[str, float]) -> dict:
 def _run(group: str, scale: float, d: int = 128, learns: bool = True, when: str = LATER,
          alpha: float = 3.0, rest_share: float = 0.98, sigma: float = 1.0) -> dict:
     mech = {"alpha": [alpha], "rest": [rest_share * scale], "embed_std": sigma,
-            "gain_mean": 0.5}
+            "gain_mean": 0.5, "scale_K_tokens": {"mean": scale}}
     return {"group": group, "d_model": d, "learns": learns, "ce_K": 2.7 if learns else 4.0,
             "unigram_entropy": 3.3, "scale_K": scale, "scale": [scale / 2, scale],
             "curve_steps": [5, 10], "curve_scale": [[scale / 2, scale]] * 2,

@@ -146,7 +146,8 @@ def judge_mechanism(summary: dict[str, Any]) -> Outcome:
             continue
         n += 1
         m0, m = r["evals"][0]["mechanism"], r["evals"][-1]["mechanism"]
-        alpha, share = m["alpha"][-1], m["rest"][-1] / r["evals"][-1]["scale"][-1]
+        # the split and ‖H_K‖ of the same batch (the mechanism record's first validation batch)
+        alpha, share = m["alpha"][-1], m["rest"][-1] / m["scale_K_tokens"]["mean"]
         shrink = m["embed_std"] / m0["embed_std"]
         good = alpha >= DILUTE_ALPHA and share >= DILUTE_REST and shrink >= SHRINK
         ok &= good

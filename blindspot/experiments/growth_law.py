@@ -403,7 +403,11 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, phase: int = 1,
             log(f"[growth-law] {name}: ‖H_K‖ {res.final['scale_K']:.1f}, final-loop CE "
                 f"{res.final['ce'][-1]:.3f} ({res.wall_time_s:.0f} s)")
     if shard is None:
-        summary = summarize(out, time.perf_counter() - t0, overrides)
+        walls = {}
+        if (out / "summary.json").is_file():
+            walls = load_summary(out / "summary.json").get("phase_wall_time_s", {})
+        walls[str(phase)] = time.perf_counter() - t0
+        summary = summarize(out, time.perf_counter() - t0, overrides, walls)
         atomic_write_json(out / "summary.json", summary)
         atomic_write_text(out / "table.md", format_table(summary) + "\n")
         log(format_table(summary))
@@ -452,8 +456,10 @@ def run_record(run_dir: Path, arm: Arm, cfg: TrainConfig, final: dict[str, Any],
     }
 
 
-def summarize(out: Path, session_s: float = 0.0, overrides: tuple[str, ...] = ()) -> dict:
-    """The summary of every finished run under ``out/per_run`` of any phase."""
+def summarize(out: Path, session_s: float = 0.0, overrides: tuple[str, ...] = (),
+              phase_wall: dict[str, float] | None = None) -> dict:
+    """The summary of every finished run under ``out/per_run`` of any phase; ``phase_wall``:
+    the wall time of each phase's training session (seconds, by phase)."""
     rows, cache = {}, {}
     for phase in sorted({a.phase for a in ARMS.values()}):
         for name, arm, cfg in planned(phase, overrides):
@@ -463,6 +469,7 @@ def summarize(out: Path, session_s: float = 0.0, overrides: tuple[str, ...] = ()
                                         _entropy(cfg, cache))
     return {"experiment": "growth-law", "tier": "cpu", "runs": rows,
             "train_time_s": sum(r["wall_time_s"] for r in rows.values()),
+            "phase_wall_time_s": dict(phase_wall or {}),
             "run_card": run_card(config={"runs": sorted(rows), "overrides": list(overrides)},
                                  seed=None, wall_time_s=session_s)}
 
