@@ -185,14 +185,19 @@ def run_form(form: str, steps: int, every: int, seed: int) -> dict:
             "diagnose": diagnosis(model)}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line; every path it writes defaults under runs/."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=STEPS, help="optimizer steps per form")
     p.add_argument("--every", type=int, default=EVERY, help="monitor interval (steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/albert", help="folder for albert.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

@@ -154,12 +154,17 @@ def counts(rows: list[dict], key: str) -> dict:
             "true_negatives": sum(not r[key] and not r["label"] for r in rows)}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The command line; every path it writes defaults under runs/."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/monitor-labels", help="folder for monitor_labels.json")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     log = logging.getLogger("blindspot.control")
