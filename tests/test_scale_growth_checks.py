@@ -113,3 +113,12 @@ def _partial(study, tmp_path):
     path = tmp_path / "partial.json"
     path.write_text(json.dumps(data))
     return path
+
+
+def test_jump_share_reads_the_curve_at_the_jump_step():
+    from blindspot.checks.scale_growth import jump_share
+
+    # at step 20 the curve stands at 80 of its largest 100; a t^1/2 curve would be far lower
+    assert jump_share([5, 10, 20, 40, 200], [10, 50, 80, 100, 90]) == 0.8
+    steps = list(range(10, 201, 10))
+    assert jump_share(steps, [s ** 0.5 for s in steps]) == (20 / 200) ** 0.5
