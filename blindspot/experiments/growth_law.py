@@ -184,8 +184,8 @@ def _law():
 
 
 LAW = _law()
-"""The growth law fitted on phase 1: :func:`fit_law` of the committed
-``results/growth-law/summary.json``, written out so that ``blindspot predict`` needs no result
+"""The growth law fitted on phase 1 (by :func:`fit_law` of the committed
+``results/growth-law/summary.json``), written out so that ``blindspot predict`` needs no result
 file (``tests/test_growth_law_study.py`` checks that refitting reproduces it)."""
 
 
@@ -263,8 +263,9 @@ def law_runs(summary: dict[str, Any], phase: int = 1,
 
 
 FIT_EXCLUDES = ("long-d512-lr3e-4-seed0",)
-"""Phase-1 runs the committed law was not fitted on: the longest d = 512 run was still training
-when the law was fitted and its phase-2 predictions written, so it is predicted with them."""
+"""The phase-1 runs the committed law was not fitted on. The longest d = 512 run was still
+training when the law was fitted and its phase-2 predictions written, so it is predicted with
+them."""
 
 
 def fit_law(summary: dict[str, Any]):

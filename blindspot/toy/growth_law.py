@@ -196,6 +196,7 @@ def fit_growth_law(runs: list[Run]) -> GrowthLaw:
     - c: the median over runs of the largest (‖H_1‖² − s_0²)^{1/2}/τ over the logged training
       steps still below 90 % of the run's final ‖H_1‖ (the rise; a lower bound where the jump
       is over by the first logged step).
+
     The uncertainty is the rms log error of the fitted law's final ‖H_k‖ over every run and
     loop."""
     if len(runs) < 8:
