@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from blindspot.figures.diagnostics import plain_log_ticks
 from blindspot.figures.registry import figure
 
 STUDY = "growth-law/summary.json"
@@ -71,6 +72,10 @@ def draw_mechanism(summary: dict, long_run: str = "long-d64-seed0"):
         ax.set_xlabel(r"cumulative learning rate $\tau$")
         ax.set_title(f"(d) {long_run}: α_1 grows, ρ falls", fontsize=9)
         ax.legend(fontsize=7)
+        for a in axes[2:]:
+            plain_log_ticks(a, "x")
+            plain_log_ticks(a, "y")
+    plain_log_ticks(axes[1], "y")
     fig.tight_layout()
     return fig
 
@@ -115,6 +120,8 @@ def draw_predictions(summary: dict, predictions: dict[int, dict]):
     ax.set_xlabel(r"measured final $\|H_K\|$")
     ax.set_ylabel(r"predicted final $\|H_K\|$ (registered before the run)")
     ax.set_title("Growth-law study: every registered prediction")
+    plain_log_ticks(ax, "x")
+    plain_log_ticks(ax, "y")
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
