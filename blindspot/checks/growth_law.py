@@ -11,13 +11,13 @@ so ``tests/test_growth_law_checks.py`` feeds them synthetic data that must pass 
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 
+from blindspot.checks.scale_growth import load_result
 from blindspot.claims import Outcome, Skip, claim
 
 V1_FACTOR = 2.0  # the committed self-logit model's own tolerance (growth.scale_prediction)
@@ -31,19 +31,6 @@ AXES = {  # phase-1 groups judged together
 DILUTE_ALPHA = 0.5  # "cancel" would drive the token coefficient alpha of H_K towards 0
 DILUTE_REST = 0.9  # "dilute": the rest r carries at least 90 % of ‖H_K‖
 SHRINK = 0.8  # "shrink": sigma_E below 80 % of its initial value
-
-
-def _results():
-    from blindspot.figures import results_root
-
-    return results_root()
-
-
-def _load(rel: str, how: str) -> dict[str, Any]:
-    path = _results() / rel
-    if not path.is_file():
-        raise Skip(f"no results/{rel}: run `{how}`")
-    return json.loads(path.read_text())
 
 
 def _utc(stamp: str) -> datetime:
@@ -167,8 +154,8 @@ _TEST = "tests/test_growth_law_checks.py"
 
 
 def _v1(axis: str) -> Outcome:
-    summary = _load(*_SUM)
-    out = judge_phase(_load(*_P1), summary, AXES[axis], V1_FACTOR)
+    summary = load_result(*_SUM)
+    out = judge_phase(load_result(*_P1), summary, AXES[axis], V1_FACTOR)
     if axis == "width":
         q, means = width_exponent(summary)
         out = Outcome(out.passed, out.evidence + "; measured log-log slope of ‖H_K‖ in d "
@@ -232,7 +219,7 @@ def _v1_tokens_length() -> Outcome:
        tier="full", test=f"{_TEST}::test_mechanism_claim_passes_and_refutes",
        experiment="growth-law", page="notebooks/growth_law.md")
 def _mechanism() -> Outcome:
-    return judge_mechanism(_load(*_SUM))
+    return judge_mechanism(load_result(*_SUM))
 
 
 PAPER_RANGE = (1_000.0, 100_000.0)  # "thousands or tens of thousands" (the paper's claim 4)
@@ -253,8 +240,8 @@ _PAPER = ("growth-law/predictions-paper.json",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md", certificate="blindspot.toy.growth_law.fit_growth_law")
 def _v2_second_set() -> Outcome:
-    summary = _load(*_SUM)
-    return judge_phase(_load(*_P2), summary, ("combined",), V2_FACTOR, per_loop=True)
+    summary = load_result(*_SUM)
+    return judge_phase(load_result(*_P2), summary, ("combined",), V2_FACTOR, per_loop=True)
 
 
 def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
@@ -290,4 +277,4 @@ def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
        experiment="growth-law", page="notebooks/growth_law.md",
        certificate="blindspot.toy.growth_law.GrowthLaw")
 def _v2_paper_scale() -> Outcome:
-    return judge_paper_scale(_load(*_PAPER))
+    return judge_paper_scale(load_result(*_PAPER))

@@ -35,7 +35,7 @@ def _results() -> Path:
     return results_root()
 
 
-def _load(rel: str, how: str) -> dict[str, Any]:
+def load_result(rel: str, how: str) -> dict[str, Any]:
     path = _results() / rel
     if not path.is_file():
         raise Skip(f"no {rel}: run `{how}`")
@@ -164,7 +164,7 @@ _TEST = "tests/test_scale_growth_checks.py"
 
 def _measured() -> dict[str, dict[str, Any]]:
     root = _results()
-    return measured_curves(_load(*_STUDY), root / "sensitivity-cpu", root / "table1-cpu")
+    return measured_curves(load_result(*_STUDY), root / "sensitivity-cpu", root / "table1-cpu")
 
 
 @claim("growth.scale_prediction",
@@ -179,7 +179,7 @@ def _measured() -> dict[str, dict[str, Any]]:
        experiment="scale-prediction", page="notebooks/table1.md",
        certificate="blindspot.toy.scale_growth.fit_self_logit_model")
 def _scale_prediction() -> Outcome:
-    return judge_predictions(_load(*_PRED), _measured())
+    return judge_predictions(load_result(*_PRED), _measured())
 
 
 @claim("growth.paper_run_prediction",
@@ -192,7 +192,7 @@ def _scale_prediction() -> Outcome:
        experiment="scale-prediction", page="notebooks/table1.md",
        certificate="blindspot.toy.scale_growth.plateau_scale")
 def _paper_run() -> Outcome:
-    return judge_paper_run(_load(*_PRED))
+    return judge_paper_run(load_result(*_PRED))
 
 
 @claim("growth.init_sets_blowup",
@@ -205,7 +205,7 @@ def _paper_run() -> Outcome:
        test=f"{_TEST}::test_init_vs_recipe_claim_passes_and_refutes",
        experiment="sensitivity", page="notebooks/table1.md")
 def _init_sets_blowup() -> Outcome:
-    return judge_init_vs_recipe(_load(*_STUDY))
+    return judge_init_vs_recipe(load_result(*_STUDY))
 
 
 @claim("growth.t3_exponent",

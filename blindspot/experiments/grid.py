@@ -55,6 +55,15 @@ def format_scale(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2f}" if math.isfinite(x) else str(x)
 
 
+def read_summary(path: str | Path, experiment: str, key: str, command: str) -> dict[str, Any]:
+    """An experiment's committed ``summary.json``, checked to be ``experiment``'s and to hold
+    ``key``; otherwise ValueError naming the ``command`` that writes it."""
+    data = json.loads(Path(path).read_text())
+    if data.get("experiment") != experiment or key not in data:
+        raise ValueError(f"{path} is not a {experiment} summary (run `{command}`)")
+    return data
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The JSON records of ``run_dir/metrics.jsonl``, in order."""
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -52,6 +52,7 @@ from blindspot.experiments.grid import (
     format_scale,
     mine,
     read_metrics,
+    read_summary,
     spawn_workers,
     train_and_keep,
 )
@@ -496,9 +497,6 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def load_summary(path: str | Path = f"{OUT}/summary.json") -> dict[str, Any]:
-    data = json.loads(Path(path).read_text())
-    if data.get("experiment") != "growth-law" or "runs" not in data:
-        raise ValueError(f"{path} is not a growth-law summary (run `blindspot experiment "
-                         f"growth-law --phase 1`)")
-    return data
+    return read_summary(path, "growth-law", "runs",
+                        "blindspot experiment growth-law --phase 1 --workers 2")
 

@@ -36,6 +36,7 @@ from blindspot.experiments.grid import (
     format_scale,
     mine,
     read_metrics,
+    read_summary,
     spawn_workers,
     train_and_keep,
 )
@@ -186,10 +187,5 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def load_summary(path: str | Path = f"{OUT}/summary.json") -> dict[str, Any]:
-    import json
-
-    data = json.loads(Path(path).read_text())
-    if data.get("experiment") != "sensitivity" or "arms" not in data:
-        raise ValueError(f"{path} is not a sensitivity summary (run `blindspot experiment "
-                         f"sensitivity --tier cpu`)")
-    return data
+    return read_summary(path, "sensitivity", "arms",
+                        "blindspot experiment sensitivity --tier cpu")

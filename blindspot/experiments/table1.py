@@ -450,10 +450,9 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def load_summary(path: str | Path) -> dict[str, Any]:
     """The committed summary, checked for the fields the claims read."""
-    data = json.loads(Path(path).read_text())
-    if data.get("experiment") != "table1" or "conditions" not in data:
-        raise ValueError(f"{path} is not a table1 summary (run `blindspot experiment table1`)")
-    return data
+    from blindspot.experiments.grid import read_summary
+
+    return read_summary(path, "table1", "conditions", "blindspot experiment table1")
 
 
 __all__ = ["CONTRASTS", "CONVERGED", "CONVERGED_CONDITIONS", "CONVERGED_SEEDS", "CPU_SEEDS",
