@@ -226,7 +226,7 @@ def _predict_self_logit(runs) -> dict[str, Any]:
     out = {}
     for name, _arm, cfg in runs:
         steps = sorted({*range(cfg.log_every, cfg.steps + 1, cfg.log_every), cfg.steps})
-        out[name] = sp._target(fit, cfg, steps, "growth-law phase 1")
+        out[name] = sp.target_prediction(fit, cfg, steps, "growth-law phase 1")
     return {"experiment": "growth-law", "phase": 1, "model": "self-logit (committed)",
             "fitted": f, "fitted_on": committed["fitted_on"], "runs": out}
 

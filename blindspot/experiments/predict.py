@@ -62,18 +62,13 @@ def initial_scales(cfg: TrainConfig, batch: int = 4) -> list[float]:
     return [h.norm(dim=-1).mean().item() for h in out.states]
 
 
-def embed_std(cfg: TrainConfig) -> float:
-    m = cfg.model
-    return m.init_embed_std if m.init_embed_std is not None else {"paper": 1.0,
-                                                                  "gpt2": 0.02}[m.init]
-
-
 def predict_config(cfg: TrainConfig, law=None, steps: list[int] | None = None,
                    s0: list[float] | None = None) -> dict[str, Any]:
     """The prediction for ``cfg`` (see the module doc). ``steps``: where (default 8 steps,
     log-spaced up to ``cfg.steps``); ``s0``: the per-loop ‖H_k‖ at init (computed from the
     seeded model when None)."""
     from blindspot.experiments.growth_law import LAW
+    from blindspot.experiments.scale_prediction import embed_std
     from blindspot.experiments.sensitivity import lr_per_step
     from blindspot.toy.scale_growth import cumulative_lr
 

@@ -77,7 +77,7 @@ def initial_scale(cfg: TrainConfig, windows: int | None = None) -> float:
     return evaluate(model, prepared_data(cfg).val, cfg, torch.device("cpu"))["scale_K"]
 
 
-def _target(fit, cfg: TrainConfig, steps: list[int], source: str,
+def target_prediction(fit, cfg: TrainConfig, steps: list[int], source: str,
             s0: float | None = None) -> dict[str, Any]:
     """The prediction for one run: its regime, its plateau and ‖H_K‖ at ``steps``."""
     from blindspot.experiments.sensitivity import lr_per_step
@@ -174,11 +174,11 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, study: str | Path |
     for name in TARGET_ARMS:
         cfg = sensitivity.ARMS[name].config(overrides)
         steps = list(range(cfg.log_every, cfg.steps + 1, cfg.log_every))
-        targets[f"sensitivity/{name}"] = _target(fit, cfg, steps, "sensitivity")
+        targets[f"sensitivity/{name}"] = target_prediction(fit, cfg, steps, "sensitivity")
     for key, seed, cfg in table1.plan_runs("cpu", conditions=("per_loop-norm",),
                                            overrides=tuple(overrides)):
         steps = sorted({*range(cfg.log_every, cfg.steps + 1, cfg.log_every), cfg.steps})
-        targets[f"table1-cpu/{key}-seed{seed}"] = _target(fit, cfg, steps, "table1-cpu")
+        targets[f"table1-cpu/{key}-seed{seed}"] = target_prediction(fit, cfg, steps, "table1-cpu")
     budget = full = None
     if gpu:
         gpu_cfg = load_config("44m-per_loop-norm")
@@ -189,7 +189,7 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, study: str | Path |
         s0_44m = initial_scale(gpu_cfg, windows=8)
         for label, steps in (("budget", budget), ("paper_run", full)):
             cfg = load_config("44m-per_loop-norm", [f"steps={steps}"])
-            t = _target(fit, cfg, [steps], f"44m {label}", s0=s0_44m)
+            t = target_prediction(fit, cfg, [steps], f"44m {label}", s0=s0_44m)
             targets[f"44m/{label}"] = {**t, "note": (
                 "GPU tier at the ten-minute plan" if label == "budget" else
                 f"the paper's {PAPER_EPOCHS} epochs of WikiText-103: {WIKITEXT103_WORDS:,} "
