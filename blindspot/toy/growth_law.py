@@ -10,31 +10,34 @@ and what the law is built from (proofs/growth_law.md states and proves the deriv
    with a uniform gain γ, the current token's logit above the vocabulary mean is
    γ√d⟨E[x_t] − Ē, H⟩/‖H‖. Writing H = α e + β p + r (e = E[x_t], p = P[t], r ⟂ both), its
    embedding part is γ α σ_E² d^{3/2}/‖H‖ up to O(σ_E² d) cross terms. Training holds this
-   self-logit at some m nats (measured ≈ 13 at d = 128, K = 4: not the 1.5 the committed model
-   fitted); with the token coefficient α_1 that loop 1 leaves, the first state's scale is
+   self-logit at some m nats (the study measures it in every run: it grows with d and not with
+   K or L); with the token coefficient α_1 that loop 1 leaves, the first state's scale is
 
    .. math:: \lVert H_1\rVert = \frac{\alpha_1}{m}\,\gamma\,\sigma_E^2\, d^{3/2} .
 
-   The dependence on γ σ_E² is derived; α_1/m is **fitted** as a power law in the width d,
-   the loop count K and the layers per loop L (:attr:`GrowthLaw.kappa` and the exponents).
+   The dependence on γ σ_E² is derived (γ and σ_E at their initial values: the law does not
+   follow them over training); α_1/m is **fitted** as a power law in the width d (with a
+   curvature in ln d), the loop count K, the layers per loop L, the learning rate η and the
+   cumulative learning rate τ, times a factor for the word vocabulary (:class:`GrowthLaw`).
 2. **Later loops are radial (derived from Lemma 2, proofs/lemma2.md).** Once ‖H_1‖ is large
    the angular step of loop k is O(1/‖H_k‖), so every later state keeps loop 1's direction
    (and the same self-logit) and each loop adds about the same radial increment a:
 
    .. math:: \lVert H_k\rVert = \lVert H_1\rVert\,\big(1 + (k-1)\,\rho\big),\qquad
-             \rho = a/\lVert H_1\rVert \ \text{(fitted)} .
+             \rho = a/\lVert H_1\rVert \ \text{(fitted: a power law in } d,\ \eta,\ \tau) .
 
 3. **The clock (fitted).** The plateau is reached within a cumulative learning rate
    τ(t) = Σ_{i<t} η_i of a few hundredths: ‖H_1‖ rises as
    √(s_0² + min(c τ, √(plateau² − s_0²))²) (the committed model's premise 3, its rate c
-   refitted); after it, the plateau moves as exp(δ τ) with a fitted late drift δ (measured on
-   the study's longest runs; δ < 0 is a slow decline).
+   refitted); after it the plateau moves as τ^ν and ρ as τ^−μ (fitted across runs that end at
+   different τ, up to the study's longest phase-1 run).
 
 Domain (where the constants were fitted; :meth:`GrowthLaw.domain_issues` names what a config
 leaves): per-loop CE through an RMSNorm readout tied to the token embedding, no inter-loop
 norm, the paper's init (σ_E such that the initial self-logit γσ_E²d^{3/2}/‖H_0‖ is far above
-m: the *self-logit regime*), d 64..512, K 2..8, L 1..8, byte or regex-word vocabulary, τ up to
-the study's longest run. Outside, the law still answers, flagged as an extrapolation.
+m: the *self-logit regime*), a constant lr, and the fitted ranges of d, K, L, η and τ
+(:attr:`GrowthLaw.domain`), byte or regex-word vocabulary. Outside, the law still answers,
+flagged as an extrapolation; where it was tested outside (the second set), it missed.
 Tests: ``tests/test_toy_growth_law.py``; its claims: ``growth.v2_*``.
 """
 
@@ -50,8 +53,8 @@ from blindspot.toy.prediction import Prediction
 
 FORMULA = (r"\|H_k\|(\tau)=\|H_1\|(\tau)\,(1+(k-1)\rho(\tau)),\ "
            r"\|H_1\|_\infty(\tau)=\kappa\,(d/128)^{q_d+q_{dd}\ln(d/128)}(K/4)^{q_K}(L/2)^{q_L}"
-           r"(\eta/2\cdot10^{-3})^{q_\eta}v\,"
-           r"\gamma\sigma_E^2d^{3/2}(\tau/\tau_0)^{\nu},\ \rho(\tau)=\rho_0(\tau/\tau_0)^{-\mu}")
+           r"(\eta/2\cdot10^{-3})^{q_\eta}v\,\gamma\sigma_E^2d^{3/2}(\tau/\tau_0)^{\nu},\ "
+           r"\rho(\tau)=\rho_0(d/128)^{r_d}(\eta/2\cdot10^{-3})^{r_\eta}(\tau/\tau_0)^{-\mu}")
 D_REF, K_REF, L_REF = 128, 4, 2  # the CPU preset's shape: the exponents are relative to it
 LR_REF = 2e-3  # the CPU preset's lr
 TAU_REF = 0.4  # the CPU preset's cumulative lr (200 steps at 2e-3): the levels are read there
