@@ -39,3 +39,30 @@ def test_the_fit_reads_only_runs_that_learned():
         r = summary["runs"][name]
         assert r["ce_K"] <= r["unigram_entropy"] - g.FIT_MARGIN
     assert not used & set(g.FIT_EXCLUDES)
+
+
+REHEARSE = ("data.source=generated", "steps=4", "eval_windows=2", "log_every=1")
+
+
+def test_the_study_refuses_to_train_before_its_predictions(tmp_path):
+    with pytest.raises(ValueError, match="predict first"):
+        g.run(out=tmp_path, phase=1, arms=("d64",), overrides=REHEARSE,
+              scratch=tmp_path / "runs", log=lambda *_: None)
+
+
+def test_rehearsal_predict_then_train_then_summarize(tmp_path):
+    """The study's code path end to end on tiny runs: predict phase 1, train one arm, and
+    the summary holds every loop's curve, the mechanism record and the learning flag."""
+    pred = g.predict(1, tmp_path, REHEARSE, log=lambda *_: None)
+    assert {"d64-seed0", "d64-seed1"} <= set(pred["runs"])
+    summary = g.run(out=tmp_path, phase=1, arms=("d64",), overrides=REHEARSE,
+                    scratch=tmp_path / "runs", log=lambda *_: None)
+    assert set(summary["runs"]) == {"d64-seed0", "d64-seed1"}
+    r = summary["runs"]["d64-seed0"]
+    assert r["d_model"] == 64 and r["steps_total"] == 4 and len(r["curve_scale"]) == 4
+    assert len(r["curve_scale"][0]) == r["num_loops"]
+    m = r["evals"][-1]["mechanism"]
+    assert len(m["alpha"]) == r["num_loops"]
+    assert m["scale_K_tokens"]["max"] >= m["scale_K_tokens"]["median"] > 0
+    assert r["learns"] == (r["ce_K"] < r["unigram_entropy"])
+    assert summary["phase_wall_time_s"]["1"] > 0
