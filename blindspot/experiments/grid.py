@@ -34,6 +34,23 @@ def train_and_keep(cfg, run_dir: Path, scratch_dir: Path, progress: bool = False
     return res
 
 
+def train_shard(runs, out: Path, scratch: Path, shard: tuple[int, int] | None, what: str,
+                progress: bool = False, log=print, describe=lambda cfg: f"{cfg.steps} steps"
+                ) -> None:
+    """Train this worker's share of ``runs`` (``(name, cfg)`` pairs; all without a shard) into
+    ``out/per_run/<name>``, keeping every run finished earlier as it is."""
+    for i, (name, cfg) in enumerate(runs):
+        if not mine(i, shard):
+            continue
+        if finished(out / RUN_LOGS / name, cfg):
+            log(f"[{what}] {name}: finished earlier, kept as it is")
+            continue
+        log(f"[{what}] {name}: {describe(cfg)} ...")
+        res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
+        log(f"[{what}] {name}: ‖H_K‖ {res.final['scale_K']:.1f}, final-loop CE "
+            f"{res.final['ce'][-1]:.3f}, ppl {res.final['ppl_K']:.2f} ({res.wall_time_s:.0f} s)")
+
+
 def finished(run_dir: Path, cfg) -> dict[str, Any] | None:
     """The final evaluation recorded in ``run_dir`` when it is a finished run of ``cfg``
     (configs of older blindspot versions upgraded), else None. A finished run is never

@@ -50,11 +50,10 @@ from blindspot.experiments.grid import (
     RUN_LOGS,
     finished,
     format_scale,
-    mine,
     read_metrics,
     read_summary,
     spawn_workers,
-    train_and_keep,
+    train_shard,
 )
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train.config import TrainConfig, load_config
@@ -394,16 +393,8 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, phase: int = 1,
                 *[a for o in overrides for a in ("--set", o)]]
         spawn_workers(argv, workers, "growth-law", log)
     else:
-        for i, (name, _arm, cfg) in enumerate(runs):
-            if not mine(i, shard):
-                continue
-            if finished(out / RUN_LOGS / name, cfg):
-                log(f"[growth-law] {name}: finished earlier, kept as it is")
-                continue
-            log(f"[growth-law] {name}: {cfg.steps} steps ...")
-            res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
-            log(f"[growth-law] {name}: ‖H_K‖ {res.final['scale_K']:.1f}, final-loop CE "
-                f"{res.final['ce'][-1]:.3f} ({res.wall_time_s:.0f} s)")
+        train_shard([(name, cfg) for name, _arm, cfg in runs], out, scratch, shard,
+                    "growth-law", progress, log)
     if shard is None:
         walls = {}
         if (out / "summary.json").is_file():

@@ -34,11 +34,10 @@ from blindspot.experiments.grid import (
     RUN_LOGS,
     finished,
     format_scale,
-    mine,
     read_metrics,
     read_summary,
     spawn_workers,
-    train_and_keep,
+    train_shard,
 )
 from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
 from blindspot.train.config import TrainConfig, load_config, recipe_of
@@ -109,16 +108,8 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, arms: tuple[str, ..
                 *[a for o in overrides for a in ("--set", o)]]
         spawn_workers(argv, workers, "sensitivity", log)
     else:
-        for i, (name, cfg) in enumerate(planned):
-            if not mine(i, shard):
-                continue
-            if finished(out / RUN_LOGS / name, cfg):
-                log(f"[sensitivity] {name}: finished earlier, kept as it is")
-                continue
-            log(f"[sensitivity] {name}: {cfg.steps} steps ({recipe_of(cfg)}) ...")
-            res = train_and_keep(cfg, out / RUN_LOGS / name, scratch / name, progress)
-            log(f"[sensitivity] {name}: ‖H_K‖ {res.final['scale_K']:.1f}, final-loop ppl "
-                f"{res.final['ppl_K']:.2f} ({res.wall_time_s:.0f} s)")
+        train_shard(planned, out, scratch, shard, "sensitivity", progress, log,
+                    lambda cfg: f"{cfg.steps} steps ({recipe_of(cfg)})")
     summary = summarize(out, time.perf_counter() - t0, overrides)
     atomic_write_json(out / "summary.json", summary)
     atomic_write_text(out / "table.md", format_table(summary) + "\n")
