@@ -233,15 +233,17 @@ _PAPER = ("growth-law/predictions-paper.json",
 
 @claim("growth.v2_second_set",
        "The growth law, fitted on the study's first phase only, predicts before they are "
-       "trained every learning run of a second set of new combinations of width, loop count, "
-       "layers per loop, vocabulary and training length: every loop's final ‖H_k‖ and the "
-       "median over the training curve of ‖H_K‖ within a factor 1.5.",
+       "trained every learning run of its predictions file: a second set of new combinations "
+       "of width, loop count, layers per loop, vocabulary and training length, and the "
+       "longest d = 512 run of the first phase, still training when the law was fitted: "
+       "every loop's final ‖H_k‖ and the median over the training curve of ‖H_K‖ within a "
+       "factor 1.5.",
        source="package", paper_ref="claim 4 (how large ‖H_K‖ gets, and what sets it)", tier="full",
        test=f"{_TEST}::test_phase_claims_pass_and_refute", experiment="growth-law",
        page="notebooks/growth_law.md", certificate="blindspot.toy.growth_law.fit_growth_law")
 def _v2_second_set() -> Outcome:
     summary = load_result(*_SUM)
-    return judge_phase(load_result(*_P2), summary, ("combined",), V2_FACTOR, per_loop=True)
+    return judge_phase(load_result(*_P2), summary, None, V2_FACTOR, per_loop=True)
 
 
 def judge_paper_scale(pred: dict[str, Any]) -> Outcome:
