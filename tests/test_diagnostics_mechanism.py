@@ -71,6 +71,9 @@ def test_trainer_record_equals_the_diagnostics_table():
                                  n_layers=1, num_loops=3, dropout=0.0)).double().eval()
     idx = torch.randint(0, 50, (2, 12))
     stats = mechanism_stats(model, idx)
+    # the trainer passes its evaluation's own states: the same record, bit for bit
+    with torch.no_grad():
+        assert mechanism_stats(model, idx, model(idx, logits="none").states) == stats
     with torch.no_grad():
         trace = record(adapter_for(model), idx)
     table = mechanism_table(trace, idx, model.tok_emb.weight, model.pos_emb.weight)

@@ -12,12 +12,11 @@ so ``tests/test_growth_law_checks.py`` feeds them synthetic data that must pass 
 from __future__ import annotations
 
 import math
-from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from blindspot.checks.scale_growth import load_result
+from blindspot.checks.scale_growth import load_result, parse_utc
 from blindspot.claims import Outcome, Skip, claim
 
 V1_FACTOR = 2.0  # the committed self-logit model's own tolerance (growth.scale_prediction)
@@ -33,10 +32,6 @@ DILUTE_REST = 0.9  # "dilute": the rest r carries at least 90 % of ‖H_K‖
 SHRINK = 0.8  # "shrink": sigma_E below 80 % of its initial value
 
 
-def _utc(stamp: str) -> datetime:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
-
-
 def judge_phase(pred: dict[str, Any], summary: dict[str, Any], groups: tuple[str, ...] | None,
                 factor: float, per_loop: bool = False) -> Outcome:
     """Every predicted run of ``groups`` (all with None) against its measurement: the final
@@ -44,7 +39,7 @@ def judge_phase(pred: dict[str, Any], summary: dict[str, Any], groups: tuple[str
     prediction's ``scale_final``) and the
     median error over the logged training curve within ``factor``; runs trained before the
     prediction was made fail; runs that did not learn are listed and not judged."""
-    made = _utc(pred["run_card"]["created_utc"])
+    made = parse_utc(pred["run_card"]["created_utc"])
     rows, ok, judged, missing = [], True, 0, []
     for name, t in pred["runs"].items():
         if groups is not None and group_of(name) not in groups:
@@ -53,7 +48,7 @@ def judge_phase(pred: dict[str, Any], summary: dict[str, Any], groups: tuple[str
         if r is None:
             missing.append(name)
             continue
-        if _utc(r["created_utc"]) <= made:
+        if parse_utc(r["created_utc"]) <= made:
             ok = False
             rows.append(f"MISSED {name}: trained before its prediction ({r['created_utc']})")
             continue

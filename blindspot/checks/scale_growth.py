@@ -42,13 +42,14 @@ def load_result(rel: str, how: str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _utc(card: dict[str, Any]) -> datetime:
-    return datetime.strptime(card["created_utc"], "%Y-%m-%dT%H:%M:%SZ")
+def parse_utc(stamp: str) -> datetime:
+    """A run card's ``created_utc`` stamp as a datetime."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def judge_predictions(pred: dict[str, Any], measured: dict[str, dict[str, Any]]) -> Outcome:
     """Each CPU target of ``pred`` against its measured curve (see the claim's statement)."""
-    made = _utc(pred["run_card"])
+    made = parse_utc(pred["run_card"]["created_utc"])
     f = pred["fitted"]["floor"]
     rows, ok, missing = [], True, []
     for name, t in pred["targets"].items():
@@ -59,7 +60,7 @@ def judge_predictions(pred: dict[str, Any], measured: dict[str, dict[str, Any]])
             continue
         m = measured[name]
         when = m["created_utc"]
-        if _utc({"created_utc": when}) <= made:
+        if parse_utc(when) <= made:
             ok = False
             rows.append(f"{name}: run not newer than the prediction ({when} vs "
                         f"{pred['run_card']['created_utc']})")

@@ -40,6 +40,7 @@ Protocol (the order is in git: a phase's predictions file is committed before it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -86,9 +87,7 @@ class Arm:
 
     def config(self, seed: int, extra: tuple[str, ...] = ()) -> TrainConfig:
         cfg = load_config("cpu-per_loop-norm", (*BASE, *self.overrides, f"seed={seed}", *extra))
-        every = max(cfg.steps // EVALS, 1)
-        return load_config("cpu-per_loop-norm", (*BASE, *self.overrides, f"seed={seed}",
-                                                 f"eval_every={every}", *extra))
+        return dataclasses.replace(cfg, eval_every=max(cfg.steps // EVALS, 1))
 
     def runs(self, extra: tuple[str, ...] = ()) -> list[tuple[str, TrainConfig]]:
         return [(f"{self.name}-seed{s}", self.config(s, extra)) for s in self.seeds]

@@ -30,21 +30,23 @@ PER_LOOP = ("alpha", "beta", "rest", "self_logit", "radial_increment")
 
 
 @torch.no_grad()
-def mechanism_stats(model, x: torch.Tensor) -> dict[str, Any]:
+def mechanism_stats(model, x: torch.Tensor, states: list[torch.Tensor] | None = None
+                    ) -> dict[str, Any]:
     """The quantities of the module docstring for ``model`` (a ``LoopedLM``, in eval mode) on
-    the token ids ``x`` (B, T): each per-loop quantity as a list over loops 1..K."""
+    the token ids ``x`` (B, T): each per-loop quantity as a list over loops 1..K. ``states``:
+    the H_k of a forward pass of ``x`` already made (the evaluation's), else one is run."""
     h0, _ = model.embed(x)
-    out = model(x, logits="none")
-    K, T = len(out.states), x.shape[1]
+    states = model(x, logits="none").states if states is None else states
+    K, T = len(states), x.shape[1]
     E, W = model.tok_emb.weight, model.lm_head.weight  # (V, d); the same tensor when tied
     w_self = (W[x] - W.mean(0)).float()  # (B, T, d): z[x_t] - mean_v z[v] = <this, features>
     self_logits = [(w_self * model.readout_features(h, k, K).float()).sum(-1)
-                   for k, h in enumerate(out.states, start=1)]  # K x (B, T)
-    rows = mechanism_rows(h0, out.states, E[x], model.pos_emb.weight[:T].unsqueeze(0),
+                   for k, h in enumerate(states, start=1)]  # K x (B, T)
+    rows = mechanism_rows(h0, states, E[x], model.pos_emb.weight[:T].unsqueeze(0),
                           self_logits)
     g = model.final_norm.weight.detach().float()
     return {**{q: [r[q] for r in rows] for q in PER_LOOP},
-            "scale_K_tokens": token_stats(out.states[-1].float().norm(dim=-1)),
+            "scale_K_tokens": token_stats(states[-1].float().norm(dim=-1)),
             "embed_std": E.float().std().item(),
             "pos_std": model.pos_emb.weight.float().std().item(),
             "gain_mean": g.mean().item(), "gain_rms": g.pow(2).mean().sqrt().item()}

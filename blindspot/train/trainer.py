@@ -187,9 +187,9 @@ def evaluate(model: torch.nn.Module, val: torch.Tensor, cfg: TrainConfig,
     mechanism = None
     for i in range(0, len(x_all), cfg.batch_size):
         x, y = x_all[i:i + cfg.batch_size].to(device), y_all[i:i + cfg.batch_size].to(device)
-        if i == 0 and isinstance(model, LoopedLM):  # the record reads LoopedLM's parts
-            mechanism = mechanism_stats(model, x)
         ce, out = model.loop_cross_entropy(x, y)
+        if i == 0 and isinstance(model, LoopedLM):  # the record reads LoopedLM's parts
+            mechanism = mechanism_stats(model, x, out.states)
         b = len(x)
         ce_sum = ce_sum + ce.double().cpu() * b
         sc_sum = sc_sum + mean_scale(out.states).double().cpu() * b
