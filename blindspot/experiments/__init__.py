@@ -7,6 +7,7 @@ a checkpoint to the committed diagnostics tables.
 """
 
 from blindspot.experiments import (
+    converged_long,
     gpu_validation,
     growth_law,
     scale_prediction,
@@ -16,7 +17,8 @@ from blindspot.experiments import (
 
 EXPERIMENTS = {"table1": table1.run, "gpu-validation": gpu_validation.run,
                "sensitivity": sensitivity.run, "scale-prediction": scale_prediction.run,
-               "growth-law": growth_law.run, "growth-law-predict": growth_law.predict_cli}
+               "growth-law": growth_law.run, "growth-law-predict": growth_law.predict_cli,
+               "table1-long-predict": converged_long.predict_cli}
 
-__all__ = ["EXPERIMENTS", "gpu_validation", "growth_law", "scale_prediction", "sensitivity",
-           "table1"]
+__all__ = ["EXPERIMENTS", "converged_long", "gpu_validation", "growth_law", "scale_prediction",
+           "sensitivity", "table1"]
