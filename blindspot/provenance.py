@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,14 @@ def environment() -> dict[str, Any]:
     return env
 
 
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # a run card's created_utc
+
+
+def parse_utc(stamp: str) -> datetime:
+    """A run card's ``created_utc`` stamp as a datetime."""
+    return datetime.strptime(stamp, UTC_FORMAT)
+
+
 def run_card(*, config: Any, seed: int | None, wall_time_s: float | None = None,
              **extra: Any) -> dict[str, Any]:
     """The record every result file carries: config, seed, package version, git revision,
@@ -117,7 +126,7 @@ def run_card(*, config: Any, seed: int | None, wall_time_s: float | None = None,
         "blindspot_version": __version__,
         "git_revision": git_revision(),
         "environment": environment(),
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "created_utc": time.strftime(UTC_FORMAT, time.gmtime()),
     }
     if wall_time_s is not None:
         card["wall_time_s"] = wall_time_s

@@ -143,9 +143,12 @@ def test_claims_skip_with_the_command_that_writes_their_results(tmp_path, monkey
 
     monkeypatch.setenv("BLINDSPOT_RESULTS", str(tmp_path))
     claims = {k: v for k, v in load_all().items() if ".converged" in k}
-    assert len(claims) == 12 and all(c.tier == "full" for c in claims.values())
+    assert len(claims) == 14 and all(c.tier == "full" for c in claims.values())
     for cid, c in claims.items():
-        with pytest.raises(Skip, match="blindspot experiment table1 --tier converged") as e:
+        # the longer runs' claims first need their registered prediction
+        want = ("table1-long-predict" if ".long_" in cid
+                else "blindspot experiment table1 --tier converged")
+        with pytest.raises(Skip, match=want) as e:
             c.check()
         if cid.startswith("diagnostics."):
             assert C.DIAGNOSE in str(e.value)
@@ -255,6 +258,25 @@ def test_converged_tier_rehearses_the_whole_path(tmp_path, monkeypatch):
     assert blindspot(["diagnose", str(out / "checkpoints"), "--out",
                       str(results / C.TABLES_DIR), "--quiet", "--no-figure"]) == 0
     for cid, c in load_all().items():
-        if ".converged" in cid:
+        # the longer runs' claims read their own folder (tests/test_converged_long.py)
+        if ".converged" in cid and ".long_" not in cid:
             assert c.check().evidence, cid  # judged (pass or fail), not skipped
     assert set(s["conditions"]) == set(CONDITIONS) | {E.FIX}
+
+
+def test_sessions_sum_the_wall_clock_of_a_grid_trained_in_two_goes():
+    cards = [  # two workers, two runs each, then a resume an hour later
+        {"created_utc": "2026-12-05T10:05:00Z", "wall_time_s": 300.0},
+        {"created_utc": "2026-12-05T10:05:30Z", "wall_time_s": 330.0},
+        {"created_utc": "2026-12-05T10:10:10Z", "wall_time_s": 280.0},
+        {"created_utc": "2026-12-05T10:10:40Z", "wall_time_s": 300.0},
+        {"created_utc": "2026-12-05T11:30:00Z", "wall_time_s": 600.0},
+    ]
+    out = E.sessions(cards)
+    assert [s["runs"] for s in out["sessions"]] == [4, 1]
+    first = out["sessions"][0]
+    assert (first["start_utc"], first["end_utc"]) == ("2026-12-05T10:00:00Z",
+                                                      "2026-12-05T10:10:40Z")
+    assert out["wall_time_s"] == pytest.approx(640.0 + 600.0)
+    # one session when the gap allowed is longer than the idle hour
+    assert len(E.sessions(cards, gap_s=7200)["sessions"]) == 1

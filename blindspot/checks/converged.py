@@ -342,10 +342,10 @@ def _long_load() -> tuple[dict[str, Any], dict[str, Any]]:
     folder = results_root() / L.LONG_OUT.removeprefix("results/")
     pred = folder / "prediction.json"
     if not pred.is_file():
-        raise Skip(f"{pred} is missing: `{L.PREDICT}` registers it")
+        raise Skip(f"{L.LONG_OUT}/prediction.json is missing: `{L.PREDICT}` registers it")
     summary = folder / "summary.json"
     if not summary.is_file():
-        raise Skip(f"{summary} is missing: `{L.LONG_TRAIN}`")
+        raise Skip(f"{L.LONG_OUT}/summary.json is missing: `{L.LONG_TRAIN}`")
     return json.loads(pred.read_text()), load_summary(summary)
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from blindspot.checks.scale_growth import load_result, parse_utc
+from blindspot.checks.scale_growth import load_result
 from blindspot.claims import Outcome, Skip, claim
+from blindspot.provenance import parse_utc
 
 V1_FACTOR = 2.0  # the committed self-logit model's own tolerance (growth.scale_prediction)
 V2_FACTOR = 1.5  # the revised law on the second set: final ‖H_K‖ of every learning run

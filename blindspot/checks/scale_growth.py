@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from blindspot.claims import Outcome, Skip, claim
 from blindspot.experiments.scale_prediction import measured_curves
+from blindspot.provenance import parse_utc
 
 FACTOR = 2.0  # self-logit regime: final ‖H_K‖ and median curve error within a factor 2
 FLOOR_FACTOR = 2.0  # floor regime: final ‖H_K‖ at most 2x the fitted floor f
@@ -40,11 +40,6 @@ def load_result(rel: str, how: str) -> dict[str, Any]:
     if not path.is_file():
         raise Skip(f"no {rel}: run `{how}`")
     return json.loads(path.read_text())
-
-
-def parse_utc(stamp: str) -> datetime:
-    """A run card's ``created_utc`` stamp as a datetime."""
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
 
 
 def judge_predictions(pred: dict[str, Any], measured: dict[str, dict[str, Any]]) -> Outcome:

@@ -47,7 +47,7 @@ from blindspot.experiments.grid import (
     spawn_workers,
     train_and_keep,
 )
-from blindspot.provenance import atomic_write_json, atomic_write_text, run_card
+from blindspot.provenance import atomic_write_json, atomic_write_text, parse_utc, run_card
 from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config, recipe_of
 
 TIERS = ("cpu", "gpu", "converged")
@@ -349,15 +349,42 @@ def run(tier: str = "cpu", out: str | Path | None = None, *, seeds: tuple[int, .
     return summary
 
 
+SESSION_GAP_S = 600.0  # runs more than 10 idle minutes apart were trained in different sessions
+
+
+def sessions(run_cards: list[dict[str, Any]], gap_s: float = SESSION_GAP_S) -> dict[str, Any]:
+    """The wall clock a grid took, from its runs' own run cards (each written when its run
+    ended, with the run's wall time): runs whose spans [end - wall time, end] chain with gaps
+    below ``gap_s`` form one session (a grid resumed later is a second one); per session its
+    start, end, wall time and run count, and the sum over sessions."""
+    spans = sorted((parse_utc(c["created_utc"]).timestamp() - c["wall_time_s"],
+                    parse_utc(c["created_utc"]).timestamp()) for c in run_cards)
+    groups: list[list[float]] = []
+    for start, end in spans:
+        if groups and start - groups[-1][1] < gap_s:
+            groups[-1][1] = max(groups[-1][1], end)
+            groups[-1][2] += 1
+        else:
+            groups.append([start, end, 1])
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    rows = [{"start_utc": time.strftime(stamp, time.gmtime(a)),
+             "end_utc": time.strftime(stamp, time.gmtime(b)), "wall_time_s": b - a, "runs": n}
+            for a, b, n in groups]
+    return {"sessions": rows, "wall_time_s": sum(r["wall_time_s"] for r in rows),
+            "gap_s": gap_s}
+
+
 def summarize(out: Path, planned: list, meta: dict[str, Any], session_s: float) -> dict[str, Any]:
     """The summary of the planned runs whose results are on disk under ``out/per_run`` (a run
     counts only if its recorded config is the planned one); ``complete`` once all are."""
     done: dict[str, list[dict[str, Any]]] = {}
+    cards = []
     for key, seed, cfg in planned:
         run_dir = out / RUN_LOGS / f"{key}-seed{seed}"
         f = finished(run_dir, cfg)
         if f is None:
             continue  # not run, or a stale result of another config: not this grid's
+        cards.append(f["run_card"])
         cond = key.split("-", 1)[1] if key.startswith(("44m-", "129m-")) else key
         curve = curves(run_dir / "metrics.jsonl") if meta["tier"] == "converged" else {}
         done.setdefault(key, []).append({**curve,
@@ -396,6 +423,8 @@ def summarize(out: Path, planned: list, meta: dict[str, Any], session_s: float) 
             "runs_judged": runs,
             "per_run": {f"{k}-seed{r['seed']}": r["convergence"]
                         for k, v in done.items() for r in v}}
+        if cards:
+            extra["wall_clock"] = sessions(cards)
     return {"experiment": "table1", "tier": meta["tier"], "rehearse": meta["rehearse"],
             "seeds": meta["seeds"], "recipe": meta["recipe"],
             "contrast": meta["config"]["contrast"],
@@ -415,6 +444,12 @@ def ordered(summary: dict[str, Any]) -> list[dict[str, Any]]:
                   key=lambda c: (c["scale_name"], order.index(c["condition"])))
 
 
+def _wall_s(summary: dict[str, Any]) -> float:
+    """The grid's wall clock: summed over its sessions where the summary records them (a
+    resumed grid), else the last invocation's."""
+    return summary.get("wall_clock", {}).get("wall_time_s", summary["wall_time_s"])
+
+
 def format_table(summary: dict[str, Any]) -> str:
     """Markdown: our final-loop perplexity, CE and ‖H_K‖ (mean ± std over seeds) beside the
     paper's, with the corpus's unigram entropy (the CE a model that learned nothing reaches)."""
@@ -423,7 +458,9 @@ def format_table(summary: dict[str, Any]) -> str:
             f"recipe {summary.get('recipe', 'gpt2 (blindspot 0.1)')}; "
             f"seeds {', '.join(map(str, summary['seeds']))}; "
             f"{summary['runs']}/{summary['total_runs']} runs; "
-            f"{summary['wall_time_s'] / 60:.1f} min wall clock, "
+            f"{_wall_s(summary) / 60:.1f} min wall clock"
+            + (f" in {len(summary['wall_clock']['sessions'])} sessions"
+               if len(summary.get("wall_clock", {}).get("sessions", ())) > 1 else "") + ", "
             f"{summary['train_time_s'] / 60:.1f} min of training summed over runs"
             + (f"; unigram entropy of the corpus {entropy:.3f} nats)" if entropy else ")"),
             *([f"Convergence criterion ({summary['convergence']['criterion']}): met by "
