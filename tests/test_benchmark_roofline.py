@@ -60,15 +60,38 @@ def test_the_trainer_step_and_the_eager_step_train_the_same_way():
                                    rtol=1e-9, atol=0)
 
 
-def test_the_explicit_workload_times_the_trainer_step_with_the_explicit_kernel(monkeypatch):
-    """``train_explicit`` runs :func:`train_step` itself, on a model whose attention is the
-    explicit kernel; ``train`` keeps the config's (SDPA)."""
+def test_each_training_workload_times_the_trainer_step_with_its_switch(monkeypatch):
+    """``train_sdpa``/``train_explicit`` run :func:`train_step` itself on a model with that
+    attention kernel, ``train`` keeps the config's (the tiny preset's: SDPA), and the levers
+    switch on compilation and the fused AdamW."""
     seen = []
-    monkeypatch.setattr(bench, "train_step", lambda model, *a: seen.append(
-        model.blocks[0].attn.kernel))
-    for name in ("train", "train_explicit"):
+    monkeypatch.setattr(bench, "train_step", lambda model, opt, sched, x, y, cfg, step:
+                        seen.append((model.blocks[0].attn.kernel, cfg.compile,
+                                     bool(opt.defaults.get("fused")))))
+    for name in ("train", "train_sdpa", "train_explicit", *bench.LEVERS):
         bench.workload(name, _cfg())()
-    assert seen == ["sdpa", "explicit"]
+    assert seen == [("sdpa", False, False), ("sdpa", False, False), ("explicit", False, False),
+                    ("sdpa", True, False), ("sdpa", False, True)]
+
+
+def test_levers_and_targets_read_the_rounds_they_say():
+    times = {f"{w}/{s}/bf16": [t] * 3 for s in bench.SEQS
+             for w, t in (("train", 1.0), ("eager", 1.5), ("train_compiled", 2.0),
+                          ("train_fused_adamw", 0.98))}
+    first = {k: v[0] + (40.0 if k.startswith("train_compiled") else 0.1) for k, v in times.items()}
+    lev = bench.levers(times, first)
+    c = lev["64"]["train_compiled"]
+    assert c["vs_train"]["median"] == 0.5 and c["vs_eager"]["median"] == 0.75
+    assert c["first_step_extra_s"] == pytest.approx(40.0)
+    res = {"ratios": {s: {"by_precision": {"bf16": {"ours_vs_eager": {"median": m}}}}
+                      for s, m in (("64", 1.35), ("256", 1.2), ("1024", 1.6))},
+           "rows": [{"workload": "train", "seq": 256, "precision": "bf16",
+                     "peak_fraction": 0.2}]}
+    t = bench.targets(res)
+    assert [t[k]["met"] for k in ("vs_eager_bf16_64", "vs_eager_bf16_256", "vs_eager_bf16_1024",
+                                  "peak_fraction_256")] == [True, False, True, False]
+    grid = json.loads((ROOT / bench.GRIDS["paper"]).read_text())
+    assert t["grid_wall_min"]["measured"] == pytest.approx(grid["wall_time_s"] / 60)
 
 
 def test_flop_count_is_the_models_closed_form():
@@ -86,7 +109,8 @@ def test_flop_count_is_the_models_closed_form():
     assert bench.workload_flops("train", cfg) == bench.workload_flops("eager", cfg) == 3 * forward
     # the explicit kernel computes the same function: credited the same useful work, not the
     # masked half of its T x T products
-    assert bench.workload_flops("train_explicit", cfg) == 3 * forward
+    for name in ("train_sdpa", "train_explicit", *bench.LEVERS):
+        assert bench.workload_flops(name, cfg) == 3 * forward
 
 
 def test_timed_rounds_rotate_the_order_and_time_every_unit_each_round():
@@ -102,20 +126,21 @@ def test_timed_rounds_rotate_the_order_and_time_every_unit_each_round():
 def test_ratios_compare_each_step_with_the_others_at_best_and_at_equal_precision():
     """tokens/s of a over b = time of b / time of a, per round; each workload's best
     precision is its faster one by median time."""
-    base = {"train": 2.0, "train_explicit": 1.0, "eager": 1.5}  # seconds per step in bf16
+    base = {"train": 1.0, "train_sdpa": 2.0, "train_explicit": 1.25, "eager": 1.5}  # s, bf16
     times = {f"{impl}/{s}/{p}": [t * (3 if p == "fp32" else 1)] * 3  # fp32 3x slower
              for impl, t in base.items() for s in bench.SEQS for p in bench.PRECISIONS}
     times["eager/64/fp32"] = [1.0] * 3  # the eager model's best precision at seq 64: fp32
     r = bench.ratios(times)
     assert set(r) == {str(s) for s in bench.SEQS}
     q = r["256"]
-    assert q["best_precision"] == {"train": "bf16", "train_explicit": "bf16", "eager": "bf16"}
-    assert q["explicit_vs_ours"]["median"] == 2.0 and q["explicit_vs_eager"]["median"] == 1.5
-    assert q["ours_vs_eager"]["median"] == 0.75 and q["bf16_gain_explicit"]["median"] == 3.0
-    assert q["by_precision"]["fp32"]["explicit_vs_ours"]["median"] == 2.0
+    assert set(q["best_precision"].values()) == {"bf16"}
+    assert q["ours_vs_sdpa"]["median"] == 2.0 and q["ours_vs_eager"]["median"] == 1.5
+    assert q["sdpa_vs_eager"]["median"] == 0.75 and q["explicit_vs_eager"]["median"] == 1.2
+    assert q["bf16_gain_sdpa"]["median"] == 3.0
+    assert q["by_precision"]["fp32"]["ours_vs_sdpa"]["median"] == 2.0
     assert r["64"]["best_precision"]["eager"] == "fp32"
-    assert r["64"]["explicit_vs_eager"]["median"] == 1.0  # bf16 explicit vs fp32 eager
-    assert r["64"]["by_precision"]["bf16"]["explicit_vs_eager"]["median"] == 1.5
+    assert r["64"]["ours_vs_eager"]["median"] == 1.0  # bf16 ours vs fp32 eager
+    assert r["64"]["by_precision"]["bf16"]["ours_vs_eager"]["median"] == 1.5
 
 
 @pytest.mark.slow

@@ -105,29 +105,44 @@ def test_set_overrides_parse_values_as_yaml():
     assert C.load_config("cpu", ["lr=2e-3"]).lr == 2e-3  # YAML 1.1 reads this as a string
 
 
-def test_attention_kernel_is_a_model_switch_that_defaults_to_sdpa():
-    """Every preset keeps torch's SDPA (the committed runs were trained with it); one --set
-    selects the explicit kernel, and the choice survives the YAML round trip."""
+def test_attention_kernel_is_a_model_switch_auto_on_the_cpu_presets():
+    """The CPU presets train with ``auto`` (blocked attention on a CPU with dropout); every
+    other preset keeps torch's SDPA. One --set selects another kernel, and the choice survives
+    the YAML round trip."""
     for name in C.preset_names():
-        assert C.load_config(name).model.attention_kernel == "sdpa", name
+        want = "auto" if name == "cpu" or name.startswith("cpu-") else "sdpa"
+        assert C.load_config(name).model.attention_kernel == want, name
     cfg = C.load_config("cpu-per_loop-norm", ["model.attention_kernel=explicit"])
     assert cfg.model.attention_kernel == "explicit"
     assert C.from_dict(TrainConfig, yaml.safe_load(C.to_yaml(cfg))) == cfg
 
 
-def test_configs_saved_before_the_attention_kernel_switch_read_as_sdpa():
-    """A config written before ``model.attention_kernel`` existed ran SDPA: upgraded, it is
-    today's config with "sdpa", so every committed CPU Table 1 run is still a finished run
-    of the grid (none is retrained, none drops out of its summary)."""
-    from blindspot.experiments.grid import finished
-    from blindspot.experiments.table1 import plan_runs
+def test_every_committed_study_is_a_finished_run_of_its_plan():
+    """A config written before ``model.attention_kernel`` (or ``init_embed_std``, ``compile``,
+    ``fused_adamw``) existed ran SDPA eagerly: upgraded, it is today's config with those
+    values. The studies trained with SDPA pin it, so every committed run is still a finished run
+    of its plan (none is retrained, none drops out of its summary); the CPU grid, trained with
+    the preset's ``auto``, is one of its plan as it stands."""
+    from blindspot.experiments import growth_law, sensitivity
+    from blindspot.experiments.grid import SDPA, finished
+    from blindspot.experiments.table1 import CONTRASTS, plan_runs
 
-    old = C.to_dict(C.load_config("cpu-per_loop-norm"))
-    del old["model"]["attention_kernel"]
-    assert C.from_dict(TrainConfig, C.upgrade(old)) == C.load_config("cpu-per_loop-norm")
-    runs = ROOT / "results" / "table1-cpu" / "per_run"
-    for key, seed, cfg in plan_runs("cpu"):
-        assert finished(runs / f"{key}-seed{seed}", cfg) is not None, (key, seed)
+    old = C.to_dict(C.load_config("cpu-per_loop-norm", [SDPA]))
+    del old["model"]["attention_kernel"], old["model"]["init_embed_std"]
+    del old["compile"], old["fused_adamw"]
+    assert C.from_dict(TrainConfig, C.upgrade(old)) == C.load_config("cpu-per_loop-norm", [SDPA])
+    res = ROOT / "results"
+    plans = {"table1-cpu": plan_runs("cpu"), "table1-converged": plan_runs("converged"),
+             "table1-cpu-gpt2": plan_runs("cpu", overrides=CONTRASTS["gpt2"]),
+             "table1-cpu-fp32": plan_runs("cpu", seeds=(0,), overrides=("precision=fp32",))}
+    for folder, runs in plans.items():
+        for key, seed, cfg in runs:
+            assert finished(res / folder / "per_run" / f"{key}-seed{seed}", cfg), (folder, key)
+    for name, arm in sensitivity.ARMS.items():
+        assert finished(res / "sensitivity-cpu" / "per_run" / name, arm.config()), name
+    for arm in growth_law.ARMS.values():
+        for name, cfg in arm.runs():
+            assert finished(res / "growth-law" / "per_run" / name, cfg), name
 
 
 @pytest.mark.parametrize("item, message", [
@@ -140,7 +155,7 @@ def test_configs_saved_before_the_attention_kernel_switch_read_as_sdpa():
     ("supervision=dense", r"supervision must be one of per_loop, terminal; got 'dense'"),
     ("model.readout=layernorm", r"model.readout must be one of norm, raw, final_only_norm"),
     ("model.attention_kernel=flash",
-     r"model.attention_kernel must be one of sdpa, explicit; got 'flash'"),
+     r"model.attention_kernel must be one of sdpa, explicit, blocked, auto; got 'flash'"),
     ("data=3", r"data is a section \(DataConfig\)"),
     ("steps", r"is not KEY=VALUE"),
     ("data.seq_len=512", r"data.seq_len=512 exceeds model.max_seq_len=64"),

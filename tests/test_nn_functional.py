@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blindspot.nn import causal_attention, layer_norm, radial_split, rms_norm
+from blindspot.nn import functional as BF
 
 # float64 round-off of a handful of O(1) operations on O(1) numbers is ~1e-16 relative, far
 # inside tol.float64; a wrong formula would be off at the 1e-1 level.
@@ -113,13 +114,80 @@ def test_explicit_attention_equals_sdpa_in_float64(tol, T):
     q, k, v = (_x(s, (2, 3, T, 4)).requires_grad_() for s in (1, 2, 3))  # (B, H, T, d_h)
     up = _x(4, (2, 3, T, 4))  # an upstream gradient that weighs every output differently
     out, grads = {}, {}
-    for kernel in ("sdpa", "explicit"):
+    for kernel in ("sdpa", "explicit", "blocked", "auto"):
         y = causal_attention(q, k, v, kernel=kernel)
         out[kernel] = y
         grads[kernel] = torch.autograd.grad((y * up).sum(), (q, k, v))
-    torch.testing.assert_close(out["explicit"], out["sdpa"], rtol=tol.float64, atol=tol.float64)
-    for a, b in zip(grads["explicit"], grads["sdpa"], strict=True):
+    for kernel in ("explicit", "blocked", "auto"):
+        torch.testing.assert_close(out[kernel], out["sdpa"], rtol=tol.float64, atol=tol.float64)
+        for a, b in zip(grads[kernel], grads["sdpa"], strict=True):
+            torch.testing.assert_close(a, b, rtol=tol.float64, atol=tol.float64)
+
+
+@settings(max_examples=25, deadline=None)
+@given(T=st.integers(1, 40), block=st.integers(1, 48), seed=st.integers(0, 2**16))
+def test_blocked_attention_equals_explicit_for_any_block_size(tol, T, block, seed):
+    """Blocks that end mid-sequence, a short last block, one block longer than T: every split
+    of the queries computes the same function and gradients (float64 round-off, as above)."""
+    q, k, v = (_x(seed + s, (2, 2, T, 4)).requires_grad_() for s in (1, 2, 3))
+    up = _x(seed + 4, (2, 2, T, 4))
+    ys = {"explicit": BF.explicit_causal_attention(q, k, v),
+          "blocked": BF.blocked_causal_attention(q, k, v, block=block)}
+    gs = {n: torch.autograd.grad((y * up).sum(), (q, k, v)) for n, y in ys.items()}
+    torch.testing.assert_close(ys["blocked"], ys["explicit"], rtol=tol.float64, atol=tol.float64)
+    for a, b in zip(gs["blocked"], gs["explicit"], strict=True):
         torch.testing.assert_close(a, b, rtol=tol.float64, atol=tol.float64)
+
+
+def test_blocked_attention_in_bf16_is_as_close_as_the_explicit_kernel():
+    """In bf16 (the CPU recipe), the blocked kernel keeps S and P in bf16 where the explicit
+    one keeps P in float32 until the product with V: against a float64 reference both are off
+    by bf16 round-off (8 mantissa bits: ~4e-3 per rounding, a few roundings), and the blocked
+    one by no more than 1.5x the explicit one's error plus one bf16 ulp of the output."""
+    q, k, v = (_x(s, (4, 4, 256, 32)) for s in (1, 2, 3))
+    ref = BF.explicit_causal_attention(q, k, v)
+    err = {}
+    for name, fn in (("explicit", BF.explicit_causal_attention),
+                     ("blocked", BF.blocked_causal_attention)):
+        y = fn(*(t.bfloat16() for t in (q, k, v))).double()
+        err[name] = ((y - ref).abs().max() / ref.abs().max()).item()
+    assert err["explicit"] < 3e-2 and err["blocked"] < 3e-2, err
+    assert err["blocked"] <= 1.5 * err["explicit"] + 2 ** -8, err
+
+
+def test_blocked_attention_dropout_keeps_a_fraction_and_is_seeded(tol):
+    """With V = I the output is the dropped probability matrix: kept entries are P/(1 − p),
+    the future stays 0, about a fraction p of the causal pairs is dropped, a seed fixes the
+    masks, and the expectation over masks is P (the average of 400 masked matrices within 4
+    binomial standard deviations of it)."""
+    p, B, H, T = 0.3, 2, 3, 24
+    q, k = _x(1, (B, H, T, 4)), _x(2, (B, H, T, 4))
+    eye = torch.eye(T, dtype=torch.float64).expand(B, H, T, T)
+    probs = BF.explicit_causal_attention(q, k, eye)
+    torch.manual_seed(7)
+    dropped = BF.blocked_causal_attention(q, k, eye, p, block=5)
+    torch.manual_seed(7)
+    again = BF.blocked_causal_attention(q, k, eye, p, block=5)
+    assert torch.equal(dropped, again)  # a seed fixes the masks
+    causal = torch.ones(T, T, dtype=torch.bool).tril().expand(B, H, T, T)
+    kept = dropped != 0
+    assert not (kept & ~causal).any()
+    torch.testing.assert_close(dropped[kept], probs[kept] / (1 - p), rtol=tol.float64, atol=0)
+    share = 1 - kept.sum().item() / causal.sum().item()
+    assert abs(share - p) < 0.05, share  # 1,800 causal pairs: binomial sd 0.011
+    mean = torch.stack([BF.blocked_causal_attention(q, k, eye, p, block=5)
+                        for _ in range(400)]).mean(0)
+    # per entry: sd of the mean = P sqrt(p/(1-p)) / sqrt(400) <= 0.033 P
+    assert ((mean - probs).abs() <= 4 * 0.033 * probs + 1e-12).all()
+
+
+def test_auto_kernel_picks_blocked_for_cpu_dropout_and_sdpa_otherwise():
+    assert BF.resolve_attention_kernel("auto", 0.1, "cpu") == "blocked"
+    assert BF.resolve_attention_kernel("auto", 0.0, "cpu") == "sdpa"  # evaluation
+    assert BF.resolve_attention_kernel("auto", 0.1, "cuda") == "sdpa"  # flash with dropout
+    assert BF.resolve_attention_kernel("explicit", 0.1, "cuda") == "explicit"
+    with pytest.raises(ValueError, match="block = 0"):
+        BF.blocked_causal_attention(*(_x(s, (1, 1, 4, 2)) for s in (1, 2, 3)), block=0)
 
 
 def test_explicit_attention_drops_the_probabilities_and_nothing_else(tol):
@@ -153,5 +221,5 @@ def test_explicit_attention_drops_the_probabilities_and_nothing_else(tol):
 def test_causal_attention_rejects_an_unknown_kernel():
     q = _x(1, (1, 1, 2, 4))
     with pytest.raises(ValueError, match="kernel = 'flash'; valid choices are 'sdpa', "
-                                         "'explicit'"):
+                                         "'explicit', 'blocked', 'auto'"):
         causal_attention(q, q, q, kernel="flash")

@@ -61,6 +61,17 @@ def explicit_attention_sees_the_future(mp):  # the causal mask forgotten
                (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1) @ v)
 
 
+def blocked_attention_drops_earlier_blocks(mp):  # each block sees only its own keys
+    real = BF.blocked_causal_attention
+
+    def local(q, k, v, dropout_p=0.0, block=BF.ATTENTION_BLOCK):
+        T = q.shape[-2]
+        return torch.cat([real(q[..., t:t + block, :], k[..., t:t + block, :],
+                               v[..., t:t + block, :], dropout_p, block)
+                          for t in range(0, T, block)], dim=-2)
+    mp.setattr(BF, "blocked_causal_attention", local)
+
+
 def eps_gain_without_eps_below(mp):  # κ = ε/ms(h): right only where ms(h) ≫ ε
     mp.setattr(radial, "radial_gain", lambda ms, eps: eps / ms)
 
@@ -162,6 +173,7 @@ BUGS = {  # planted bug -> the quick-tier claims that must FAIL with it
                                      "train.objective_radial_force"},
     sensitivity_scales_the_logits: {"diagnostics.scale_sensitivity_closed_form"},
     explicit_attention_sees_the_future: {"nn.attention_kernels_agree"},
+    blocked_attention_drops_earlier_blocks: {"nn.attention_kernels_agree"},
     eps_gain_without_eps_below: {"diagnostics.radial_share_blind_spot"},
     trainer_drops_weight_decay: {"train.optimizer_recipe"},
     chunked_ce_backward_loses_the_target: {"nn.chunked_readout_ce_agrees"},

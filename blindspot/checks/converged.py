@@ -349,7 +349,7 @@ def _long_load() -> tuple[dict[str, Any], dict[str, Any]]:
     return json.loads(pred.read_text()), load_summary(summary)
 
 
-_LTEST = "tests/test_converged_long.py::test_long_claims_pass_and_fail"
+_LTEST = "tests/test_converged_long.py::"
 
 
 @claim("table1.converged.long_projection",
@@ -358,7 +358,7 @@ _LTEST = "tests/test_converged_long.py::test_long_claims_pass_and_fail"
        "run's final-loop CE within 15 % of the projection, and the convergence criterion met "
        "or not as projected (not met by any of the three).",
        source="package", paper_ref="the paper's models are trained out (4 epochs)", tier="full",
-       test=_LTEST, experiment="table1",
+       test=_LTEST + "test_prediction_and_projection_claim_pass_and_fail", experiment="table1",
        certificate="blindspot.checks.converged.long_projection")
 def _long_projection() -> Outcome:
     return long_projection(*_long_load())
@@ -368,8 +368,9 @@ def _long_projection() -> Outcome:
        "Trained three times as long (6,000 steps, seed 0), the scale-controlled per-loop "
        "variants (raw readout, norm penalty) reach a final-loop perplexity no worse than "
        "per-loop + RMSNorm readout (within 5 %, two single-seed standard deviations).",
-       source="paper", paper_ref="claim 7, Table 1", tier="full", test=_LTEST,
-       experiment="table1", certificate="blindspot.checks.converged.long_perplexity")
+       source="paper", paper_ref="claim 7, Table 1", tier="full",
+       test=_LTEST + "test_long_perplexity_claim_pass_and_fail", experiment="table1",
+       certificate="blindspot.checks.converged.long_perplexity")
 def _long_perplexity() -> Outcome:
     pred, summary = _long_load()
     return long_perplexity(summary, pred["steps"])

@@ -21,6 +21,11 @@ from typing import Any
 RUN_LOGS = "per_run"  # not "runs": .gitignore keeps every runs/ folder (training scratch) out
 LOG_FILES = ("config.yaml", "metrics.jsonl", "final.json")
 
+SDPA = "model.attention_kernel=sdpa"
+"""The kernel the committed studies other than the CPU grid were trained with, before the CPU
+preset's default became ``auto`` (blocked attention on a CPU with dropout): each study pins it,
+so that its committed runs stay finished runs of its plan and a seed reproduces them."""
+
 
 def train_and_keep(cfg, run_dir: Path, scratch_dir: Path, progress: bool = False):
     """Train ``cfg`` in ``scratch_dir`` (resuming if it holds a checkpoint) and copy its logs

@@ -32,6 +32,7 @@ from typing import Any
 
 from blindspot.experiments.grid import (
     RUN_LOGS,
+    SDPA,
     finished,
     format_scale,
     read_metrics,
@@ -56,8 +57,9 @@ class Arm:
     factors: dict[str, Any] = field(default_factory=dict)
 
     def config(self, extra: tuple[str, ...] = ()) -> TrainConfig:
-        return load_config(f"cpu-per_loop-{self.readout}",
-                           (f"seed={SEED}", f"log_every={LOG_EVERY}", *self.overrides, *extra))
+        return load_config(f"cpu-per_loop-{self.readout}",  # SDPA: the kernel it was run with
+                           (SDPA, f"seed={SEED}", f"log_every={LOG_EVERY}", *self.overrides,
+                            *extra))
 
 
 def _arms() -> list[Arm]:

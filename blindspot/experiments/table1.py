@@ -41,6 +41,7 @@ from typing import Any
 
 from blindspot.experiments.grid import (
     RUN_LOGS,
+    SDPA,
     finished,
     format_scale,
     mine,
@@ -57,7 +58,7 @@ GPU_BUDGET_S = 600.0  # ten minutes on one H200
 H200_BF16_FLOPS = 989e12  # dense bf16 peak of an H200 (NVIDIA datasheet, without sparsity)
 ASSUMED_MFU = 0.30  # model FLOP utilisation we assume for an uncompiled small model (our guess)
 OVERHEAD_S = 60.0  # data preparation, evaluation and checkpoints outside the step budget
-CONTRASTS = {"gpt2": ("recipe=gpt2", "model.dropout=0.0")}
+CONTRASTS = {"gpt2": (SDPA, "recipe=gpt2", "model.dropout=0.0")}
 """The named contrast grids, as overrides put before the user's. ``gpt2`` is blindspot 0.1's grid
 (GPT-2-style init, warm-up + cosine, betas (0.9, 0.95), decay on matrices, float32 on a CPU,
 dropout 0); under it the committed runs are reproduced bit for bit."""
@@ -98,7 +99,7 @@ CONVERGED_CONDITIONS = (*CONDITIONS, FIX)
 CONVERGED_SEEDS = (0, 1, 2)
 CONVERGED_STEPS = 2000
 CONVERGED_EVAL_EVERY = 100  # 20 validations: the curve, and the criterion's step 1600
-CONVERGED = (f"steps={CONVERGED_STEPS}", f"eval_every={CONVERGED_EVAL_EVERY}",
+CONVERGED = (SDPA, f"steps={CONVERGED_STEPS}", f"eval_every={CONVERGED_EVAL_EVERY}",
              "eval_windows=64", "ckpt_every=250")
 """The converged tier's overrides of the CPU preset, which keep its model, data, batch of 16 x
 64 bytes, the paper's recipe, dropout 0.1 and lr 2e-3.

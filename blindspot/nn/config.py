@@ -14,7 +14,7 @@ NormKind = Literal["rmsnorm", "layernorm"]
 BlockNorm = Literal["pre", "sandwich"]
 Injection = Literal["none", "add", "concat"]
 Init = Literal["paper", "gpt2"]
-AttentionKernel = Literal["sdpa", "explicit"]
+AttentionKernel = Literal["sdpa", "explicit", "blocked", "auto"]
 READOUTS: tuple[str, ...] = get_args(Readout)
 """The readout kinds, ``norm`` (W·N(H_k) at every loop), ``raw`` (W·H_k) and
 ``final_only_norm`` (raw, N at the last loop), in the order of the config's Literal."""
@@ -44,11 +44,12 @@ class ModelConfig:
     # depth-scaled residual projections (blindspot 0.1's init, a named contrast).
     init: Init = "paper"
     init_embed_std: float | None = None  # std of token/position embeddings; None: the init's
-    # How attention is computed (blindspot.nn.functional.causal_attention): one function, two
-    # kernels. "sdpa": torch's scaled_dot_product_attention, the default, kept because the
-    # committed CPU runs were trained with it (a seed reproduces them bit for bit). "explicit":
-    # softmax(QKᵀ/√d_h + M)V written out, the faster choice for new bf16 CPU training with
+    # How attention is computed (blindspot.nn.functional.causal_attention): one function, four
+    # kernels. "sdpa": torch's scaled_dot_product_attention, the library default. "explicit":
+    # softmax(QKᵀ/√d_h + M)V written out (softmax in float32). "blocked": the same by blocks of
+    # queries, in the inputs' precision, with cheaper dropout masks; the fastest on a CPU with
     # attention dropout (CPU SDPA with dropout falls back to a math kernel that upcasts bf16 to
-    # float32; the measured ratio is in the README's Performance section). Its dropout masks
-    # differ from SDPA's: a seed gives another, equally valid run.
+    # float32; the measured ratios are in the README's Performance section). "auto": blocked
+    # on a CPU with dropout, sdpa otherwise (CUDA, evaluation); the CPU preset's choice. The
+    # kernels draw different dropout masks: a seed gives another, equally valid run per kernel.
     attention_kernel: AttentionKernel = "sdpa"

@@ -65,8 +65,24 @@ def radial_split(h: Tensor, delta: Tensor) -> tuple[Tensor, Tensor]:
     return a, delta_perp
 
 
-ATTENTION_KERNELS = ("sdpa", "explicit")
+ATTENTION_KERNELS = ("sdpa", "explicit", "blocked", "auto")
 """The values of ``causal_attention(kernel=...)`` and of ``ModelConfig.attention_kernel``."""
+ATTENTION_BLOCK = 128
+"""Query rows per block of the ``blocked`` kernel. Measured (one thread, bf16, dropout 0.1,
+2,048 tokens per step, the CPU preset's model; ``benchmarks/roofline.py`` has the committed
+numbers): 2 blocks of 128 were the fastest split at sequence 256 and 8 blocks of 128 at 1,024,
+while at 64 one block and two of 32 ran within 1 % of each other."""
+
+
+def resolve_attention_kernel(kernel: str, dropout_p: float, device_type: str) -> str:
+    """The kernel that ``kernel="auto"`` runs: ``blocked`` when attention dropout is on and the
+    tensors live on a CPU (where SDPA with dropout falls back to a float32 math kernel), else
+    ``sdpa`` (its fused kernels: flash or memory-efficient attention with dropout on CUDA, the
+    CPU flash kernel without dropout, as in evaluation). Any other kernel is returned as it
+    is."""
+    if kernel != "auto":
+        return kernel
+    return "blocked" if dropout_p > 0 and device_type == "cpu" else "sdpa"
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
@@ -79,7 +95,9 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
     ``kernel="sdpa"`` (the default) delegates to ``F.scaled_dot_product_attention`` so that
     the fused kernel (no T×T matrix kept for backward) is used when dropout is off.
     ``kernel="explicit"`` is :func:`explicit_causal_attention`, the same function written
-    out. Compared with the formula in
+    out; ``kernel="blocked"`` is :func:`blocked_causal_attention`, the same function by blocks
+    of queries in the inputs' precision; ``kernel="auto"`` picks one by device and dropout
+    (:func:`resolve_attention_kernel`). Compared with the formula in
     ``tests/test_nn_functional.py::test_causal_attention_matches_explicit_softmax``, and
     with each other in
     ``tests/test_nn_functional.py::test_explicit_attention_equals_sdpa_in_float64``.
@@ -88,6 +106,11 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
     if kernel == "explicit":
         return explicit_causal_attention(q, k, v, dropout_p)
+    if kernel == "blocked":
+        return blocked_causal_attention(q, k, v, dropout_p)
+    if kernel == "auto":
+        return causal_attention(q, k, v, dropout_p,
+                                resolve_attention_kernel(kernel, dropout_p, q.device.type))
     raise ValueError(f"causal_attention: kernel = {kernel!r}; valid choices are "
                      + ", ".join(repr(c) for c in ATTENTION_KERNELS))
 
@@ -121,6 +144,49 @@ def explicit_causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float 
     if dropout_p > 0:
         probs = F.dropout(probs, dropout_p)
     return probs.to(v.dtype) @ v  # (B, H, T, d_h)
+
+
+def blocked_causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float = 0.0,
+                             block: int = ATTENTION_BLOCK) -> Tensor:
+    r"""Causal attention by blocks of ``block`` queries, the ``attention_kernel="blocked"``:
+    the function of :func:`explicit_causal_attention`, computed so that a CPU does less work.
+
+    - **Only the keys a block can see.** Queries t0..t1-1 attend to keys 0..t1-1 only (the rest
+      are masked anyway), so the score, softmax, dropout and product work on about
+      (n + 1)/(2n) of the T×T matrix for n blocks, and each block's matrix stays in cache.
+    - **The inputs' precision throughout.** S, P and the dropout mask are in the inputs' dtype
+      (bf16 under autocast). The softmax kernel accumulates in float32 internally and rounds its
+      output once, which is the rounding P receives anyway before the product with V in the
+      explicit kernel; float32 and float64 inputs are computed in their own precision.
+    - **Dropout from uniform draws.** A kept entry is one whose ``torch.rand`` draw is ≥ p
+      (probability 1 − p up to 2⁻²⁴), scaled by 1/(1 − p), which costs less than
+      ``F.dropout``'s Bernoulli sampler on a CPU. The masks therefore differ from the other
+      kernels': a seed gives another, equally valid run (deterministic for a fixed seed).
+
+    Without dropout it computes :func:`explicit_causal_attention` to round-off (checked in
+    float64 in ``tests/test_nn_functional.py``). q, k, v are (B, H, T, d_h) with k, v the same
+    length T as q.
+    """
+    if block < 1:
+        raise ValueError(f"blocked_causal_attention: block = {block} must be >= 1")
+    T = q.shape[-2]
+    if k.shape[-2] != T:
+        raise ValueError(f"blocked_causal_attention: {k.shape[-2]} keys for {T} queries; causal "
+                         "self-attention needs as many keys as queries")
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    reduced = q.dtype in (torch.bfloat16, torch.float16)
+    outs = []
+    for t0 in range(0, T, block):
+        t1 = min(t0 + block, T)
+        scores = (q[..., t0:t1, :] @ k[..., :t1, :].transpose(-2, -1)) * scale  # (B, H, b, t1)
+        future = torch.ones(t1 - t0, t1, dtype=torch.bool, device=q.device).triu(t0 + 1)
+        scores = scores.masked_fill(future, float("-inf"))
+        probs = scores.softmax(-1) if reduced else scores.softmax(-1, dtype=scores.dtype)
+        if dropout_p > 0:
+            keep = torch.rand(probs.shape, device=probs.device) >= dropout_p
+            probs = probs.mul(keep).mul_(1.0 / (1.0 - dropout_p))
+        outs.append(probs.to(v.dtype) @ v[..., :t1, :])  # (B, H, b, d_h)
+    return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)
 
 
 def embedding_components(h: Tensor, token_vec: Tensor, pos_vec: Tensor | None = None

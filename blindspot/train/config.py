@@ -86,6 +86,15 @@ class TrainConfig:
     eval_every: int = 0  # validation every N steps (0: only at the end)
     eval_windows: int = 64  # validation windows (evenly spread over the validation split)
     ckpt_every: int = 100  # atomic resumable checkpoint every N steps (0: only at the end)
+    # Speed switches that leave the model's function alone (benchmarks/roofline.py measures
+    # each against the eager step). compile: torch.compile (inductor) of the model's forward;
+    # on this package's CPU it did not pay (README, Performance), so it is off by default.
+    # fused_adamw: torch's fused AdamW kernel; None = on CUDA only (on a CPU it measured within
+    # noise of the default). Neither changes the dropout masks of the eager kernels, but the
+    # fused optimizer rounds differently and the compiled graph draws its own masks: a seed
+    # gives another run when either is switched.
+    compile: bool = False
+    fused_adamw: bool | None = None
 
     def __post_init__(self) -> None:
         validate(self)
@@ -478,12 +487,19 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     matrices only. (0.1 also dropped the attention output projection's output; its runs all
     had dropout 0, where that is moot.) Configs without ``model.attention_kernel`` predate
     that switch and ran torch's SDPA: they are read with ``"sdpa"``, so a committed run stays
-    a finished run of today's config."""
+    a finished run of today's config; configs without ``compile`` and ``fused_adamw`` ran
+    eagerly with AdamW fused on CUDA only (False, None)."""
     if not isinstance(data, dict):
         return data
     model = data.get("model")
     if isinstance(model, dict) and "attention_kernel" not in model:
         data = {**data, "model": {**model, "attention_kernel": "sdpa"}}
+    model = data.get("model")
+    if isinstance(model, dict) and "init_embed_std" not in model:  # before that key: the init's
+        data = {**data, "model": {**model, "init_embed_std": None}}
+    # configs from before the speed switches ran eagerly, with AdamW fused on CUDA only
+    if "compile" not in data or "fused_adamw" not in data:
+        data = {"compile": False, "fused_adamw": None, **data}
     if "lr_schedule" in data:
         return data
     model = data.get("model")

@@ -140,11 +140,30 @@ def param_groups(model: torch.nn.Module, weight_decay: float,
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
+def speed_settings(cfg: TrainConfig, device: torch.device) -> dict[str, Any]:
+    """How a run of ``cfg`` on ``device`` computes, decided before any tensor exists (so the
+    GPU path's choices are testable on a CPU): the attention kernel training runs (``auto``
+    resolved by device and dropout; :func:`blindspot.nn.functional.resolve_attention_kernel`),
+    the one evaluation runs (no dropout), whether AdamW is fused (``fused_adamw``, None: on
+    CUDA only) and whether the forward pass is compiled. Recorded in every run card."""
+    from blindspot.nn.functional import resolve_attention_kernel
+
+    kernel = cfg.model.attention_kernel
+    return {"device": device.type,
+            "attention_kernel_train": resolve_attention_kernel(kernel, cfg.model.dropout,
+                                                               device.type),
+            "attention_kernel_eval": resolve_attention_kernel(kernel, 0.0, device.type),
+            "fused_adamw": (device.type == "cuda" if cfg.fused_adamw is None
+                            else cfg.fused_adamw),
+            "compile": cfg.compile, "precision": cfg.precision}
+
+
 def optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device
               ) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW over :func:`param_groups` with the recipe's betas, and its lr schedule."""
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay, cfg.weight_decay_on), lr=cfg.lr,
-                            betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda" or None)
+                            betas=(cfg.beta1, cfg.beta2),
+                            fused=speed_settings(cfg, device)["fused_adamw"] or None)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio,
                                  cfg.lr_schedule))
@@ -294,6 +313,8 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
     model = ckpt_io.build_model(cfg).to(device)
     dd.broadcast_parameters(model, ctx)
     opt, sched = optimizer(model, cfg, device)
+    if cfg.compile:
+        model.compile()  # the forward pass; parameter names (and checkpoints) stay as they are
     # dropout streams differ per rank (each rank sees other tokens); all share the init above
     torch.manual_seed(cfg.seed * 7919 + 1 + ctx.rank)
 
@@ -397,5 +418,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, progress: bool = True, resum
         atomic_write_json(out / "final.json", {
             **final, "tokenizer": data.tokenizer_key, "processes": ctx.world,
             "run_card": run_card(config=cfg, seed=cfg.seed, wall_time_s=wall,
-                                 device=str(device), **(run_info or {}))})
+                                 device=str(device), speed=speed_settings(cfg, device),
+                                 **(run_info or {}))})
     return TrainResult(out, cfg, model, final, wall)
