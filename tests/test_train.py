@@ -350,7 +350,8 @@ def test_train_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert main(["tiny", "--set", "model.norm_eps=-1e-6", *run]) == 2
     _one_line_error(capsys, "model.norm_eps")
     assert main(["tiny", "--set", "model.attention_kernel=flash", *run]) == 2
-    _one_line_error(capsys, "model.attention_kernel must be one of sdpa, explicit, blocked, auto; got 'flash'")
+    _one_line_error(capsys, "model.attention_kernel must be one of sdpa, explicit, blocked, "
+                            "auto; got 'flash'")
     wiki = ["--set", "data.source=wikitext103"]
     assert main(["tiny", *wiki, *run]) == 2
     _one_line_error(capsys, "needs data.path")
