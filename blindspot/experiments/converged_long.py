@@ -40,8 +40,8 @@ FIT_START = 300  # the first 300 steps are the fast initial drop (CE 5.5 -> 2.6)
 LONG_STEPS = 6000  # 3x the tier: the longest three runs that fit about 28 min on 2 workers
 LONG_SEED = 0
 LONG_CONDITIONS = ("per_loop-norm", "per_loop-raw", "per_loop-penalty")
-"""The paper's perplexity claim's three conditions: per-loop + RMSNorm readout and its two
-scale-controlled variants (raw readout, norm penalty)."""
+"""Per-loop + RMSNorm readout and its two scale-controlled variants (raw readout, norm
+penalty), the three conditions of the paper's perplexity claim."""
 LONG_OUT = "results/table1-converged-long"
 LONG_TRAIN = ("blindspot experiment table1 --tier converged --seeds 0 --conditions "
               + " ".join(LONG_CONDITIONS) + f" --set steps={LONG_STEPS} --out {LONG_OUT} "

@@ -129,11 +129,10 @@ def explicit_causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout_p: float 
     cannot use its fused kernel and falls back to the math kernel, which upcasts bf16 inputs
     to float32, so a bf16 training step with attention dropout spends most of its time in
     float32 attention products (benchmarks/roofline.py profiles it). Here only the softmax
-    runs in float32 and both products stay in bf16: the faster choice for new bf16 CPU
-    training with attention dropout. Without dropout it computes SDPA's function to
-    round-off; with dropout it draws its masks differently from SDPA, so a seed gives
-    another, equally valid run. The committed CPU runs were trained with ``"sdpa"``, which
-    stays the default.
+    runs in float32 and both products stay in bf16; :func:`blocked_causal_attention` goes
+    further (bf16 throughout, only the keys each block of queries sees) and is the CPU preset's
+    choice. Without dropout it computes SDPA's function to round-off; with dropout it draws its
+    masks differently from SDPA, so a seed gives another, equally valid run.
     """
     T, S = q.shape[-2], k.shape[-2]
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, T, S), inputs' dtype
