@@ -58,7 +58,7 @@ def _summary(ce_by_cond, steps=2000, ppl=None):
         conditions[cond] = {
             "condition": cond, "label": cond, "scale_name": "cpu", "steps": steps,
             "ppl_K": {"mean": p, "std": 0.0, "n": 1},
-            "seeds": [{"seed": 0, "steps": steps, "eval_steps": s, "eval_ce_K": curve,
+            "seeds": [{"seed": 0, "steps": steps, "eval_steps": s, "eval_ce_K": curve, "ppl_K": p,
                        "convergence": {"improvement": imp, "met": imp < 0.01}}]}
     return {"conditions": conditions, "runs": len(conditions), "total_runs": len(conditions),
             "complete": True, "seeds": [0],

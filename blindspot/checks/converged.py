@@ -315,9 +315,11 @@ def long_projection(prediction: dict[str, Any], summary: dict[str, Any]) -> Outc
 
 
 def long_perplexity(summary: dict[str, Any], steps: int) -> Outcome:
-    """The paper's perplexity claim on the long runs (one seed each): per-loop + raw readout
-    and + norm penalty reach a final-loop perplexity ≤ per-loop + RMSNorm's x
-    (1 + :data:`LONG_PPL_ALLOWANCE`)."""
+    """The paper's perplexity claim on the long runs: per-loop + raw readout and + norm
+    penalty reach a mean final-loop perplexity (over the seeds trained) ≤ per-loop + RMSNorm's
+    x (1 + :data:`LONG_PPL_ALLOWANCE`). The allowance was fixed for one seed; with two it is
+    looser than two standard deviations of the mean, which the evidence's per-seed values
+    let a reader see."""
     c = T._need(summary, (BLIND, *T.PER_LOOP_CONTROLLED))
     for k in (BLIND, *T.PER_LOOP_CONTROLLED):
         if c[k]["steps"] != steps:
@@ -326,10 +328,15 @@ def long_perplexity(summary: dict[str, Any], steps: int) -> Outcome:
     ref = c[BLIND]["ppl_K"]["mean"]
     bound = ref * (1 + LONG_PPL_ALLOWANCE)
     ok = all(c[k]["ppl_K"]["mean"] <= bound for k in T.PER_LOOP_CONTROLLED)
-    parts = ", ".join(f"{k} {c[k]['ppl_K']['mean']:.3f}" for k in T.PER_LOOP_CONTROLLED)
-    return Outcome(ok, ("" if ok else "refuted: ") + f"after {steps:,} steps: {parts} vs "
-                   f"{BLIND} {ref:.3f} (needs ≤ {bound:.3f}, + {LONG_PPL_ALLOWANCE:.0%} for one "
-                   f"seed); {T._n(summary)}")
+    def seeds(k: str) -> str:
+        return "/".join(f"{r['ppl_K']:.3f}" for r in c[k]["seeds"])
+
+    parts = ", ".join(f"{k} {c[k]['ppl_K']['mean']:.3f} (seeds {seeds(k)})"
+                      for k in T.PER_LOOP_CONTROLLED)
+    return Outcome(ok, ("" if ok else "refuted: ") + f"after {steps:,} steps, mean over seeds "
+                   f"{', '.join(str(r['seed']) for r in c[BLIND]['seeds'])}: {parts} vs "
+                   f"{BLIND} {ref:.3f} (seeds {seeds(BLIND)}; needs ≤ {bound:.3f}, + "
+                   f"{LONG_PPL_ALLOWANCE:.0%}); {T._n(summary)}")
 
 
 def _long_load() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -365,9 +372,10 @@ def _long_projection() -> Outcome:
 
 
 @claim("table1.converged.long_perplexity",
-       "Trained three times as long (6,000 steps, seed 0), the scale-controlled per-loop "
-       "variants (raw readout, norm penalty) reach a final-loop perplexity no worse than "
-       "per-loop + RMSNorm readout (within 5 %, two single-seed standard deviations).",
+       "Trained three times as long (6,000 steps; seed 0, and seed 1 where trained), the "
+       "scale-controlled per-loop variants (raw readout, norm penalty) reach a mean final-loop "
+       "perplexity no worse than per-loop + RMSNorm readout (within 5 %, two single-seed "
+       "standard deviations).",
        source="paper", paper_ref="claim 7, Table 1", tier="full",
        test=_LTEST + "test_long_perplexity_claim_pass_and_fail", experiment="table1",
        certificate="blindspot.checks.converged.long_perplexity")
