@@ -48,8 +48,8 @@ LONG_TRAIN = ("blindspot experiment table1 --tier converged --seeds "
               + " ".join(map(str, LONG_SEEDS)) + " --conditions "
               + " ".join(LONG_CONDITIONS) + f" --set steps={LONG_STEPS} --out {LONG_OUT} "
               "--workers 2")
-"""The one command that trains the long runs: seed 0, the one the prediction is about, and
-seed 1, a second seed for the perplexity comparison (its runs finished seed 0's are kept)."""
+"""The one command that trains the long runs, seed 0 (the one the prediction is about) and
+seed 1 (a second seed for the perplexity comparison); finished runs are kept."""
 PREDICT = "blindspot experiment table1-long-predict"
 SOURCE = "results/table1-converged/summary.json"
 HORIZON = 10**6  # criterion_step searches step counts up to a million (~40 h of one worker)
