@@ -751,7 +751,7 @@ def table(res: dict) -> str:
                      f"{bp['eager']}); bf16 gain ours {q['bf16_gain_ours']['median']:.2f}x, "
                      f"eager {q['bf16_gain_eager']['median']:.2f}x")
     lines += ["", "tokens/s ratios, median of rounds (best in brackets): train = trainer's step "
-                  "with SDPA, explicit = with attention_kernel=explicit:"]
+                  "as the preset configures it, sdpa / explicit = with that attention kernel:"]
     for s, q in res["ratios"].items():
         bp = q["best_precision"]
         lines.append(f"  seq {s:>4} best precision (explicit {bp['train_explicit']}): "

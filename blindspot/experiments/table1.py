@@ -48,7 +48,13 @@ from blindspot.experiments.grid import (
     spawn_workers,
     train_and_keep,
 )
-from blindspot.provenance import atomic_write_json, atomic_write_text, parse_utc, run_card
+from blindspot.provenance import (
+    UTC_FORMAT,
+    atomic_write_json,
+    atomic_write_text,
+    parse_utc,
+    run_card,
+)
 from blindspot.train.config import CONDITIONS, PAPER_LABELS, TrainConfig, load_config, recipe_of
 
 TIERS = ("cpu", "gpu", "converged")
@@ -367,9 +373,9 @@ def sessions(run_cards: list[dict[str, Any]], gap_s: float = SESSION_GAP_S) -> d
             groups[-1][2] += 1
         else:
             groups.append([start, end, 1])
-    stamp = "%Y-%m-%dT%H:%M:%SZ"
-    rows = [{"start_utc": time.strftime(stamp, time.gmtime(a)),
-             "end_utc": time.strftime(stamp, time.gmtime(b)), "wall_time_s": b - a, "runs": n}
+    rows = [{"start_utc": time.strftime(UTC_FORMAT, time.gmtime(a)),
+             "end_utc": time.strftime(UTC_FORMAT, time.gmtime(b)), "wall_time_s": b - a,
+             "runs": n}
             for a, b, n in groups]
     return {"sessions": rows, "wall_time_s": sum(r["wall_time_s"] for r in rows),
             "gap_s": gap_s}

@@ -480,6 +480,14 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
     return from_dict(TrainConfig, apply_recipe(merge(_preset_dict(name), overrides)))
 
 
+ADDED_MODEL_KEYS = {"attention_kernel": "sdpa", "init_embed_std": None}
+"""Model keys added after runs were committed, with the value those runs had: torch's SDPA,
+and the init's own embedding std."""
+ADDED_KEYS = {"compile": False, "fused_adamw": None}
+"""Top-level keys added after runs were committed, with the value those runs had: eager, AdamW
+fused on CUDA only."""
+
+
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A saved config dict in today's form (today's configs are returned as they are).
     Configs written by blindspot 0.1 (no ``lr_schedule`` key) predate the recipe switches;
@@ -492,14 +500,10 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data, dict):
         return data
     model = data.get("model")
-    if isinstance(model, dict) and "attention_kernel" not in model:
-        data = {**data, "model": {**model, "attention_kernel": "sdpa"}}
-    model = data.get("model")
-    if isinstance(model, dict) and "init_embed_std" not in model:  # before that key: the init's
-        data = {**data, "model": {**model, "init_embed_std": None}}
-    # configs from before the speed switches ran eagerly, with AdamW fused on CUDA only
-    if "compile" not in data or "fused_adamw" not in data:
-        data = {"compile": False, "fused_adamw": None, **data}
+    if isinstance(model, dict) and not ADDED_MODEL_KEYS.keys() <= model.keys():
+        data = {**data, "model": {**ADDED_MODEL_KEYS, **model}}
+    if not ADDED_KEYS.keys() <= data.keys():
+        data = {**ADDED_KEYS, **data}
     if "lr_schedule" in data:
         return data
     model = data.get("model")
