@@ -481,11 +481,11 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 
 ADDED_MODEL_KEYS = {"attention_kernel": "sdpa", "init_embed_std": None}
-"""Model keys added after runs were committed, with the value those runs had: torch's SDPA,
-and the init's own embedding std."""
+"""The model keys added after runs were committed, each with the value those runs had (torch's
+SDPA and the init's own embedding std)."""
 ADDED_KEYS = {"compile": False, "fused_adamw": None}
-"""Top-level keys added after runs were committed, with the value those runs had: eager, AdamW
-fused on CUDA only."""
+"""The top-level keys added after runs were committed, each with the value those runs had
+(eager, AdamW fused on CUDA only)."""
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
